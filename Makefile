@@ -1,0 +1,86 @@
+# kubeloop: `make run` and `make test` set up whatever is missing, then do their job.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+SERVING_VENV := .venv-serving
+TOOLS := .tools/bin
+PY := $(VENV)/bin/python
+CONFIG ?= examples/screening/config.yaml
+
+# Python 3.11 for the main environment; Python 3.12 for seldon-core in the serving one.
+PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
+PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3"; \
+	if [ -x "$$p" ]; then echo "$$p"; else PYENV_VERSION=3.12.1 command -v python3.12; fi)
+
+BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
+
+.PHONY: help setup run test lint bench compile clean tools lock $(addprefix bench-,$(BENCHES))
+
+help:
+	@echo "make run      set up, then run the screening example end to end (kfp.local)"
+	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
+	@echo "make lint     ruff + mypy"
+	@echo "make bench    run every benchmark (make bench-NAME for one)"
+	@echo "make compile  refresh the compiled pipelines in manifests/pipelines/"
+	@echo "make tools    put helm and kubectl in $(TOOLS)"
+	@echo "make clean    remove environments, tools and local run outputs"
+
+$(VENV)/.ready: requirements/main.lock pyproject.toml
+	@test -x "$(PYTHON311)" || { echo "Python 3.11 not found: set PYTHON311=/path/to/python3.11"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON311) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/main.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+$(SERVING_VENV)/.ready: requirements/serving.lock
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: set PYTHON312=/path/to/python3.12"; exit 1; }
+	@[ -x $(SERVING_VENV)/bin/python ] || $(PYTHON312) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVING_VENV)/bin/python -m pip install --quiet -r requirements/serving.lock
+	@touch $@
+
+$(TOOLS)/helm $(TOOLS)/kubectl: scripts/fetch_tools.py
+	$(PYTHON311) scripts/fetch_tools.py $(TOOLS)
+	@touch $(TOOLS)/helm $(TOOLS)/kubectl
+
+tools: $(TOOLS)/helm $(TOOLS)/kubectl
+
+setup: $(VENV)/.ready $(SERVING_VENV)/.ready tools
+
+run: $(VENV)/.ready
+	$(VENV)/bin/kubeloop run --config $(CONFIG)
+
+lint: $(VENV)/.ready
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup lint
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(VENV)/bin/pytest
+
+bench: $(addprefix bench-,$(BENCHES))
+	@[ -n "$(BENCHES)" ] || echo "no benchmarks yet (tests/benchmarks/bench_*.py)"
+
+$(addprefix bench-,$(BENCHES)): bench-%: $(VENV)/.ready
+	$(PY) tests/benchmarks/bench_$*.py
+
+compile: $(VENV)/.ready
+	$(VENV)/bin/kubeloop compile --out manifests/pipelines
+
+lock:
+	rm -rf /tmp/kubeloop-lock && $(PYTHON311) -m venv /tmp/kubeloop-lock
+	/tmp/kubeloop-lock/bin/pip install --quiet -r requirements/main.in
+	{ echo "# Generated from requirements/main.in by 'make lock' (pip freeze of a fresh venv). Python 3.11."; \
+	  /tmp/kubeloop-lock/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' | sort -f; } > requirements/main.lock
+	rm -rf /tmp/kubeloop-lock && $(PYTHON312) -m venv /tmp/kubeloop-lock
+	/tmp/kubeloop-lock/bin/pip install --quiet -r requirements/serving.in
+	{ echo "# Generated from requirements/serving.in by 'make lock' (pip freeze of a fresh venv). Python 3.12."; \
+	  /tmp/kubeloop-lock/bin/pip freeze --exclude-editable | sort -f; } > requirements/serving.lock
+	rm -rf /tmp/kubeloop-lock
+
+clean:
+	rm -rf $(VENV) $(SERVING_VENV) .tools .kubeloop local_outputs build *.egg-info \
+		.pytest_cache .mypy_cache .ruff_cache examples/*/data
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Containerised pipeline steps: one package per step plus shared code in common."""

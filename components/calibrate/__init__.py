@@ -1,0 +1,1 @@
+"""Calibration step: fits a temperature so scores read as probabilities."""

@@ -1,0 +1,1 @@
+"""Shared code for every step: config, artifact store, registry, lineage, data I/O."""

@@ -1,0 +1,231 @@
+"""Typed project configuration: one YAML file, every section validated before any work starts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, field docstrings are docs."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class GeneratorSpec(Section):
+    """How to create the dataset file when it does not exist yet (examples, tests)."""
+
+    function: str
+    """Import path `module:function`; called as function(path=..., **params) and must write path."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments passed to the generator (rows, prevalence, seed, ...)."""
+
+
+class SplitSpec(Section):
+    """How rows are divided into train, validation, calibration and test sets."""
+
+    strategy: Literal["random", "temporal", "group"] = "random"
+    """random: stratified by label; temporal: train before a cutoff, evaluate after it;
+    group: no value of `dataset.group_column` appears on both sides."""
+    validation_fraction: float = Field(0.15, gt=0, lt=1)
+    """Share of rows for early stopping and model selection."""
+    calibration_fraction: float = Field(0.15, gt=0, lt=1)
+    """Share of rows kept apart to fit the calibration."""
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    """Share of rows held out for evaluation and the gate."""
+    cutoff: str | None = None
+    """temporal only: ISO timestamp; rows at or after it form the test set. Default: the
+    time quantile that leaves `test_fraction` of rows after it."""
+    seed: int = 0
+    """Seed of the random and group splits."""
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_rows(self) -> SplitSpec:
+        held_out = self.validation_fraction + self.calibration_fraction + self.test_fraction
+        if held_out >= 0.9:
+            raise ValueError(
+                f"validation + calibration + test fractions sum to {held_out:.2f}, leaving "
+                f"{1 - held_out:.2f} for training; lower them so the sum is below 0.9"
+            )
+        return self
+
+
+class DatasetConfig(Section):
+    """Where the data is and what its columns mean."""
+
+    path: str
+    """CSV or Parquet file: a local path (relative to the config file) or s3://bucket/key."""
+    label: str
+    """Name of the binary label column."""
+    positive_value: int | str = 1
+    """Label value that marks a positive case (e.g. disease present)."""
+    features: list[str] | None = None
+    """Feature columns. Default: every column except label, id, time and group columns."""
+    categorical: list[str] = Field(default_factory=list)
+    """Features to one-hot encode (categories learnt from the training split)."""
+    id_column: str | None = None
+    """Row identifier, never used as a feature."""
+    time_column: str | None = None
+    """Timestamp column; required by the temporal split."""
+    group_column: str | None = None
+    """Patient/site id; required by the group split."""
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    """How rows are split."""
+    generator: GeneratorSpec | None = None
+    """Creates the file when it is missing (the bundled examples use it)."""
+
+    @model_validator(mode="after")
+    def _split_needs_columns(self) -> DatasetConfig:
+        if self.split.strategy == "temporal" and not self.time_column:
+            raise ValueError("split.strategy 'temporal' needs dataset.time_column; set it")
+        if self.split.strategy == "group" and not self.group_column:
+            raise ValueError("split.strategy 'group' needs dataset.group_column; set it")
+        if self.features is not None and self.label in self.features:
+            raise ValueError(f"the label '{self.label}' is listed in features; remove it")
+        unknown = set(self.categorical) - set(self.features or self.categorical)
+        if unknown:
+            raise ValueError(f"categorical columns {sorted(unknown)} are not in features")
+        return self
+
+
+class ValidationConfig(Section):
+    """The data gate that runs before training."""
+
+    min_rows: int = Field(100, ge=1)
+    """Fewer rows than this fails the gate."""
+    max_null_fraction: float = Field(0.0, ge=0, le=1)
+    """Highest share of missing values allowed in any feature or the label."""
+    allow_extra_columns: bool = True
+    """Whether columns not named in the config may appear (they are ignored)."""
+
+
+class TrainingConfig(Section):
+    """The model and how it is fitted."""
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
+    """Width of each hidden layer of the MLP."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Dropout after each hidden layer."""
+    epochs: int = Field(20, ge=1, le=10_000)
+    """Maximum passes over the training split."""
+    batch_size: int = Field(256, ge=1)
+    """Rows per optimiser step (per process)."""
+    learning_rate: float = Field(1e-3, gt=0)
+    """AdamW learning rate."""
+    weight_decay: float = Field(1e-4, ge=0)
+    """AdamW weight decay."""
+    early_stopping_patience: int = Field(5, ge=1)
+    """Epochs without validation-loss improvement before stopping."""
+    class_weighting: bool = True
+    """Weight positives by negatives/positives so rare positives are not ignored."""
+    seed: int = 0
+    """Seed for weights, shuffling and dropout."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto uses CUDA when present, otherwise CPU."""
+
+
+class EvaluationConfig(Section):
+    """Held-out metrics and the gate a model must pass to be registered."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    """Probability at or above which a case is called positive."""
+    min_recall: float | None = Field(None, ge=0, le=1)
+    """Gate: lowest acceptable recall (sensitivity) on the test split."""
+    min_precision: float | None = Field(None, ge=0, le=1)
+    """Gate: lowest acceptable precision (PPV) on the test split."""
+    min_roc_auc: float | None = Field(None, ge=0, le=1)
+    """Gate: lowest acceptable ROC-AUC on the test split."""
+
+
+class CalibrationConfig(Section):
+    """Turning scores into probabilities people can read as such."""
+
+    method: Literal["temperature"] = "temperature"
+    """Calibration method fitted on the calibration split."""
+    bins: int = Field(15, ge=2, le=100)
+    """Equal-width bins for the expected calibration error."""
+
+
+class DeploymentConfig(Section):
+    """How a registered model reaches traffic (used by the deploy step)."""
+
+    strategy: Literal["shadow", "canary", "replace"] = "canary"
+    """shadow: mirror traffic, never answer; canary: shift traffic in steps; replace: at once."""
+    canary_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
+    """Traffic percentages of the canary, in order; the last must be 100."""
+    namespace: str = "kubeloop"
+    """Kubernetes namespace of the SeldonDeployment."""
+
+    @model_validator(mode="after")
+    def _steps_reach_full_traffic(self) -> DeploymentConfig:
+        steps = self.canary_steps
+        if not steps or steps[-1] != 100 or any(not 0 < s <= 100 for s in steps):
+            raise ValueError(f"canary_steps {steps} must be percentages in (0, 100] ending at 100")
+        if steps != sorted(steps):
+            raise ValueError(f"canary_steps {steps} must increase")
+        return self
+
+
+class MonitoringConfig(Section):
+    """Drift checks on logged traffic and the retraining trigger."""
+
+    drift_share: float = Field(0.5, gt=0, le=1)
+    """Dataset drift when at least this share of features drift."""
+    window: str = "1h"
+    """Length of each traffic window checked."""
+    schedule: str = "0 * * * *"
+    """Cron schedule of the drift check."""
+    cooldown_minutes: int = Field(360, ge=0)
+    """Minimum time between two retraining runs."""
+
+
+class KubeloopConfig(Section):
+    """A kubeloop project: one model, its data and how it moves to production."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    """Model name in the registry (lowercase letters, digits, '-': a Kubernetes name)."""
+    store: str = ".kubeloop"
+    """Artifact store: a folder (relative to the working directory) or s3://bucket/prefix."""
+    dataset: DatasetConfig
+    """The data."""
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    """The data gate."""
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """The model and its training."""
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    """Metrics and the quality gate."""
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+    """Probability calibration."""
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    """Rollout."""
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Drift monitoring and retraining."""
+
+    def resolved(self) -> dict[str, Any]:
+        """Every field, defaults written out, as plain JSON types."""
+        return self.model_dump(mode="json")
+
+    def digest(self) -> str:
+        """sha256 of the resolved config in canonical JSON (key order does not matter)."""
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def to_json(self) -> str:
+        """Canonical JSON, the form passed to pipeline steps."""
+        return json.dumps(self.resolved(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> KubeloopConfig:
+        """Parse the JSON a pipeline step receives (already resolved and checked)."""
+        return cls.model_validate_json(text)
+
+
+def resolve_data_path(path: str, base_dir: Path) -> str:
+    """Make a relative local dataset path absolute against the config file's folder."""
+    if "://" in path or Path(path).is_absolute():
+        return path
+    return str((base_dir / path).resolve())

@@ -1,0 +1,50 @@
+"""Reading tables (CSV, Parquet) from local paths or s3:// URIs, with readable errors."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+
+class DataReadError(ValueError):
+    """A dataset file that cannot be read; the message names the file and the problem."""
+
+
+@contextlib.contextmanager
+def local_path(uri: str) -> Iterator[Path]:
+    """A local path for `uri`: the file itself, or a temporary download of an s3:// object."""
+    if not uri.startswith("s3://"):
+        yield Path(uri)
+        return
+    from components.common.s3store import S3Store
+
+    parts = urlsplit(uri)
+    bucket_uri = f"s3://{parts.netloc}"
+    key = parts.path.lstrip("/")
+    store = S3Store.from_uri(bucket_uri)
+    with tempfile.TemporaryDirectory(prefix="kubeloop-data-") as tmp:
+        yield store.download_file(key, Path(tmp) / Path(key).name)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file chosen by its suffix."""
+    if not path.is_file():
+        raise DataReadError(f"{path}: file not found; check dataset.path")
+    if path.stat().st_size == 0:
+        raise DataReadError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except UnicodeDecodeError as exc:
+        raise DataReadError(f"{path}: not UTF-8 text ({exc.reason}); re-save it as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:
+        raise DataReadError(f"{path}: cannot be parsed as {suffix[1:]}: {exc}") from None
+    raise DataReadError(f"{path}: unknown format '{suffix}'; use .csv or .parquet")

@@ -1,0 +1,1 @@
+"""Evaluation step: held-out metrics and the quality gate."""

@@ -1,0 +1,1 @@
+"""Register step: writes the model version into the registry."""

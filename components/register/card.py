@@ -1,0 +1,112 @@
+"""The model card: one HTML page with data, lineage, metrics, gate and calibration."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from typing import Any
+
+
+def _table(rows: Sequence[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_card(
+    name: str,
+    version: str,
+    metrics: dict[str, Any],
+    decision: dict[str, Any],
+    calibration: dict[str, Any],
+    lineage: dict[str, Any],
+    schema: dict[str, Any],
+    reliability_png: bytes,
+) -> str:
+    """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI."""
+    checks = (
+        "".join(
+            f"<tr><td>{html.escape(c['check'])}</td><td>{c['observed']}</td><td>{c['required']}</td>"
+            f"<td class={'ok' if c['passed'] else 'bad'}>{'pass' if c['passed'] else 'FAIL'}</td></tr>"
+            for c in decision.get("checks", [])
+        )
+        or "<tr><td colspan=4>no floors configured</td></tr>"
+    )
+    git = lineage.get("git", {})
+    splits = schema.get("splits", {})
+    image = base64.b64encode(reliability_png).decode()
+    metric_rows = [
+        (k, metrics[k])
+        for k in (
+            "threshold",
+            "recall",
+            "precision",
+            "specificity",
+            "f1",
+            "roc_auc",
+            "pr_auc",
+            "accuracy",
+            "prevalence",
+        )
+        if k in metrics
+    ]
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(name)} v{version} model card</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0 1.5em}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
+.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#c62828;font-weight:bold}}code{{font-size:90%}}</style></head>
+<body><h1>{html.escape(name)} &middot; version {version}</h1>
+<p>Run <code>{html.escape(str(lineage.get("run_id")))}</code>, trigger <b>{
+        html.escape(str(lineage.get("trigger")))
+    }</b>,
+parent run <code>{html.escape(str(lineage.get("parent_run")))}</code>.</p>
+<h2>Data</h2>
+{
+        _table(
+            [
+                ("dataset", lineage.get("data", {}).get("path")),
+                ("fingerprint", lineage.get("data", {}).get("fingerprint")),
+                ("features", ", ".join(schema.get("features", []))),
+                ("label", schema.get("label")),
+            ]
+            + [
+                (f"{s} split", f"{v['rows']} rows, prevalence {v['prevalence']:.4f}")
+                for s, v in splits.items()
+            ]
+        )
+    }
+<h2>Gate</h2><table><tr><th>check</th><th>observed</th><th>required</th><th>result</th></tr>{checks}</table>
+<h2>Test-split metrics</h2>{_table(metric_rows)}
+<h2>Calibration</h2>
+{
+        _table(
+            [
+                ("method", calibration.get("method")),
+                ("temperature", calibration.get("temperature")),
+                ("ECE before", calibration["before"]["ece"]),
+                ("ECE after", calibration["after"]["ece"]),
+                ("NLL before", calibration["before"]["nll"]),
+                ("NLL after", calibration["after"]["nll"]),
+                ("Brier after", calibration["after"]["brier"]),
+            ]
+        )
+    }
+<img alt="reliability diagram" src="data:image/png;base64,{image}">
+<h2>Lineage</h2>
+{
+        _table(
+            [
+                ("git commit", git.get("commit")),
+                ("uncommitted changes", git.get("dirty")),
+                ("config hash", lineage.get("config_hash")),
+                ("packages", ", ".join(f"{k} {v}" for k, v in lineage.get("packages", {}).items())),
+            ]
+        )
+    }
+</body></html>
+"""

@@ -1,0 +1,1 @@
+"""Training step: fits the model and exports ONNX plus a torch checkpoint."""

@@ -1,0 +1,1 @@
+"""Data validation step: checks the dataset against its expectations and splits it."""

@@ -1,0 +1,95 @@
+"""Validate the dataset, record lineage, write the splits; a failed check blocks the pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from components.common.data import local_path, read_table
+from components.common.lineage import build_lineage, fingerprint_file
+from components.common.step import GateFailed, StepContext
+from components.validate_data.checks import CheckResult, bad_row_sample, feature_columns, run_checks
+from components.validate_data.splits import SPLITS, assign_splits
+
+
+def render_report(path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame) -> str:
+    """Markdown summary: verdict, failed checks first, then a sample of offending rows."""
+    failed = [r for r in results if not r.passed]
+    verdict = "FAILED" if failed else "passed"
+    lines = [
+        f"# Data validation: {verdict}",
+        "",
+        f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(failed)} failed.",
+        "",
+        "| check | column | observed | expected | result |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: r.passed):
+        mark = "pass" if r.passed else f"**FAIL** ({r.severity})"
+        lines.append(f"| {r.check} | {r.column or ''} | {r.observed} | {r.expected} | {mark} |")
+    if not sample.empty:
+        lines += ["", "## Sample of failing rows", "", sample.to_markdown(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def split_summary(frame: pd.DataFrame, label: str, positive: Any) -> dict[str, dict[str, float]]:
+    """Rows and prevalence per split."""
+    out = {}
+    for name, part in frame.groupby("__split"):
+        out[str(name)] = {"rows": len(part), "prevalence": float((part[label] == positive).mean())}
+    return out
+
+
+def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
+    """The step body. Returns (markdown report, splits prefix)."""
+    dataset = ctx.config.dataset
+    with local_path(dataset.path) as path:
+        fingerprint = fingerprint_file(path)
+        frame = read_table(path)
+    ctx.store.write_json(
+        ctx.key("lineage.json"), build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
+    )
+    results = run_checks(frame, dataset, ctx.config.validation)
+    failed = [r for r in results if not r.passed]
+    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results))
+    ctx.store.write_text(ctx.key("report.md"), report)
+    ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
+    ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed))
+    if failed:
+        listing = "; ".join(
+            f"{r.check}({r.column or '-'}): {r.observed}, expected {r.expected}" for r in failed
+        )
+        raise GateFailed(f"{len(failed)} data check(s) failed: {listing}")
+
+    positive = type(frame[dataset.label].iloc[0])(dataset.positive_value)
+    frame = frame.assign(__split=assign_splits(frame, dataset).to_numpy())
+    summary = split_summary(frame, dataset.label, positive)
+    empty = [s for s in SPLITS if summary.get(s, {}).get("prevalence", 0.0) in (0.0, 1.0)]
+    if empty:
+        raise GateFailed(
+            f"split(s) {empty} have no positive or no negative cases ({summary}); "
+            "use more rows or larger split fractions"
+        )
+    for name in SPLITS:
+        part = frame[frame["__split"] == name].drop(columns="__split")
+        with ctx.store.staged(ctx.key(f"splits/{name}.parquet")) as target:
+            part.to_parquet(target, index=False)
+    features = feature_columns(frame.drop(columns="__split"), dataset)
+    ctx.store.write_json(
+        ctx.key("schema.json"),
+        {
+            "features": features,
+            "categorical": list(dataset.categorical),
+            "label": dataset.label,
+            "positive_value": dataset.positive_value,
+            "splits": summary,
+            "fingerprint": fingerprint,
+        },
+    )
+    ctx.metrics.update(
+        train_rows=summary["train"]["rows"],
+        test_rows=summary["test"]["rows"],
+        prevalence=round(float((frame[dataset.label] == positive).mean()), 4),
+    )
+    return report, ctx.prefix

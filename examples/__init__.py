@@ -1,0 +1,1 @@
+"""Runnable examples: data generators and configs."""

@@ -1,0 +1,1 @@
+"""The Wisconsin breast-cancer dataset bundled with scikit-learn."""

@@ -1,0 +1,1 @@
+"""Synthetic medical-screening dataset: rare positives, several scanner types."""

@@ -1,0 +1,1 @@
+"""Pipelines (DAGs), their compilation, local execution and the kubeloop CLI."""

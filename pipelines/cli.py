@@ -1,0 +1,205 @@
+"""The `kubeloop` command line: run, compile, models, stage, config."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import yaml
+
+from components.common.config import KubeloopConfig
+from components.common.config_loader import ConfigError, load_config
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _load(args: argparse.Namespace) -> KubeloopConfig:
+    return load_config(args.config, args.overrides)
+
+
+def _key_metrics(metrics: dict[str, Any]) -> str:
+    return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the config, make the dataset if needed, run the DAG, print the summary."""
+    config = _load(args)
+    from rich.table import Table
+
+    from components.common.store import open_store
+    from pipelines.local import materialize_dataset, new_run_id, run_training
+
+    console = _console()
+    store = open_store(args.store or config.store)
+    if materialize_dataset(config):
+        console.print(f"generated dataset {config.dataset.path}")
+    run_id = args.run_id or new_run_id()
+    console.print(f"[bold]run {run_id}[/bold]: {config.name}, store {store.uri}")
+    started = time.monotonic()
+    result = run_training(config, store, run_id, parent_run=args.parent_run, trigger=args.trigger)
+    table = Table(title=f"kubeloop run {run_id} ({time.monotonic() - started:.1f} s)")
+    for column in ("step", "status", "seconds", "key metrics"):
+        table.add_column(column)
+    for step in result.steps:
+        style = "green" if step["status"] == "succeeded" else "red"
+        table.add_row(
+            step["step"],
+            f"[{style}]{step['status']}[/{style}]",
+            f"{step['seconds']:.1f}",
+            _key_metrics(step.get("metrics", {})),
+        )
+    console.print(table)
+    console.print(f"artifacts: {store.uri}/runs/{run_id}/")
+    if result.succeeded:
+        version = result.steps[-1]["metrics"].get("version")
+        console.print(
+            f"[green]registered {config.name} version {version}[/green] "
+            f"({store.uri}/models/{config.name}/{version}/card.html)"
+        )
+        return 0
+    failed = result.failed_step
+    if failed:
+        console.print(f"[red]stopped at {failed['step']}[/red]: {failed.get('reason')}")
+        console.print("nothing was registered; reports are under the step's folder above")
+    else:
+        console.print(f"[red]pipeline failed[/red]: {result.error}")
+    return EXIT_FAILED
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Compile every pipeline (IR YAML + Kubernetes manifests)."""
+    from pipelines.compile import compile_all
+
+    for path in compile_all(args.out):
+        print(path)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List registered versions with stage, time, runs and key metrics."""
+    from rich.table import Table
+
+    from components.common.registry import Registry
+    from components.common.store import open_store
+
+    registry = Registry(open_store(args.store))
+    names = [args.name] if args.name else registry.models()
+    if not names:
+        print(f"no models registered in {registry.store.uri}")
+        return 0
+    console = _console()
+    for name in names:
+        versions = registry.versions(name)
+        if not versions:
+            print(f"model '{name}' has no versions in {registry.store.uri}")
+            return EXIT_FAILED
+        table = Table(title=f"{name} ({registry.store.uri})")
+        for column in (
+            "version",
+            "stage",
+            "created",
+            "run",
+            "parent run",
+            "trigger",
+            "recall",
+            "precision",
+            "roc_auc",
+            "ece",
+        ):
+            table.add_column(column)
+        for version, info in versions.items():
+            m = info.get("metrics", {})
+            table.add_row(
+                version,
+                registry.stage_of(name, version) or "-",
+                info.get("created", ""),
+                info.get("run_id", ""),
+                info.get("parent_run") or "-",
+                info.get("trigger", ""),
+                *(f"{m[k]:.4f}" if k in m else "-" for k in ("recall", "precision", "roc_auc", "ece")),
+            )
+        console.print(table)
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Move a version to a stage (production, canary, shadow, archived)."""
+    from components.common.registry import Registry
+    from components.common.store import open_store
+
+    registry = Registry(open_store(args.store))
+    try:
+        stages = registry.set_stage(args.name, args.version, args.stage, reason=args.reason)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print({k: v for k, v in stages.items() if k != "history"})
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the fully resolved config (every default written out) and its hash."""
+    config = _load(args)
+    print(yaml.safe_dump(config.resolved(), sort_keys=False), end="")
+    print(f"# config hash sha256:{config.digest()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="kubeloop", description="Kubernetes-native ML loop.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the training pipeline locally (kfp.local)")
+    run.add_argument("--config", required=True, help="project YAML")
+    run.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    run.add_argument("--run-id", default="", help="default: a new time-stamped id")
+    run.add_argument("--parent-run", default="", help="run this one follows from (lineage)")
+    run.add_argument("--trigger", default="manual", help="why this run started (lineage)")
+    run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. training.epochs=3")
+    run.set_defaults(func=cmd_run)
+
+    comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
+    comp.add_argument("--out", required=True, help="output folder")
+    comp.set_defaults(func=cmd_compile)
+
+    models = sub.add_parser("models", help="list registered model versions")
+    models.add_argument("name", nargs="?", help="one model (default: all)")
+    models.add_argument("--store", default=".kubeloop", help="folder or s3://bucket/prefix")
+    models.set_defaults(func=cmd_models)
+
+    stage = sub.add_parser("stage", help="move a model version to a stage")
+    stage.add_argument("name")
+    stage.add_argument("version")
+    stage.add_argument("stage", choices=["production", "canary", "shadow", "archived"])
+    stage.add_argument("--reason", default="", help="recorded in the stage history")
+    stage.add_argument("--store", default=".kubeloop", help="folder or s3://bucket/prefix")
+    stage.set_defaults(func=cmd_stage)
+
+    show = sub.add_parser("config", help="validate a config and print it fully resolved")
+    show.add_argument("--config", required=True)
+    show.add_argument("overrides", nargs="*", metavar="key=value")
+    show.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kubeloop` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Run a pipeline on this machine through kfp.local's SubprocessRunner (the embedded default)."""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+import warnings
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from components.common.config import KubeloopConfig
+from components.common.step import STEPS, run_prefix
+from components.common.store import LocalStore, NotFoundError, Store
+
+
+def new_run_id() -> str:
+    """Sortable, unique: 20261123-101500-a1b2c3."""
+    return f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def materialize_dataset(config: KubeloopConfig) -> bool:
+    """Create a missing local dataset with its configured generator; True when one was written."""
+    dataset = config.dataset
+    if "://" in dataset.path or Path(dataset.path).exists() or dataset.generator is None:
+        return False
+    module_name, _, function_name = dataset.generator.function.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(
+            f"dataset.generator.function '{dataset.generator.function}' cannot be "
+            f"imported ({exc}); use 'package.module:function'"
+        ) from exc
+    function(path=dataset.path, **dataset.generator.params)
+    return True
+
+
+@dataclass
+class RunResult:
+    """What a local run did: per-step status records, in DAG order."""
+
+    run_id: str
+    store_uri: str
+    succeeded: bool
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed_step(self) -> dict[str, Any] | None:
+        """The first step that did not succeed."""
+        return next((s for s in self.steps if s.get("status") != "succeeded"), None)
+
+
+def read_statuses(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """status.json of every step that ran, in DAG order."""
+    found = []
+    for step in STEPS:
+        try:
+            found.append(store.read_json(f"{run_prefix(run_id, step)}/status.json"))
+        except NotFoundError:
+            continue
+    return found
+
+
+def run_training(
+    config: KubeloopConfig,
+    store: Store,
+    run_id: str,
+    parent_run: str = "",
+    trigger: str = "manual",
+) -> RunResult:
+    """Run the training DAG locally; every step runs as its own Python subprocess."""
+    from kfp import local
+
+    from pipelines.training import make_training_pipeline
+
+    kfp_root = store.root / "kfp-local" if isinstance(store, LocalStore) else Path(".kubeloop/kfp-local")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(kfp_root), raise_on_error=True
+    )
+    pipeline = make_training_pipeline(config.to_json(), store.uri, cluster=False)
+    error = None
+    with warnings.catch_warnings():
+        # kfp warns that the image name does not say "python"; locally no image is used.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        try:
+            pipeline(
+                config_json=config.to_json(),
+                store_uri=store.uri,
+                run_id=run_id,
+                parent_run=parent_run,
+                trigger=trigger,
+            )
+        except RuntimeError as exc:
+            error = str(exc)
+    steps = read_statuses(store, run_id)
+    ok = error is None and len(steps) == len(STEPS) and all(s["status"] == "succeeded" for s in steps)
+    return RunResult(run_id=run_id, store_uri=store.uri, succeeded=ok, steps=steps, error=error)

@@ -1,0 +1,93 @@
+"""The training DAG: validate_data -> train -> evaluate -> calibrate -> register.
+
+No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from kfp import dsl
+
+from components.calibrate.component import calibrate
+from components.evaluate.component import evaluate
+from components.register.component import register
+from components.train.component import train
+from components.validate_data.component import validate_data
+
+PIPELINE_NAME = "kubeloop-training"
+S3_SECRET = "kubeloop-s3"
+"""Kubernetes Secret with keys `accesskey` and `secretkey` for the artifact store."""
+S3_ENDPOINT = "http://minio-service.kubeflow:9000"
+"""The MinIO that Kubeflow Pipelines installs; the kubeloop store lives in its own bucket."""
+
+
+def _on_cluster(task: Any, cpu: str, memory: str) -> None:
+    """Store credentials from the Secret, the endpoint, and resource requests (cluster only)."""
+    from kfp import kubernetes
+
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=S3_SECRET,
+        secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
+    )
+    task.set_env_variable("KUBELOOP_S3_ENDPOINT", S3_ENDPOINT)
+    task.set_cpu_request(cpu).set_memory_request(memory)
+    task.set_caching_options(False)
+
+
+def make_training_pipeline(default_config_json: str, default_store: str, cluster: bool) -> Callable[..., Any]:
+    """Build the pipeline; `cluster` adds Kubernetes settings that local runs must not get.
+
+    Args:
+        default_config_json: Resolved config used when a run gives none (e.g. from the UI).
+        default_store: Artifact store URI used when a run gives none.
+        cluster: Add secrets, endpoint and resource requests for Kubeflow Pipelines.
+    """
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Validate data, train, evaluate, calibrate and "
+        "register a kubeloop model. Each step writes to runs/<run_id>/<step> in the store.",
+    )
+    def training(
+        config_json: str = default_config_json,
+        store_uri: str = default_store,
+        run_id: str = "",
+        parent_run: str = "",
+        trigger: str = "manual",
+    ) -> None:
+        common = {"config_json": config_json, "store_uri": store_uri}
+        checked = validate_data(
+            **common,
+            run_id=run_id,
+            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            parent_run=parent_run,
+            trigger=trigger,
+        ).set_display_name("validate data")
+        rid, splits = checked.outputs["run_id"], checked.outputs["splits"]
+        fitted = train(**common, run_id=rid, splits=splits).set_display_name("train")
+        model = fitted.outputs["Output"]
+        scored = evaluate(**common, run_id=rid, splits=splits, model=model).set_display_name("evaluate")
+        # calibrate needs no evaluate output, but must not run when the gate fails.
+        calibrated = calibrate(**common, run_id=rid, splits=splits, model=model)
+        calibrated.set_display_name("calibrate").after(scored)
+        registered = register(
+            **common,
+            run_id=rid,
+            splits=splits,
+            model=model,
+            evaluation=scored.outputs["Output"],
+            calibration=calibrated.outputs["Output"],
+        )
+        registered.set_display_name("register")
+        if cluster:
+            for task, cpu, memory in (
+                (checked, "1", "2Gi"),
+                (fitted, "2", "4Gi"),
+                (scored, "1", "2Gi"),
+                (calibrated, "1", "2Gi"),
+                (registered, "500m", "1Gi"),
+            ):
+                _on_cluster(task, cpu, memory)
+
+    return training
