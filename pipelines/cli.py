@@ -18,7 +18,8 @@ EXIT_FAILED, EXIT_USAGE = 1, 2
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Piped output (CI logs, scripts) gets wide lines rather than truncated columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _load(args: argparse.Namespace) -> KubeloopConfig:

@@ -1,0 +1,229 @@
+"""The training DAG end to end through the CLI and kfp.local, on both store backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from components.common.registry import Registry
+from components.common.store import LocalStore
+from examples.screening.generate import generate
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+SCREENING = REPO / "examples" / "screening" / "config.yaml"
+MODEL_FILES = {
+    "model.onnx",
+    "model.pt",
+    "preprocessing.json",
+    "calibration.json",
+    "metrics.json",
+    "lineage.json",
+    "schema.json",
+    "card.html",
+}
+
+
+def kubeloop(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def small_screening(tmp_path: Path, *extra: str) -> list[str]:
+    """Overrides that make the screening example small and quick."""
+    return [
+        f"dataset.path={tmp_path / 'data' / 'screening.parquet'}",
+        "dataset.generator.params.rows=4000",
+        "dataset.generator.params.prevalence=0.08",
+        "training.epochs=4",
+        "evaluation.min_recall=0.3",
+        "evaluation.min_roc_auc=0.6",
+        *extra,
+    ]
+
+
+def run_id_of(output: str) -> str:
+    line = next(line for line in output.splitlines() if line.startswith("run "))
+    return line.split()[1].rstrip(":")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    store = tmp / "store"
+    result = kubeloop(["run", "--config", str(SCREENING), "--store", str(store), *small_screening(tmp)], tmp)
+    return {"tmp": tmp, "store": store, "result": result}
+
+
+def test_run_succeeds_and_prints_the_summary(first_run: dict[str, Any]) -> None:
+    result = first_run["result"]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for step in ("validate_data", "train", "evaluate", "calibrate", "register"):
+        assert any(step in line and "succeeded" in line for line in result.stdout.splitlines()), step
+    assert "registered screening version 1" in result.stdout
+    assert "epoch   1/4" in result.stdout  # training progress is shown
+
+
+def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]) -> None:
+    store = LocalStore(first_run["store"])
+    registry = Registry(store)
+    versions = registry.versions("screening")
+    assert list(versions) == ["1"]
+    assert set(versions["1"]["files"]) | {"card.html"} == MODEL_FILES
+    assert set(store.list("models/screening/1")) == {f"models/screening/1/{f}" for f in MODEL_FILES}
+    lineage = store.read_json("models/screening/1/lineage.json")
+    run_id = run_id_of(first_run["result"].stdout)
+    assert lineage["run_id"] == run_id and lineage["trigger"] == "manual"
+    assert lineage["config"]["training"]["epochs"] == 4
+    assert lineage["data"]["fingerprint"].startswith("sha256:")
+    assert lineage["git"]["commit"]
+    metrics = store.read_json("models/screening/1/metrics.json")
+    assert metrics["recall"] >= 0.3 and metrics["roc_auc"] >= 0.6
+    calibration = store.read_json("models/screening/1/calibration.json")
+    assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
+    card = store.read_text("models/screening/1/card.html")
+    assert "screening &middot; version 1" in card and "data:image/png;base64," in card
+    status = store.read_json(f"runs/{run_id}/register/status.json")
+    assert status["status"] == "succeeded" and status["metrics"]["version"] == 1
+
+
+def test_kfp_ui_outputs_are_written(first_run: dict[str, Any]) -> None:
+    root = first_run["store"] / "kfp-local"
+    markdown = list(root.glob("*/validate-data/report"))
+    assert markdown and "# Data validation: passed" in markdown[0].read_text()
+    metrics = json.loads(next(root.glob("*/evaluate/executor_output.json")).read_text())
+    assert "classification" in json.dumps(metrics)
+    assert list(root.glob("*/register/card"))
+
+
+def test_second_run_records_parent_and_shows_in_models(first_run: dict[str, Any]) -> None:
+    tmp, store = first_run["tmp"], first_run["store"]
+    parent = run_id_of(first_run["result"].stdout)
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            str(store),
+            "--parent-run",
+            parent,
+            "--trigger",
+            "drift",
+            *small_screening(tmp, "training.seed=1"),
+        ],
+        tmp,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    lineage = LocalStore(store).read_json("models/screening/2/lineage.json")
+    assert lineage["parent_run"] == parent and lineage["trigger"] == "drift"
+    staged = kubeloop(["stage", "screening", "1", "production", "--store", str(store)], tmp)
+    assert staged.returncode == 0, staged.stderr
+    listing = kubeloop(["models", "screening", "--store", str(store)], tmp)
+    assert listing.returncode == 0
+    rows = [line for line in listing.stdout.splitlines() if line.startswith("│ ")]
+    assert len(rows) == 2
+    assert "production" in rows[0] and "drift" in rows[1] and parent in rows[1]
+
+
+def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) -> None:
+    frame = generate(rows=3000, prevalence=0.08, seed=4)
+    frame.loc[frame.index[:200], "lesion_size_mm"] = None
+    data = tmp_path / "bad.csv"
+    frame.to_csv(data, index=False)
+    store = tmp_path / "store"
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            str(store),
+            f"dataset.path={data}",
+            "training.epochs=2",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "stopped at validate_data" in result.stdout
+    assert "null_fraction(lesion_size_mm): 0.0667" in result.stdout
+    assert not (store / "models").exists()
+    run_dir = next((store / "runs").iterdir())
+    assert not (run_dir / "train").exists()
+    report = (run_dir / "validate_data" / "report.md").read_text()
+    assert "| null_fraction | lesion_size_mm | 0.0667 | <= 0.0 | **FAIL** (error) |" in report
+    assert "Sample of failing rows" in report
+
+
+def test_failed_evaluation_gate_registers_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            str(store),
+            *small_screening(tmp_path, "evaluation.min_precision=0.99"),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "stopped at evaluate" in result.stdout and "precision" in result.stdout
+    assert not (store / "models").exists()
+    run_dir = next((store / "runs").iterdir())
+    assert json.loads((run_dir / "evaluate" / "decision.json").read_text())["passed"] is False
+    assert not (run_dir / "calibrate").exists()
+
+
+def test_run_on_the_s3_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
+    env = {**os.environ, **s3_server}
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            "s3://kubeloop-e2e/team-a",
+            *small_screening(tmp_path),
+        ],
+        tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    listing = kubeloop(["models", "--store", "s3://kubeloop-e2e/team-a"], tmp_path, env=env)
+    assert "screening" in listing.stdout and "│ 1 " in listing.stdout
+    assert s3_server["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
+
+
+def test_breast_cancer_example_runs(tmp_path: Path) -> None:
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(REPO / "examples/breast_cancer/config.yaml"),
+            "--store",
+            str(tmp_path / "store"),
+            f"dataset.path={tmp_path / 'bc.csv'}",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    metrics = LocalStore(tmp_path / "store").read_json("models/breast-cancer/1/metrics.json")
+    assert metrics["roc_auc"] >= 0.95
+    assert len(pd.read_csv(tmp_path / "bc.csv")) == 569

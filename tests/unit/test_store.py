@@ -1,0 +1,131 @@
+"""The artifact store contract, run against the folder backend and a real S3 server."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from components.common.store import ConflictError, LocalStore, NotFoundError, Store, open_store
+
+
+def test_round_trip_bytes_json_text(store: Store) -> None:
+    store.write_bytes("runs/r1/train/model.bin", b"\x00\x01weights")
+    store.write_json("runs/r1/train/metrics.json", {"recall": 0.9})
+    store.write_text("runs/r1/validate_data/report.md", "# ok ✓")
+    assert store.read_bytes("runs/r1/train/model.bin") == b"\x00\x01weights"
+    assert store.read_json("runs/r1/train/metrics.json") == {"recall": 0.9}
+    assert store.read_text("runs/r1/validate_data/report.md") == "# ok ✓"
+
+
+def test_missing_key_raises_not_found(store: Store) -> None:
+    with pytest.raises(NotFoundError):
+        store.read_bytes("runs/none/x.json")
+    assert not store.exists("runs/none/x.json")
+
+
+def test_overwrite_replaces_whole_object(store: Store) -> None:
+    store.write_bytes("a/b.txt", b"x" * 1000)
+    store.write_bytes("a/b.txt", b"short")
+    assert store.read_bytes("a/b.txt") == b"short"
+
+
+def test_list_is_recursive_sorted_and_prefix_exact(store: Store) -> None:
+    for key in ("runs/r1/a.json", "runs/r1/sub/b.json", "runs/r10/c.json", "models/m/1/x"):
+        store.write_bytes(key, b"1")
+    assert store.list("runs/r1") == ["runs/r1/a.json", "runs/r1/sub/b.json"]
+    assert store.list("runs") == ["runs/r1/a.json", "runs/r1/sub/b.json", "runs/r10/c.json"]
+    assert store.list("nothing") == []
+
+
+def test_delete(store: Store) -> None:
+    store.write_bytes("d/x", b"1")
+    store.delete("d/x")
+    assert not store.exists("d/x")
+
+
+def test_files_in_and_out(store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "in.bin"
+    source.write_bytes(b"payload" * 1000)
+    store.upload_file("f/in.bin", source)
+    out = store.download_file("f/in.bin", tmp_path / "out" / "copy.bin")
+    assert out.read_bytes() == source.read_bytes()
+    with store.local_copy("f/in.bin") as path:
+        assert path.read_bytes() == source.read_bytes()
+
+
+def test_staged_uploads_only_when_the_block_succeeds(store: Store) -> None:
+    with store.staged("s/ok.txt") as path:
+        path.write_text("done")
+    assert store.read_text("s/ok.txt") == "done"
+    with pytest.raises(RuntimeError), store.staged("s/crash.txt") as path:
+        path.write_text("half")
+        raise RuntimeError("step crashed")
+    assert not store.exists("s/crash.txt")
+
+
+def test_write_if_is_compare_and_swap(store: Store) -> None:
+    first = store.write_if("cas/x.json", b"1", None)
+    with pytest.raises(ConflictError):
+        store.write_if("cas/x.json", b"other", None)  # must not exist yet
+    data, version = store.read_versioned("cas/x.json")
+    assert data == b"1" and version == first
+    second = store.write_if("cas/x.json", b"2", version)
+    with pytest.raises(ConflictError):
+        store.write_if("cas/x.json", b"stale", version)  # version is no longer current
+    assert store.read_versioned("cas/x.json") == (b"2", second)
+
+
+def test_concurrent_cas_increments_lose_nothing(store: Store) -> None:
+    store.write_bytes("cas/counter", b"0")
+
+    def bump(times: int) -> None:
+        for _ in range(times):
+            while True:
+                data, version = store.read_versioned("cas/counter")
+                try:
+                    store.write_if("cas/counter", str(int(data) + 1).encode(), version)
+                    break
+                except ConflictError:
+                    continue
+
+    threads = [threading.Thread(target=bump, args=(15,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert store.read_bytes("cas/counter") == b"60"
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a"])
+def test_bad_keys_are_rejected(store: Store, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid store key"):
+        store.write_bytes(key, b"x")
+
+
+def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for i in range(5):
+        store.write_json("runs/r/x.json", {"i": i})
+    names = [p.name for p in (tmp_path / "runs" / "r").iterdir()]
+    assert names == ["x.json"]
+
+
+def test_open_store_picks_backend(tmp_path: Path) -> None:
+    assert isinstance(open_store(str(tmp_path / "s")), LocalStore)
+    with pytest.raises(ValueError, match="unsupported store URI"):
+        open_store("gs://bucket/x")
+
+
+def test_s3_without_credentials_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
+    with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID"):
+        open_store("s3://bucket/prefix")
+
+
+def test_s3_repr_never_shows_credentials(s3_env: dict[str, str]) -> None:
+    store = open_store("s3://kubeloop-test/repr")
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in repr(store)
+    assert s3_env["AWS_ACCESS_KEY_ID"] not in repr(store)
