@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from components.common.store import open_store
     from pipelines.local import materialize_dataset, new_run_id, run_training
+    from pipelines.output_filter import quiet_executor_dumps
 
     console = _console()
     store = open_store(args.store or config.store)
@@ -45,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = args.run_id or new_run_id()
     console.print(f"[bold]run {run_id}[/bold]: {config.name}, store {store.uri}")
     started = time.monotonic()
-    result = run_training(config, store, run_id, parent_run=args.parent_run, trigger=args.trigger)
+    with quiet_executor_dumps(enabled=not args.verbose):
+        result = run_training(config, store, run_id, parent_run=args.parent_run, trigger=args.trigger)
     table = Table(title=f"kubeloop run {run_id} ({time.monotonic() - started:.1f} s)")
     for column in ("step", "status", "seconds", "key metrics"):
         table.add_column(column)
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", default="", help="default: a new time-stamped id")
     run.add_argument("--parent-run", default="", help="run this one follows from (lineage)")
     run.add_argument("--trigger", default="manual", help="why this run started (lineage)")
+    run.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. training.epochs=3")
     run.set_defaults(func=cmd_run)
 

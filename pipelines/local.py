@@ -85,6 +85,7 @@ def run_training(
     with warnings.catch_warnings():
         # kfp warns that the image name does not say "python"; locally no image is used.
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
             pipeline(
                 config_json=config.to_json(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -82,7 +83,7 @@ def fit(
             loss = loss_fn(model(xt[batch]).squeeze(1), yt[batch])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
         val_loss = _epoch_loss(model, xv, yv, loss_fn)
         seconds = time.monotonic() - started
         record = {
@@ -113,6 +114,9 @@ def export_onnx(model: TabularMLP, n_inputs: int, path: Path) -> None:
     """ONNX with a dynamic batch dimension: input 'features' (batch, n), output 'logit' (batch, 1)."""
     example = torch.zeros(2, n_inputs, dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1)
+    # The exporter's graph optimiser logs every pass at INFO; keep the step log readable.
+    logging.getLogger("onnxscript").setLevel(logging.WARNING)
+    logging.getLogger("onnx_ir").setLevel(logging.WARNING)
     torch.onnx.export(
         model,
         (example,),
