@@ -1,0 +1,57 @@
+"""CLI commands that need no pipeline run: config, compile, models, stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common.registry import Registry
+from components.common.store import LocalStore
+from pipelines.cli import main
+from tests.conftest import REPO
+
+
+def test_config_prints_every_default_and_the_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["config", "--config", str(REPO / "examples/breast_cancer/config.yaml"), "training.epochs=7"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    body, _, hash_line = out.rpartition("# config hash ")
+    resolved = yaml.safe_load(body)
+    assert resolved["training"]["epochs"] == 7
+    assert resolved["monitoring"]["drift_share"] == 0.5  # a default, written out
+    assert hash_line.startswith("sha256:")
+
+
+def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\n")
+    assert main(["config", "--config", str(path)]) == 2
+    assert "dataset: Field required" in capsys.readouterr().err
+
+
+def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
+    assert main(["compile", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kubeloop-training.k8s.yaml",
+        "kubeloop-training.yaml",
+        "kustomization.yaml",
+    ]
+
+
+def test_models_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "store"
+    assert main(["models", "--store", str(store)]) == 0
+    assert "no models registered" in capsys.readouterr().out
+    registry = Registry(LocalStore(store))
+    registry.register("m", {"model.onnx": b"x"}, {"run_id": "r1", "metrics": {"recall": 0.91}})
+    assert main(["stage", "m", "1", "shadow", "--store", str(store)]) == 0
+    assert main(["stage", "m", "5", "shadow", "--store", str(store)]) == 2
+    assert "no ready version '5'" in capsys.readouterr().err
+    assert main(["models", "m", "--store", str(store)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ 1"))
+    assert "shadow" in row and "r1" in row and "0.9100" in row
+    assert main(["models", "absent", "--store", str(store)]) == 1
