@@ -31,6 +31,19 @@ def local_path(uri: str) -> Iterator[Path]:
         yield store.download_file(key, Path(tmp) / Path(key).name)
 
 
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a CSV or Parquet file (by suffix) atomically: a reader never sees half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    if target.suffix.lower() in (".parquet", ".pq"):
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(target)
+    return target
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file chosen by its suffix."""
     if not path.is_file():

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from sklearn.datasets import load_breast_cancer
 
+from components.common.data import write_table
+
 
 def write(path: str | Path) -> Path:
     """Write the dataset to `path` (.csv or .parquet); label 1 = malignant.
@@ -16,12 +18,4 @@ def write(path: str | Path) -> Path:
     bunch = load_breast_cancer(as_frame=True)
     frame = bunch.frame.rename(columns=lambda c: c.replace(" ", "_"))
     frame["label"] = 1 - frame.pop("target")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    if target.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    tmp.replace(target)
-    return target
+    return write_table(frame, path)

@@ -18,6 +18,8 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import expit
 
+from components.common.data import write_table
+
 
 @dataclass(frozen=True)
 class ScannerProfile:
@@ -140,16 +142,7 @@ def generate(
 
 def write(path: str | Path, **params: object) -> Path:
     """Generate and write to `path` (.csv or .parquet), atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    frame = generate(**params)  # type: ignore[arg-type]
-    tmp = target.with_name(f".{target.name}.tmp")
-    if target.suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        frame.to_csv(tmp, index=False)
-    tmp.replace(target)
-    return target
+    return write_table(generate(**params), path)  # type: ignore[arg-type]
 
 
 def main() -> None:
