@@ -91,7 +91,7 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert lineage["run_id"] == run_id and lineage["trigger"] == "manual"
     assert lineage["config"]["training"]["epochs"] == 4
     assert lineage["data"]["fingerprint"].startswith("sha256:")
-    assert lineage["git"]["commit"]
+    assert lineage["git"]["source"] == "git" and len(lineage["git"]["commit"]) == 40
     metrics = store.read_json("models/screening/1/metrics.json")
     assert metrics["recall"] >= 0.3 and metrics["roc_auc"] >= 0.6
     calibration = store.read_json("models/screening/1/calibration.json")
