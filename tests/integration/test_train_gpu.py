@@ -1,0 +1,53 @@
+"""Training on a CUDA GPU: same recipe, model handed back on the CPU, ONNX parity intact.
+
+Skipped where no GPU is visible (CI); run on a GPU machine with
+`pytest tests/integration/test_train_gpu.py`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from components.common.config import TrainingConfig
+from components.common.preprocessing import Preprocessing
+from components.train.step import export_onnx, fit, parity_gap, pick_device
+from examples.screening.generate import generate
+
+pytestmark = pytest.mark.integration
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _data() -> tuple[Preprocessing, np.ndarray, np.ndarray]:
+    frame = generate(rows=6000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=8)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    prep = Preprocessing.fit(frame, features, ["scanner"])
+    return prep, prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)
+
+
+@needs_gpu
+def test_training_on_gpu_learns_and_exports(tmp_path: Path) -> None:
+    prep, x, y = _data()
+    assert pick_device("auto").type == "cuda"
+    model, history = fit(
+        TrainingConfig(epochs=5, device="cuda"), x[:4500], y[:4500], x[4500:], y[4500:], prep, log=print
+    )
+    assert next(model.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        scores = model(torch.from_numpy(x[4500:])).numpy().reshape(-1)
+    assert roc_auc_score(y[4500:], scores) > 0.75
+    assert history[-1]["samples_per_s"] > 0
+    path = tmp_path / "model.onnx"
+    export_onnx(model, x.shape[1], path)
+    assert parity_gap(model, path, x[4500:]) <= 1e-5
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_asking_for_cuda_without_a_gpu_says_what_to_do() -> None:
+    with pytest.raises(RuntimeError, match="no GPU is visible; use 'auto' or 'cpu'"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"
