@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.common.data import is_positive
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
 
@@ -19,7 +20,7 @@ def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
 
 def labels(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
     """1 for the positive label value, else 0."""
-    return (frame[schema["label"]].astype(str) == str(schema["positive_value"])).to_numpy(dtype=np.int64)
+    return is_positive(frame[schema["label"]], schema["positive_value"]).astype(np.int64)
 
 
 def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame) -> np.ndarray:

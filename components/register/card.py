@@ -64,7 +64,7 @@ td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
 <p>Run <code>{html.escape(str(lineage.get("run_id")))}</code>, trigger <b>{
         html.escape(str(lineage.get("trigger")))
     }</b>,
-parent run <code>{html.escape(str(lineage.get("parent_run")))}</code>.</p>
+parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.</p>
 <h2>Data</h2>
 {
         _table(

@@ -16,6 +16,7 @@ from torch import nn
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
+from components.common.scoring import labels
 from components.common.step import StepContext
 from components.train.model import TabularMLP
 
@@ -36,11 +37,6 @@ def pick_device(setting: str) -> torch.device:
     if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
     return torch.device("cpu")
-
-
-def _labels(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
-    positive = schema["positive_value"]
-    return (frame[schema["label"]].astype(str) == str(positive)).to_numpy(dtype=np.float32)
 
 
 def _epoch_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> float:
@@ -150,7 +146,8 @@ def run(ctx: StepContext, splits: str) -> str:
             frames[name] = pd.read_parquet(path)
     prep = Preprocessing.fit(frames["train"], schema["features"], schema["categorical"])
     x_train, x_val = prep.encode(frames["train"]), prep.encode(frames["validation"])
-    y_train, y_val = _labels(frames["train"], schema), _labels(frames["validation"], schema)
+    y_train = labels(frames["train"], schema).astype(np.float32)
+    y_val = labels(frames["validation"], schema).astype(np.float32)
     cfg = ctx.config.training
     print(
         f"training on {len(x_train)} rows x {x_train.shape[1]} inputs "

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import DatasetConfig, ValidationConfig
+from components.common.data import is_positive
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,10 @@ def run_checks(frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationCon
             )
         )
     if dataset.label in frame.columns:
-        values = sorted(map(str, frame[dataset.label].dropna().unique()))
+        labels = frame[dataset.label].dropna()
+        values = sorted(map(str, labels.unique()))
         positive = str(dataset.positive_value)
-        binary = len(values) == 2 and positive in values
+        binary = len(values) == 2 and bool(is_positive(labels, dataset.positive_value).any())
         results.append(
             CheckResult(
                 "binary_label",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
 import pandas as pd
 
-from components.common.data import local_path, read_table
+from components.common.data import is_positive, local_path, read_table
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
 from components.validate_data.checks import CheckResult, bad_row_sample, feature_columns, run_checks
@@ -33,11 +32,11 @@ def render_report(path: str, rows: int, results: list[CheckResult], sample: pd.D
     return "\n".join(lines) + "\n"
 
 
-def split_summary(frame: pd.DataFrame, label: str, positive: Any) -> dict[str, dict[str, float]]:
+def split_summary(frame: pd.DataFrame, positive: np.ndarray) -> dict[str, dict[str, float]]:
     """Rows and prevalence per split."""
     out = {}
-    for name, part in frame.groupby("__split"):
-        out[str(name)] = {"rows": len(part), "prevalence": float((part[label] == positive).mean())}
+    for name, rows in frame.groupby("__split").indices.items():
+        out[str(name)] = {"rows": len(rows), "prevalence": float(positive[rows].mean())}
     return out
 
 
@@ -62,9 +61,9 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         )
         raise GateFailed(f"{len(failed)} data check(s) failed: {listing}")
 
-    positive = type(frame[dataset.label].iloc[0])(dataset.positive_value)
+    positive = is_positive(frame[dataset.label], dataset.positive_value)
     frame = frame.assign(__split=assign_splits(frame, dataset).to_numpy())
-    summary = split_summary(frame, dataset.label, positive)
+    summary = split_summary(frame, positive)
     empty = [s for s in SPLITS if summary.get(s, {}).get("prevalence", 0.0) in (0.0, 1.0)]
     if empty:
         raise GateFailed(
@@ -90,6 +89,6 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     ctx.metrics.update(
         train_rows=summary["train"]["rows"],
         test_rows=summary["test"]["rows"],
-        prevalence=round(float((frame[dataset.label] == positive).mean()), 4),
+        prevalence=round(float(positive.mean()), 4),
     )
     return report, ctx.prefix

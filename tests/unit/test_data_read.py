@@ -48,3 +48,13 @@ def test_s3_dataset_is_downloaded(tmp_path: Path, s3_env: dict[str, str]) -> Non
     with local_path("s3://kubeloop-data/screening/d.csv") as path:
         assert read_table(path)["label"].tolist() == [0, 1]
     assert not path.exists()  # the temporary copy is gone
+
+
+def test_is_positive_compares_numbers_as_numbers_and_text_as_text() -> None:
+    from components.common.data import is_positive
+
+    assert is_positive(pd.Series([0, 1, 1]), 1).tolist() == [False, True, True]
+    assert is_positive(pd.Series([0.0, 1.0]), 1).tolist() == [False, True]
+    assert is_positive(pd.Series([0, 1]), "1").tolist() == [False, True]
+    assert is_positive(pd.Series(["benign", "malignant"]), "malignant").tolist() == [False, True]
+    assert is_positive(pd.Series([0, 1]), "yes").tolist() == [False, False]
