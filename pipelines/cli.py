@@ -60,6 +60,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             _key_metrics(step.get("metrics", {})),
         )
     console.print(table)
+    for step in result.steps:
+        for note in step.get("notes", []):
+            console.print(f"{step['step']}: {note}")
     console.print(f"artifacts: {store.uri}/runs/{run_id}/")
     if result.succeeded:
         version = result.steps[-1]["metrics"].get("version")
@@ -75,6 +78,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         console.print(f"[red]pipeline failed[/red]: {result.error}")
     return EXIT_FAILED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Run the data gate on a file outside any pipeline; exit 1 when an error check fails."""
+    from pathlib import Path
+
+    from components.common.data import DataReadError, local_path, read_table
+    from components.validate_data.checks import bad_row_sample, data_docs_html, validate_frame
+    from components.validate_data.step import render_report
+
+    config = _load(args)
+    source = args.data or config.dataset.path
+    try:
+        with local_path(source) as path:
+            frame = read_table(path)
+    except DataReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    rules = config.validation
+    results, ge_result = validate_frame(frame, config.dataset, rules)
+    report = render_report(source, len(frame), results, bad_row_sample(frame, results, rules))
+    print(report, end="")
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(report, encoding="utf-8")
+        (out / "data_docs.html").write_text(data_docs_html(ge_result), encoding="utf-8")
+        print(f"report: {out / 'report.md'}, data docs: {out / 'data_docs.html'}")
+    return EXIT_FAILED if any(r.blocking for r in results) else 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -170,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. training.epochs=3")
     run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("validate", help="run the data gate on a file (exit 1 on failure)")
+    check.add_argument("--config", required=True, help="project YAML (its validation section)")
+    check.add_argument("--data", help="CSV/Parquet path or s3:// URI (default: dataset.path)")
+    check.add_argument("--report", help="folder for report.md and Great Expectations' data docs")
+    check.add_argument("overrides", nargs="*", metavar="key=value")
+    check.set_defaults(func=cmd_validate)
 
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")

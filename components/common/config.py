@@ -70,7 +70,7 @@ class DatasetConfig(Section):
     id_column: str | None = None
     """Row identifier, never used as a feature."""
     time_column: str | None = None
-    """Timestamp column; required by the temporal split."""
+    """Timestamp column (ISO 8601 text or a datetime type); required by the temporal split."""
     group_column: str | None = None
     """Patient/site id; required by the group split."""
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -92,15 +92,58 @@ class DatasetConfig(Section):
         return self
 
 
+Severity = Literal["error", "warning"]
+
+
+class ColumnRule(Section):
+    """Expectations declared for one column; `severity` decides whether a failure blocks."""
+
+    type: Literal["number", "integer", "string", "boolean", "datetime"] | None = None
+    """Required dtype family; a flip (e.g. numbers read as text) fails the check."""
+    min: float | None = None
+    """Smallest allowed value (inclusive)."""
+    max: float | None = None
+    """Largest allowed value (inclusive)."""
+    allowed: list[str | int | float] | None = None
+    """The only values the column may hold (categories, codes)."""
+    max_null_fraction: float | None = Field(None, ge=0, le=1)
+    """Highest share of missing values; overrides validation.max_null_fraction."""
+    unique: bool = False
+    """Every value must be distinct (ids)."""
+    severity: Severity = "error"
+    """error: a failure stops the pipeline; warning: it is reported and the run continues."""
+
+
+class PrevalenceBounds(Section):
+    """Accepted share of positive labels (a 1% screening set is not a 50% diagnostic one)."""
+
+    min: float = Field(0.0, ge=0, le=1)
+    """Lowest accepted share of positives."""
+    max: float = Field(1.0, ge=0, le=1)
+    """Highest accepted share of positives."""
+    severity: Severity = "error"
+    """Whether a prevalence outside the bounds blocks the pipeline."""
+
+
 class ValidationConfig(Section):
-    """The data gate that runs before training."""
+    """The data gate that runs before training (Great Expectations is the engine)."""
 
     min_rows: int = Field(100, ge=1)
     """Fewer rows than this fails the gate."""
+    max_rows: int | None = Field(None, ge=1)
+    """More rows than this fails the gate (catches accidental joins that multiply rows)."""
     max_null_fraction: float = Field(0.0, ge=0, le=1)
     """Highest share of missing values allowed in any feature or the label."""
     allow_extra_columns: bool = True
     """Whether columns not named in the config may appear (they are ignored)."""
+    columns: dict[str, ColumnRule] = Field(default_factory=dict)
+    """Declared expectations per column name."""
+    prevalence: PrevalenceBounds | None = None
+    """Accepted share of positive labels; unchecked when absent."""
+    max_duplicate_fraction: float | None = Field(None, ge=0, le=1)
+    """Highest share of rows that repeat an earlier row (ignoring the id column)."""
+    constant_columns: Severity | Literal["ignore"] = "warning"
+    """A feature with a single value carries no signal: report it at this severity."""
 
 
 class TrainingConfig(Section):

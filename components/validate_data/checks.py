@@ -1,14 +1,62 @@
-"""Schema, null, size and label checks of a dataset against its config."""
+"""The data gate on Great Expectations: schema, types, nulls, ranges, sets, label, duplicates.
+
+Checks are aggregate expectations wherever a row-level map is not needed (column min/max,
+distinct-value sets, dtype, means of derived 0/1 columns), so one pass of column metrics
+answers them; rows are only sampled afterwards, with pandas, to show failures.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from components.common.config import DatasetConfig, ValidationConfig
+from components.common.config import ColumnRule, DatasetConfig, ValidationConfig
 from components.common.data import is_positive
+
+POSITIVE = "__kubeloop_positive"
+DUPLICATE = "__kubeloop_duplicate"
+BAD_TIME = "__kubeloop_unparseable_time"
+DTYPES = {
+    "number": [
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "Int8",
+        "Int16",
+        "Int32",
+        "Int64",
+        "Float32",
+        "Float64",
+    ],
+    "integer": [
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "Int8",
+        "Int16",
+        "Int32",
+        "Int64",
+    ],
+    "string": ["object", "str", "string", "category"],
+    "boolean": ["bool", "boolean"],
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +69,12 @@ class CheckResult:
     observed: str
     expected: str
     severity: str = "error"
+    expectation: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        """A failed error-severity check stops the pipeline."""
+        return not self.passed and self.severity == "error"
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -32,86 +86,308 @@ def feature_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:
     if dataset.features is not None:
         return list(dataset.features)
     reserved = {dataset.label, dataset.id_column, dataset.time_column, dataset.group_column}
-    return [c for c in frame.columns if c not in reserved]
+    return [c for c in frame.columns if c not in reserved and not c.startswith("__kubeloop_")]
+
+
+def required_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:
+    """Every column the config names (features, label, id, time, group), in order."""
+    named = [
+        *feature_columns(frame, dataset),
+        dataset.label,
+        dataset.id_column,
+        dataset.time_column,
+        dataset.group_column,
+    ]
+    return list(dict.fromkeys(c for c in named if c))
+
+
+def _meta(check: str, column: str | None, expected: str, severity: str) -> dict[str, Any]:
+    return {"check": check, "column": column, "expected": expected, "severity": severity}
+
+
+def _column_rule(name: str, dataset: DatasetConfig, rules: ValidationConfig) -> ColumnRule:
+    rule = rules.columns.get(name)
+    if rule is not None:
+        return rule
+    numeric = name != dataset.label and name not in dataset.categorical
+    return ColumnRule(type="number" if numeric else None)
+
+
+def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationConfig) -> list[Any]:
+    """The suite for this frame: schema first, then per-column and label checks."""
+    import great_expectations.expectations as gxe
+
+    present = set(frame.columns)
+    required = required_columns(frame, dataset)
+    derived = [c for c in (POSITIVE, DUPLICATE, BAD_TIME) if c in present]
+    out: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=required + derived,
+            exact_match=not rules.allow_extra_columns,
+            meta={
+                **_meta(
+                    "columns",
+                    None,
+                    f"{'exactly' if not rules.allow_extra_columns else 'at least'} {required}",
+                    "error",
+                ),
+                "exact": not rules.allow_extra_columns,
+            },
+        ),
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=rules.min_rows,
+            max_value=rules.max_rows,
+            meta=_meta(
+                "row_count",
+                None,
+                f">= {rules.min_rows}" + (f" and <= {rules.max_rows}" if rules.max_rows else ""),
+                "error",
+            ),
+        ),
+    ]
+    features = feature_columns(frame, dataset)
+    for name in [c for c in dict.fromkeys([*features, dataset.label, *rules.columns]) if c in present]:
+        rule = _column_rule(name, dataset, rules)
+        severity = rule.severity
+        max_null = rule.max_null_fraction if rule.max_null_fraction is not None else rules.max_null_fraction
+        out.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=name,
+                mostly=1.0 - max_null,
+                meta=_meta("null_fraction", name, f"<= {max_null}", severity),
+            )
+        )
+        if rule.type in DTYPES:
+            out.append(
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=name,
+                    type_list=DTYPES[rule.type],
+                    meta=_meta("dtype", name, f"a {rule.type} dtype", severity),
+                )
+            )
+        if rule.min is not None:
+            out.append(
+                gxe.ExpectColumnMinToBeBetween(
+                    column=name, min_value=rule.min, meta=_meta("min", name, f">= {rule.min}", severity)
+                )
+            )
+        if rule.max is not None:
+            out.append(
+                gxe.ExpectColumnMaxToBeBetween(
+                    column=name, max_value=rule.max, meta=_meta("max", name, f"<= {rule.max}", severity)
+                )
+            )
+        if rule.allowed is not None:
+            out.append(
+                gxe.ExpectColumnDistinctValuesToBeInSet(
+                    column=name,
+                    value_set=rule.allowed,
+                    meta=_meta("allowed_values", name, f"within {rule.allowed}", severity),
+                )
+            )
+        if rule.unique:
+            out.append(
+                gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(
+                    column=name, min_value=1.0, meta=_meta("unique", name, "every value distinct", severity)
+                )
+            )
+        if name in features and rules.constant_columns != "ignore":
+            # A nonzero spread says "not constant" without counting distinct values.
+            numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(
+                frame[name]
+            )
+            constant_check = (
+                gxe.ExpectColumnStdevToBeBetween(
+                    column=name,
+                    min_value=0,
+                    strict_min=True,
+                    meta=_meta("not_constant", name, "a spread above 0", rules.constant_columns),
+                )
+                if numeric
+                else gxe.ExpectColumnUniqueValueCountToBeBetween(
+                    column=name,
+                    min_value=2,
+                    meta=_meta("not_constant", name, ">= 2 distinct values", rules.constant_columns),
+                )
+            )
+            out.append(constant_check)
+    if dataset.label in present:
+        out.append(
+            gxe.ExpectColumnUniqueValueCountToBeBetween(
+                column=dataset.label,
+                min_value=2,
+                max_value=2,
+                meta=_meta("binary_label", dataset.label, "exactly two label values", "error"),
+            )
+        )
+        out.append(
+            gxe.ExpectColumnSumToBeBetween(
+                column=POSITIVE,
+                min_value=1,
+                meta=_meta(
+                    "positive_present", dataset.label, f"some rows = {dataset.positive_value}", "error"
+                ),
+            )
+        )
+        if rules.prevalence is not None:
+            bounds = rules.prevalence
+            out.append(
+                gxe.ExpectColumnMeanToBeBetween(
+                    column=POSITIVE,
+                    min_value=bounds.min,
+                    max_value=bounds.max,
+                    meta=_meta(
+                        "prevalence", dataset.label, f"between {bounds.min} and {bounds.max}", bounds.severity
+                    ),
+                )
+            )
+    if DUPLICATE in present and rules.max_duplicate_fraction is not None:
+        out.append(
+            gxe.ExpectColumnMeanToBeBetween(
+                column=DUPLICATE,
+                max_value=rules.max_duplicate_fraction,
+                meta=_meta("duplicate_fraction", None, f"<= {rules.max_duplicate_fraction}", "error"),
+            )
+        )
+    if BAD_TIME in present:
+        out.append(
+            gxe.ExpectColumnSumToBeBetween(
+                column=BAD_TIME,
+                max_value=0,
+                meta=_meta("timestamps_parse", dataset.time_column, "every value a timestamp", "error"),
+            )
+        )
+    return out
+
+
+def with_derived_columns(
+    frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationConfig
+) -> pd.DataFrame:
+    """The frame plus 0/1 columns that turn label, duplicate and time checks into column means."""
+    extra: dict[str, Any] = {}
+    if dataset.label in frame.columns:
+        extra[POSITIVE] = is_positive(frame[dataset.label], dataset.positive_value).astype(np.int8)
+    if rules.max_duplicate_fraction is not None:
+        subset = [c for c in frame.columns if c != dataset.id_column]
+        extra[DUPLICATE] = frame.duplicated(subset=subset).to_numpy(dtype=np.int8)
+    if dataset.time_column and dataset.time_column in frame.columns:
+        raw = frame[dataset.time_column]
+        parsed = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+        extra[BAD_TIME] = (raw.notna() & parsed.isna()).to_numpy(dtype=np.int8)
+    return frame.assign(**extra)
+
+
+def _observed(check: str, result: dict[str, Any], meta: dict[str, Any]) -> str:
+    if check == "null_fraction":
+        return f"{(result.get('unexpected_percent') or 0.0) / 100:.4f}"
+    if check == "columns":
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        shown = ("missing", "unexpected") if meta.get("exact") else ("missing",)
+        parts = [f"{k}: {mismatched[k]}" for k in shown if mismatched.get(k)]
+        return "; ".join(parts) or "as expected"
+    value = result.get("observed_value")
+    if value is None and "partial_unexpected_list" in result:
+        examples = list(dict.fromkeys(map(str, result["partial_unexpected_list"])))[:5]
+        share = result.get("unexpected_percent")
+        prefix = f"{share:.2f}% unexpected" if share is not None else "unexpected"
+        return f"{prefix}, e.g. {examples}"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+def _to_check(outcome: Any) -> CheckResult:
+    config = outcome.expectation_config
+    meta = config.meta or {}
+    check = meta.get("check", config.type)
+    if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+        observed = f"error: {outcome.exception_info.get('exception_message')}"
+    else:
+        observed = _observed(check, outcome.result or {}, meta)
+    return CheckResult(
+        check=check,
+        column=meta.get("column"),
+        passed=bool(outcome.success),
+        observed=observed,
+        expected=meta.get("expected", ""),
+        severity=meta.get("severity", "error"),
+        expectation=config.type,
+    )
+
+
+def validate_frame(
+    frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationConfig
+) -> tuple[list[CheckResult], Any]:
+    """Run the suite with Great Expectations; returns kubeloop's check list and GE's result."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from components.validate_data import ge_speedups
+
+    ge_speedups.install()
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    prepared = with_derived_columns(frame, dataset, rules)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("kubeloop")
+        .add_dataframe_asset("dataset")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name="kubeloop-data-gate"))
+    for expectation in build_expectations(prepared, dataset, rules):
+        suite.add_expectation(expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="kubeloop-data-gate", data=batch_definition, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": prepared}, result_format="SUMMARY")
+    return [_to_check(outcome) for outcome in result.results], result
 
 
 def run_checks(frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationConfig) -> list[CheckResult]:
-    """Every check, passed or not, in a stable order."""
-    results: list[CheckResult] = []
-    features = feature_columns(frame, dataset)
-    required = [
-        c
-        for c in [*features, dataset.label, dataset.id_column, dataset.time_column, dataset.group_column]
-        if c
-    ]
-    missing = [c for c in dict.fromkeys(required) if c not in frame.columns]
-    results.append(
-        CheckResult(
-            "columns_present",
-            None,
-            not missing,
-            f"missing: {missing}" if missing else "all present",
-            f"columns {sorted(set(required))}",
-        )
-    )
-    if not rules.allow_extra_columns:
-        extra = sorted(set(frame.columns) - set(required))
-        results.append(CheckResult("no_extra_columns", None, not extra, f"extra: {extra}", "none"))
-    results.append(
-        CheckResult("row_count", None, len(frame) >= rules.min_rows, str(len(frame)), f">= {rules.min_rows}")
-    )
-    for column in [c for c in dict.fromkeys([*features, dataset.label]) if c in frame.columns]:
-        share = float(frame[column].isna().mean()) if len(frame) else 0.0
-        results.append(
-            CheckResult(
-                "null_fraction",
-                column,
-                share <= rules.max_null_fraction,
-                f"{share:.4f}",
-                f"<= {rules.max_null_fraction}",
-            )
-        )
-    for column in [c for c in features if c in frame.columns and c not in dataset.categorical]:
-        numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
-            frame[column]
-        )
-        results.append(
-            CheckResult(
-                "numeric_type",
-                column,
-                numeric,
-                str(frame[column].dtype),
-                "a numeric dtype (list text columns under dataset.categorical)",
-            )
-        )
-    if dataset.label in frame.columns:
-        labels = frame[dataset.label].dropna()
-        values = sorted(map(str, labels.unique()))
-        positive = str(dataset.positive_value)
-        binary = len(values) == 2 and bool(is_positive(labels, dataset.positive_value).any())
-        results.append(
-            CheckResult(
-                "binary_label",
-                dataset.label,
-                binary,
-                f"values {values[:10]}",
-                f"exactly two values, one of them {positive}",
-            )
-        )
-    if dataset.time_column and dataset.time_column in frame.columns:
-        parsed = pd.to_datetime(frame[dataset.time_column], errors="coerce", utc=True)
-        bad = int(parsed.isna().sum())
-        results.append(
-            CheckResult(
-                "timestamps_parse", dataset.time_column, bad == 0, f"{bad} unparseable", "ISO timestamps"
-            )
-        )
-    return results
+    """Every check, passed or not (see validate_frame for GE's own result)."""
+    return validate_frame(frame, dataset, rules)[0]
 
 
-def bad_row_sample(frame: pd.DataFrame, results: list[CheckResult], limit: int = 5) -> pd.DataFrame:
-    """A few rows that break a failed null check, to show in the report."""
-    columns = [r.column for r in results if not r.passed and r.check == "null_fraction" and r.column]
-    if not columns:
-        return frame.iloc[0:0]
-    return frame[frame[columns].isna().any(axis=1)].head(limit)
+def data_docs_html(result: Any) -> str:
+    """Great Expectations' validation-result page (data docs) for the run."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    # GE 1.24's renderer parses repr() of numbers, which numpy 2 scalars break
+    # ("np.float64(40.0)"); hand it plain Python numbers.
+    for outcome in result.results:
+        if outcome.result:
+            outcome.result = {k: _plain(v) for k, v in outcome.result.items()}
+    return str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def bad_row_sample(
+    frame: pd.DataFrame, results: list[CheckResult], rules: ValidationConfig, limit: int = 5
+) -> pd.DataFrame:
+    """A few rows that break a failed null, range or set check, to show in the report."""
+    mask = pd.Series(False, index=frame.index)
+    for r in results:
+        if r.passed or r.column is None or r.column not in frame.columns:
+            continue
+        column = frame[r.column]
+        rule = rules.columns.get(r.column)
+        if r.check == "null_fraction":
+            mask |= column.isna()
+        elif r.check == "min" and rule is not None and rule.min is not None:
+            mask |= pd.to_numeric(column, errors="coerce") < rule.min
+        elif r.check == "max" and rule is not None and rule.max is not None:
+            mask |= pd.to_numeric(column, errors="coerce") > rule.max
+        elif r.check == "allowed_values" and rule is not None and rule.allowed is not None:
+            mask |= column.notna() & ~column.isin(rule.allowed)
+    return frame[mask].head(limit)

@@ -37,7 +37,7 @@ def random_split(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
 def temporal_split(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
     """Test = rows at or after the cutoff; before it, the latest rows calibrate and validate."""
     assert dataset.time_column
-    times = pd.to_datetime(frame[dataset.time_column], utc=True)
+    times = pd.to_datetime(frame[dataset.time_column], utc=True, format="ISO8601")
     s = dataset.split
     if s.cutoff:
         cutoff = pd.Timestamp(s.cutoff)

@@ -8,24 +8,32 @@ import pandas as pd
 from components.common.data import is_positive, local_path, read_table
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
-from components.validate_data.checks import CheckResult, bad_row_sample, feature_columns, run_checks
+from components.validate_data.checks import (
+    CheckResult,
+    bad_row_sample,
+    data_docs_html,
+    feature_columns,
+    validate_frame,
+)
 from components.validate_data.splits import SPLITS, assign_splits
 
 
 def render_report(path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame) -> str:
-    """Markdown summary: verdict, failed checks first, then a sample of offending rows."""
-    failed = [r for r in results if not r.passed]
-    verdict = "FAILED" if failed else "passed"
+    """Markdown summary: verdict, failures first (errors, then warnings), then offending rows."""
+    blocking = [r for r in results if r.blocking]
+    warned = [r for r in results if not r.passed and not r.blocking]
+    verdict = "FAILED" if blocking else "passed"
     lines = [
         f"# Data validation: {verdict}",
         "",
-        f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(failed)} failed.",
+        f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(blocking)} failed, "
+        f"{len(warned)} warning(s).",
         "",
         "| check | column | observed | expected | result |",
         "|---|---|---|---|---|",
     ]
-    for r in sorted(results, key=lambda r: r.passed):
-        mark = "pass" if r.passed else f"**FAIL** ({r.severity})"
+    for r in sorted(results, key=lambda r: (r.passed, not r.blocking)):
+        mark = "pass" if r.passed else ("**FAIL** (error)" if r.blocking else "warning")
         lines.append(f"| {r.check} | {r.column or ''} | {r.observed} | {r.expected} | {mark} |")
     if not sample.empty:
         lines += ["", "## Sample of failing rows", "", sample.to_markdown(index=False)]
@@ -49,12 +57,18 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     ctx.store.write_json(
         ctx.key("lineage.json"), build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
     )
-    results = run_checks(frame, dataset, ctx.config.validation)
-    failed = [r for r in results if not r.passed]
-    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results))
+    rules = ctx.config.validation
+    results, ge_result = validate_frame(frame, dataset, rules)
+    failed = [r for r in results if r.blocking]
+    warned = [r for r in results if not r.passed and not r.blocking]
+    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results, rules))
+    ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
     ctx.store.write_text(ctx.key("report.md"), report)
     ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
-    ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed))
+    ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed), warnings=len(warned))
+    ctx.notes.extend(
+        f"warning: {r.check}({r.column or '-'}): {r.observed}, expected {r.expected}" for r in warned
+    )
     if failed:
         listing = "; ".join(
             f"{r.check}({r.column or '-'}): {r.observed}, expected {r.expected}" for r in failed

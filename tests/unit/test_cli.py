@@ -55,3 +55,48 @@ def test_models_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("│ 1"))
     assert "shadow" in row and "r1" in row and "0.9100" in row
     assert main(["models", "absent", "--store", str(store)]) == 1
+
+
+def test_validate_command_exits_1_with_the_summary_and_writes_data_docs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from examples.screening.generate import generate
+
+    frame = generate(rows=1500, prevalence=0.05, seed=2)
+    frame.loc[frame.index[:20], "age"] = 200.0
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    args = [
+        "validate",
+        "--config",
+        str(REPO / "examples/screening/config.yaml"),
+        "--data",
+        str(tmp_path / "bad.csv"),
+        "--report",
+        str(tmp_path / "out"),
+        "validation.columns={age: {min: 18, max: 110}}",
+    ]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "# Data validation: FAILED" in out
+    assert "| max | age | 200 | <= 110.0 | **FAIL** (error) |" in out
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# Data validation: FAILED")
+    assert "kubeloop-data-gate" in (tmp_path / "out" / "data_docs.html").read_text()
+    frame.assign(age=60.0).to_csv(tmp_path / "good.csv", index=False)
+    assert main(args[:4] + [str(tmp_path / "good.csv"), args[-1]]) == 0
+
+
+def test_validate_names_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    assert (
+        main(
+            [
+                "validate",
+                "--config",
+                str(REPO / "examples/screening/config.yaml"),
+                "--data",
+                str(tmp_path / "empty.csv"),
+            ]
+        )
+        == 1
+    )
+    assert "empty.csv: the file is empty" in capsys.readouterr().err

@@ -30,11 +30,19 @@ def frame() -> pd.DataFrame:
 
 
 def _failed(results: list) -> set[tuple[str, str | None]]:
-    return {(r.check, r.column) for r in results if not r.passed}
+    return {(r.check, r.column) for r in results if r.blocking}
 
 
-def test_clean_data_passes(frame: pd.DataFrame) -> None:
-    assert _failed(run_checks(frame, _dataset(), ValidationConfig())) == set()
+def _warned(results: list) -> set[tuple[str, str | None]]:
+    return {(r.check, r.column) for r in results if not r.passed and not r.blocking}
+
+
+def test_clean_data_passes_and_a_constant_feature_only_warns(frame: pd.DataFrame) -> None:
+    results = run_checks(frame, _dataset(), ValidationConfig())
+    assert _failed(results) == set()
+    assert _warned(results) == {("not_constant", "scanner")}  # every exam came from scanner A
+    ignored = run_checks(frame, _dataset(), ValidationConfig(constant_columns="ignore"))
+    assert _warned(ignored) == set()
 
 
 def test_missing_column_nulls_and_types_fail(frame: pd.DataFrame) -> None:
@@ -43,9 +51,9 @@ def test_missing_column_nulls_and_types_fail(frame: pd.DataFrame) -> None:
     broken["prior_exams"] = "many"
     failed = _failed(run_checks(broken, _dataset().model_copy(update={"features": None}), ValidationConfig()))
     assert ("null_fraction", "lesion_size_mm") in failed
-    assert ("numeric_type", "prior_exams") in failed
+    assert ("dtype", "prior_exams") in failed
     named = _dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
-    assert ("columns_present", None) in _failed(run_checks(broken, named, ValidationConfig()))
+    assert ("columns", None) in _failed(run_checks(broken, named, ValidationConfig()))
 
 
 def test_label_must_be_binary_with_the_positive_value(frame: pd.DataFrame) -> None:
@@ -100,3 +108,77 @@ def test_group_split_keeps_each_site_on_one_side(frame: pd.DataFrame) -> None:
 def test_group_split_needs_enough_groups(frame: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="at least 4 distinct"):
         assign_splits(frame.assign(site_id=frame["site_id"] % 2), _dataset(strategy="group"))
+
+
+def test_declared_rules_catch_ranges_sets_uniqueness_and_severity(frame: pd.DataFrame) -> None:
+    broken = frame.copy()
+    broken.loc[broken.index[:3], "age"] = 150.0
+    broken.loc[broken.index[:2], "exam_id"] = 7
+    rules = ValidationConfig(
+        columns={
+            "age": {"min": 18, "max": 110},
+            "scanner": {"allowed": ["B", "C"], "severity": "warning"},
+            "exam_id": {"unique": True},
+            "breast_density": {"type": "integer", "allowed": [1, 2, 3, 4]},
+        }
+    )
+    results = run_checks(broken, _dataset(), rules)
+    assert _failed(results) == {("max", "age"), ("unique", "exam_id")}
+    assert ("allowed_values", "scanner") in _warned(results)
+    by_check = {(r.check, r.column): r for r in results}
+    assert by_check[("max", "age")].observed == "150"
+    assert "A" in by_check[("allowed_values", "scanner")].observed
+    assert by_check[("dtype", "breast_density")].passed
+
+
+def test_prevalence_bounds_and_duplicates(frame: pd.DataFrame) -> None:
+    doubled = pd.concat([frame, frame.head(600).assign(exam_id=lambda f: f["exam_id"] + 10**6)])
+    rules = ValidationConfig(prevalence={"min": 0.005, "max": 0.05}, max_duplicate_fraction=0.05)
+    failed = _failed(run_checks(doubled, _dataset(), rules))
+    assert failed == {("prevalence", "label"), ("duplicate_fraction", None)}
+    relaxed = ValidationConfig(prevalence={"min": 0.05, "max": 0.2}, max_duplicate_fraction=0.2)
+    assert _failed(run_checks(doubled, _dataset(), relaxed)) == set()
+
+
+def test_unparseable_timestamps_and_extra_columns(frame: pd.DataFrame) -> None:
+    broken = frame.assign(exam_time=frame["exam_time"].astype(str), notes="x")
+    broken.loc[broken.index[:4], "exam_time"] = "yesterday"
+    named = _dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
+    extra = set(frame.columns) - {
+        "age",
+        "lesion_size_mm",
+        "scanner",
+        "label",
+        "exam_id",
+        "exam_time",
+        "site_id",
+    }
+    failed = _failed(
+        run_checks(broken.drop(columns=list(extra)), named, ValidationConfig(allow_extra_columns=False))
+    )
+    assert failed == {("timestamps_parse", "exam_time"), ("columns", None)}
+
+
+def test_a_failed_gate_report_samples_the_offending_rows(frame: pd.DataFrame) -> None:
+    from components.validate_data.checks import bad_row_sample
+    from components.validate_data.step import render_report
+
+    broken = frame.copy()
+    broken.loc[broken.index[10:13], "lesion_size_mm"] = np.nan
+    rules = ValidationConfig()
+    results = run_checks(broken, _dataset(), rules)
+    sample = bad_row_sample(broken, results, rules)
+    assert sample["exam_id"].tolist() == [10, 11, 12]
+    report = render_report("d.csv", len(broken), results, sample)
+    assert report.startswith("# Data validation: FAILED")
+    assert "| null_fraction | lesion_size_mm | 0.0005 | <= 0.0 | **FAIL** (error) |" in report
+    assert "| not_constant | scanner | 1 | >= 2 distinct values | warning |" in report
+
+
+def test_data_docs_render_as_html(frame: pd.DataFrame) -> None:
+    from components.validate_data.checks import data_docs_html, validate_frame
+
+    _, result = validate_frame(frame.head(500), _dataset(), ValidationConfig())
+    html = data_docs_html(result)
+    assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
+    assert "expect_column_values_to_not_be_null" in html or "values must never be null" in html
