@@ -144,6 +144,11 @@ class ValidationConfig(Section):
     """Highest share of rows that repeat an earlier row (ignoring the id column)."""
     constant_columns: Severity | Literal["ignore"] = "warning"
     """A feature with a single value carries no signal: report it at this severity."""
+    max_split_overlap: float = Field(0.0, ge=0, le=1)
+    """Highest share of held-out rows whose features and label also appear in train (leakage)."""
+    group_overlap: Severity | Literal["ignore"] = "warning"
+    """A dataset.group_column value (patient, site) in train and a held-out split: report it
+    at this severity (the group split rules it out by construction)."""
 
 
 class TrainingConfig(Section):

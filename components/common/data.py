@@ -55,6 +55,19 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return target
 
 
+def _check_delimiter(path: Path, frame: pd.DataFrame) -> None:
+    """A one-column parse of a header full of ';', tabs or '|' means the wrong delimiter."""
+    if frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    for delimiter, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if header.count(delimiter) >= 1:
+            raise DataReadError(
+                f"{path}: the header '{header[:60]}' looks {name}-separated, but kubeloop reads "
+                "comma-separated CSV; re-save it with commas (or as Parquet)"
+            )
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file chosen by its suffix."""
     if not path.is_file():
@@ -66,7 +79,9 @@ def read_table(path: Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path)
+            frame = pd.read_csv(path)
+            _check_delimiter(path, frame)
+            return frame
     except UnicodeDecodeError as exc:
         raise DataReadError(f"{path}: not UTF-8 text ({exc.reason}); re-save it as UTF-8") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, ValueError) as exc:

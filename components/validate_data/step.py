@@ -15,6 +15,7 @@ from components.validate_data.checks import (
     feature_columns,
     validate_frame,
 )
+from components.validate_data.leakage import split_leakage
 from components.validate_data.splits import SPLITS, assign_splits
 
 
@@ -48,8 +49,16 @@ def split_summary(frame: pd.DataFrame, positive: np.ndarray) -> dict[str, dict[s
     return out
 
 
+def _summary_line(r: CheckResult) -> str:
+    return f"{r.check}({r.column or '-'}): {r.observed}, expected {r.expected}"
+
+
 def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
-    """The step body. Returns (markdown report, splits prefix)."""
+    """The step body. Returns (markdown report, splits prefix).
+
+    Order: lineage, the Great Expectations gate, then (only on data that passed) the split
+    and its leakage checks; the report covers both, and the gate blocks on either.
+    """
     dataset = ctx.config.dataset
     with local_path(dataset.path) as path:
         fingerprint = fingerprint_file(path)
@@ -59,24 +68,24 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     )
     rules = ctx.config.validation
     results, ge_result = validate_frame(frame, dataset, rules)
+    ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
+    features = feature_columns(frame, dataset)
+    assignment = None
+    if not any(r.blocking for r in results):
+        assignment = assign_splits(frame, dataset)
+        results += split_leakage(frame, assignment, dataset, rules, features)
     failed = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
     report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results, rules))
-    ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
     ctx.store.write_text(ctx.key("report.md"), report)
     ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
     ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed), warnings=len(warned))
-    ctx.notes.extend(
-        f"warning: {r.check}({r.column or '-'}): {r.observed}, expected {r.expected}" for r in warned
-    )
-    if failed:
-        listing = "; ".join(
-            f"{r.check}({r.column or '-'}): {r.observed}, expected {r.expected}" for r in failed
-        )
-        raise GateFailed(f"{len(failed)} data check(s) failed: {listing}")
+    ctx.notes.extend(f"warning: {_summary_line(r)}" for r in warned)
+    if failed or assignment is None:
+        raise GateFailed(f"{len(failed)} data check(s) failed: " + "; ".join(map(_summary_line, failed)))
 
     positive = is_positive(frame[dataset.label], dataset.positive_value)
-    frame = frame.assign(__split=assign_splits(frame, dataset).to_numpy())
+    frame = frame.assign(__split=assignment.to_numpy())
     summary = split_summary(frame, positive)
     empty = [s for s in SPLITS if summary.get(s, {}).get("prevalence", 0.0) in (0.0, 1.0)]
     if empty:
@@ -88,7 +97,6 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         part = frame[frame["__split"] == name].drop(columns="__split")
         with ctx.store.staged(ctx.key(f"splits/{name}.parquet")) as target:
             part.to_parquet(target, index=False)
-    features = feature_columns(frame.drop(columns="__split"), dataset)
     ctx.store.write_json(
         ctx.key("schema.json"),
         {

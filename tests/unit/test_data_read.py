@@ -25,6 +25,8 @@ def test_csv_and_parquet(tmp_path: Path) -> None:
         ("latin1.csv", "x,name\n1,caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
         ("truncated.parquet", b"PAR1\x00\x00garbage", "cannot be parsed as parquet"),
         ("table.xlsx", b"PK\x03\x04", "unknown format '.xlsx'"),
+        ("semicolons.csv", b"age;label\n50;0\n61;1\n", "looks semicolon-separated"),
+        ("tabs.csv", b"age\tlabel\n50\t0\n", "looks tab-separated"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, name: str, content: bytes, message: str) -> None:

@@ -182,3 +182,33 @@ def test_data_docs_render_as_html(frame: pd.DataFrame) -> None:
     html = data_docs_html(result)
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
     assert "expect_column_values_to_not_be_null" in html or "values must never be null" in html
+
+
+def test_rows_copied_across_splits_and_shared_groups_are_leakage(frame: pd.DataFrame) -> None:
+    from components.validate_data.leakage import split_leakage
+
+    dataset = _dataset(strategy="random")
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    clean = split_leakage(frame, assign_splits(frame, dataset), dataset, ValidationConfig(), features)
+    by_check = {r.check: r for r in clean}
+    assert by_check["split_overlap"].passed
+    # Random splits put every site on both sides: a warning by default, an error when asked.
+    assert not by_check["group_overlap"].passed and by_check["group_overlap"].severity == "warning"
+
+    copied = pd.concat(
+        [frame, frame.head(300).assign(exam_id=lambda f: f["exam_id"] + 10**6)], ignore_index=True
+    )
+    leaky = split_leakage(
+        copied, assign_splits(copied, dataset), dataset, ValidationConfig(group_overlap="error"), features
+    )
+    by_check = {r.check: r for r in leaky}
+    assert (
+        by_check["split_overlap"].blocking
+        and "held-out rows also in train" in by_check["split_overlap"].observed
+    )
+    assert by_check["group_overlap"].blocking
+    grouped = _dataset(strategy="group")
+    assert [
+        r.check
+        for r in split_leakage(frame, assign_splits(frame, grouped), grouped, ValidationConfig(), features)
+    ] == ["split_overlap"]
