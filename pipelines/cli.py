@@ -85,7 +85,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from components.common.data import DataReadError, local_path, read_table
+    from components.common.store import open_store
     from components.validate_data.checks import bad_row_sample, data_docs_html, validate_frame
+    from components.validate_data.reference import reference_profile
     from components.validate_data.step import render_report
 
     config = _load(args)
@@ -97,8 +99,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     rules = config.validation
-    results, ge_result = validate_frame(frame, config.dataset, rules)
-    report = render_report(source, len(frame), results, bad_row_sample(frame, results, rules))
+    reference = reference_profile(open_store(args.store or config.store), config)
+    results, ge_result = validate_frame(frame, config.dataset, rules, reference)
+    report = render_report(
+        source,
+        len(frame),
+        results,
+        bad_row_sample(frame, results, rules),
+        reference["source"] if reference else None,
+    )
     print(report, end="")
     if args.report:
         out = Path(args.report)
@@ -207,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True, help="project YAML (its validation section)")
     check.add_argument("--data", help="CSV/Parquet path or s3:// URI (default: dataset.path)")
     check.add_argument("--report", help="folder for report.md and Great Expectations' data docs")
+    check.add_argument("--store", help="store whose production model's profile is the reference")
     check.add_argument("overrides", nargs="*", metavar="key=value")
     check.set_defaults(func=cmd_validate)
 

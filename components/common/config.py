@@ -125,6 +125,27 @@ class PrevalenceBounds(Section):
     """Whether a prevalence outside the bounds blocks the pipeline."""
 
 
+class ProfileTolerances(Section):
+    """How far new data may stray from the reference profile (the champion's training data)."""
+
+    use_champion: bool = True
+    """Validate against the profile saved with the production model, when there is one."""
+    reference_data: str | None = None
+    """A trusted dataset to profile instead (path or s3:// URI); overrides the champion's."""
+    range_margin: float = Field(0.1, ge=0)
+    """Widen the reference [min, max] by this share of its width on each side."""
+    null_increase: float = Field(0.01, ge=0, le=1)
+    """Allowed rise of a column's null share over the reference (a null burst beyond fails)."""
+    prevalence_factor: float = Field(2.0, ge=1)
+    """Prevalence must stay within [reference / factor, reference x factor]."""
+    range_severity: Severity = "warning"
+    """Values outside the widened reference range: warning (new data may shift) or error."""
+    unseen_categories: Severity = "warning"
+    """Categories the reference never had (e.g. a new scanner): warning or error."""
+    severity: Severity = "error"
+    """Missing columns, dtype flips, null bursts and prevalence shifts."""
+
+
 class ValidationConfig(Section):
     """The data gate that runs before training (Great Expectations is the engine)."""
 
@@ -146,6 +167,8 @@ class ValidationConfig(Section):
     """A feature with a single value carries no signal: report it at this severity."""
     max_split_overlap: float = Field(0.0, ge=0, le=1)
     """Highest share of held-out rows whose features and label also appear in train (leakage)."""
+    profile: ProfileTolerances = Field(default_factory=ProfileTolerances)
+    """Checks against a reference profile of trusted data."""
     group_overlap: Severity | Literal["ignore"] = "warning"
     """A dataset.group_column value (patient, site) in train and a held-out split: report it
     at this severity (the group split rules it out by construction)."""

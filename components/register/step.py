@@ -35,6 +35,9 @@ def run(ctx: StepContext, splits: str, model: str, evaluation: str, calibration:
             "metrics.json": store.read_bytes(f"{evaluation}/metrics.json"),
             "lineage.json": store.read_bytes(ctx.upstream("validate_data", "lineage.json")),
             "schema.json": store.read_bytes(f"{splits}/schema.json"),
+            # The next run validates its data against these (components.validate_data.reference).
+            "data_profile.json": store.read_bytes(f"{splits}/data_profile.json"),
+            "expectation_suite.json": store.read_bytes(f"{splits}/expectation_suite.json"),
         }
     )
     reliability = store.read_bytes(f"{calibration}/reliability.png")

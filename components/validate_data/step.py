@@ -9,6 +9,7 @@ from components.common.data import is_positive, local_path, read_table
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
 from components.validate_data.checks import (
+    POSITIVE,
     CheckResult,
     bad_row_sample,
     data_docs_html,
@@ -16,10 +17,14 @@ from components.validate_data.checks import (
     validate_frame,
 )
 from components.validate_data.leakage import split_leakage
+from components.validate_data.profile import build_profile, profile_expectations, suite_json
+from components.validate_data.reference import PROFILE_FILE, SUITE_FILE, reference_profile
 from components.validate_data.splits import SPLITS, assign_splits
 
 
-def render_report(path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame) -> str:
+def render_report(
+    path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame, reference: str | None = None
+) -> str:
     """Markdown summary: verdict, failures first (errors, then warnings), then offending rows."""
     blocking = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
@@ -29,6 +34,8 @@ def render_report(path: str, rows: int, results: list[CheckResult], sample: pd.D
         "",
         f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(blocking)} failed, "
         f"{len(warned)} warning(s).",
+        "",
+        f"Reference profile: {reference or 'none (first model, or validation.profile disabled)'}.",
         "",
         "| check | column | observed | expected | result |",
         "|---|---|---|---|---|",
@@ -67,7 +74,8 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         ctx.key("lineage.json"), build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
     )
     rules = ctx.config.validation
-    results, ge_result = validate_frame(frame, dataset, rules)
+    reference = reference_profile(ctx.store, ctx.config)
+    results, ge_result = validate_frame(frame, dataset, rules, reference)
     ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
     features = feature_columns(frame, dataset)
     assignment = None
@@ -76,7 +84,8 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         results += split_leakage(frame, assignment, dataset, rules, features)
     failed = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
-    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results, rules))
+    source = reference["source"] if reference else None
+    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results, rules), source)
     ctx.store.write_text(ctx.key("report.md"), report)
     ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
     ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed), warnings=len(warned))
@@ -93,6 +102,11 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
             f"split(s) {empty} have no positive or no negative cases ({summary}); "
             "use more rows or larger split fractions"
         )
+    train = frame[frame["__split"] == "train"]
+    profile = build_profile(train, dataset, features, source=f"run {ctx.run_id} train split")
+    ctx.store.write_json(ctx.key(PROFILE_FILE), profile)
+    expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
+    ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
     for name in SPLITS:
         part = frame[frame["__split"] == name].drop(columns="__split")
         with ctx.store.staged(ctx.key(f"splits/{name}.parquet")) as target:

@@ -27,6 +27,8 @@ MODEL_FILES = {
     "metrics.json",
     "lineage.json",
     "schema.json",
+    "data_profile.json",
+    "expectation_suite.json",
     "card.html",
 }
 
@@ -53,6 +55,7 @@ def small_screening(tmp_path: Path, *extra: str) -> list[str]:
         "training.epochs=4",
         "evaluation.min_recall=0.3",
         "evaluation.min_roc_auc=0.6",
+        "validation.prevalence={min: 0.005, max: 0.25}",
         *extra,
     ]
 
@@ -139,6 +142,39 @@ def test_second_run_records_parent_and_shows_in_models(first_run: dict[str, Any]
     rows = [line for line in listing.stdout.splitlines() if line.startswith("│ ")]
     assert len(rows) == 2
     assert "production" in rows[0] and "drift" in rows[1] and parent in rows[1]
+
+
+def test_next_run_validates_against_the_champion_profile(first_run: dict[str, Any]) -> None:
+    tmp, store = first_run["tmp"], first_run["store"]
+    registry = Registry(LocalStore(store))
+    registry.set_stage("screening", "1", "production")
+    suite = LocalStore(store).read_json("models/screening/1/expectation_suite.json")
+    assert suite["name"] == "screening-reference" and len(suite["expectations"]) > 20
+    # Scanner B joins: the run goes on, and the report says what moved against v1's data.
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            str(store),
+            *small_screening(
+                tmp,
+                "dataset.generator.params.scanners={A: 0.5, B: 0.5}",
+                f"dataset.path={tmp / 'mixed.parquet'}",
+            ),
+        ],
+        tmp,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    # Both the declared set (scanner: {allowed: [A]}) and v1's profile report the new scanner.
+    assert "validate_data: warning: allowed_values(scanner): unexpected, e.g. ['B']" in result.stdout
+    assert "validate_data: warning: unseen_categories(scanner)" in result.stdout
+    assert "validate_data: warning: profile_max(intensity_mean)" in result.stdout
+    run_id = run_id_of(result.stdout)
+    report = LocalStore(store).read_text(f"runs/{run_id}/validate_data/report.md")
+    assert "Reference profile: champion screening v1." in report
+    assert "| profile_max | intensity_mean |" in report
 
 
 def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,185 @@
+"""Reference profiles: what trusted data looked like, and the expectations new data must meet.
+
+A profile is written for the training split of every run and registered next to the model
+(`data_profile.json`, plus the derived Great Expectations suite as
+`expectation_suite.json`), so the next run validates new data against the data its
+champion was trained on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import DatasetConfig, ProfileTolerances
+from components.common.data import is_positive
+
+MAX_CATEGORIES = 200
+"""Columns with more distinct values than this are not profiled as category sets."""
+PROFILE_VERSION = 1
+
+
+def _family(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_numeric_dtype(series):
+        return "number"
+    return "string"
+
+
+def build_profile(
+    frame: pd.DataFrame, dataset: DatasetConfig, features: list[str], source: str
+) -> dict[str, Any]:
+    """Per-column dtype family, null share, range and (for few values) the category set."""
+    columns: dict[str, dict[str, Any]] = {}
+    for name in [*features, dataset.label]:
+        series = frame[name]
+        family = _family(series)
+        entry: dict[str, Any] = {"family": family, "null_fraction": float(series.isna().mean())}
+        if family in ("number", "integer") and series.notna().any():
+            entry.update(
+                min=float(series.min()),
+                max=float(series.max()),
+                mean=float(series.mean()),
+                std=float(series.std(ddof=0)),
+            )
+        if family in ("string", "boolean") or name in dataset.categorical:
+            values = series.dropna().unique()
+            if len(values) <= MAX_CATEGORIES:
+                entry["categories"] = sorted(map(str, values))
+        columns[name] = entry
+    return {
+        "version": PROFILE_VERSION,
+        "source": source,
+        "rows": len(frame),
+        "prevalence": float(is_positive(frame[dataset.label], dataset.positive_value).mean()),
+        "columns": columns,
+    }
+
+
+def profile_expectations(
+    profile: dict[str, Any],
+    present: set[str],
+    dataset: DatasetConfig,
+    tol: ProfileTolerances,
+    positive_column: str,
+) -> list[Any]:
+    """Expectations that new data stays close to the profile (all aggregate, none row-level)."""
+    import great_expectations.expectations as gxe
+
+    from components.validate_data.checks import DTYPES, check_meta
+
+    source = profile.get("source", "reference")
+    columns = profile["columns"]
+    out: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=sorted(columns),
+            exact_match=False,
+            meta={
+                **check_meta("profile_columns", None, f"every column of {source}", tol.severity),
+                "exact": False,
+            },
+        )
+    ]
+    for name, ref in columns.items():
+        if name not in present:
+            continue
+        allowed_nulls = min(1.0, ref["null_fraction"] + tol.null_increase)
+        out.append(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=name,
+                mostly=1.0 - allowed_nulls,
+                meta=check_meta(
+                    "profile_nulls",
+                    name,
+                    f"<= {allowed_nulls:.4f} ({source}: {ref['null_fraction']:.4f})",
+                    tol.severity,
+                ),
+            )
+        )
+        family = "number" if ref["family"] == "integer" else ref["family"]
+        if family in DTYPES:
+            out.append(
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=name,
+                    type_list=DTYPES[family],
+                    meta=check_meta("profile_dtype", name, f"a {family} dtype like {source}", tol.severity),
+                )
+            )
+        if "min" in ref and name != dataset.label:
+            margin = tol.range_margin * (ref["max"] - ref["min"])
+            low, high = ref["min"] - margin, ref["max"] + margin
+            out.append(
+                gxe.ExpectColumnMinToBeBetween(
+                    column=name,
+                    min_value=low,
+                    meta=check_meta(
+                        "profile_min",
+                        name,
+                        f">= {low:.4g} ({source} min {ref['min']:.4g})",
+                        tol.range_severity,
+                    ),
+                )
+            )
+            out.append(
+                gxe.ExpectColumnMaxToBeBetween(
+                    column=name,
+                    max_value=high,
+                    meta=check_meta(
+                        "profile_max",
+                        name,
+                        f"<= {high:.4g} ({source} max {ref['max']:.4g})",
+                        tol.range_severity,
+                    ),
+                )
+            )
+        if "categories" in ref and name != dataset.label:
+            out.append(
+                gxe.ExpectColumnDistinctValuesToBeInSet(
+                    column=name,
+                    value_set=_typed_categories(ref["categories"], ref["family"]),
+                    meta=check_meta(
+                        "unseen_categories",
+                        name,
+                        f"within {source}'s {ref['categories'][:10]}",
+                        tol.unseen_categories,
+                    ),
+                )
+            )
+    reference = profile["prevalence"]
+    if 0 < reference < 1:
+        low, high = reference / tol.prevalence_factor, min(1.0, reference * tol.prevalence_factor)
+        out.append(
+            gxe.ExpectColumnMeanToBeBetween(
+                column=positive_column,
+                min_value=low,
+                max_value=high,
+                meta=check_meta(
+                    "profile_prevalence",
+                    dataset.label,
+                    f"between {low:.4f} and {high:.4f} ({source}: {reference:.4f})",
+                    tol.severity,
+                ),
+            )
+        )
+    return out
+
+
+def _typed_categories(values: list[str], family: str) -> list[Any]:
+    """Categories are stored as text; compare numbers as numbers."""
+    if family in ("number", "integer"):
+        return [float(v) if "." in v else int(v) for v in values]
+    if family == "boolean":
+        return [v == "True" for v in values]
+    return list(values)
+
+
+def suite_json(expectations: list[Any], name: str) -> dict[str, Any]:
+    """The expectations as a Great Expectations suite document (loadable by GE)."""
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=name, expectations=expectations)
+    return dict(suite.to_json_dict())
