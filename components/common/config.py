@@ -133,15 +133,18 @@ class ProfileTolerances(Section):
     reference_data: str | None = None
     """A trusted dataset to profile instead (path or s3:// URI); overrides the champion's."""
     range_margin: float = Field(0.1, ge=0)
-    """Widen the reference [min, max] by this share of its width on each side."""
+    """The batch's 1% and 99% quantiles may move this share of the reference's
+    1-99% width (a shifted or stretched distribution fails)."""
     null_increase: float = Field(0.01, ge=0, le=1)
     """Allowed rise of a column's null share over the reference (a null burst beyond fails)."""
     prevalence_factor: float = Field(2.0, ge=1)
     """Prevalence must stay within [reference / factor, reference x factor]."""
     range_severity: Severity = "warning"
-    """Values outside the widened reference range: warning (new data may shift) or error."""
+    """Tails moved beyond the band: warning (new data may shift) or error."""
     unseen_categories: Severity = "warning"
     """Categories the reference never had (e.g. a new scanner): warning or error."""
+    column_order: Severity | Literal["ignore"] = "warning"
+    """Reference columns arriving in another order (a sign the upstream export changed)."""
     severity: Severity = "error"
     """Missing columns, dtype flips, null bursts and prevalence shifts."""
 

@@ -18,6 +18,8 @@ from components.common.data import is_positive
 MAX_CATEGORIES = 200
 """Columns with more distinct values than this are not profiled as category sets."""
 PROFILE_VERSION = 1
+TAILS = (0.01, 0.99)
+"""Quantiles that bound the range check: robust where min/max of a long tail wobbles."""
 
 
 def _family(series: pd.Series) -> str:
@@ -40,9 +42,12 @@ def build_profile(
         family = _family(series)
         entry: dict[str, Any] = {"family": family, "null_fraction": float(series.isna().mean())}
         if family in ("number", "integer") and series.notna().any():
+            low, high = series.quantile(list(TAILS)).tolist()
             entry.update(
                 min=float(series.min()),
                 max=float(series.max()),
+                low=float(low),
+                high=float(high),
                 mean=float(series.mean()),
                 std=float(series.std(ddof=0)),
             )
@@ -109,33 +114,8 @@ def profile_expectations(
                     meta=check_meta("profile_dtype", name, f"a {family} dtype like {source}", tol.severity),
                 )
             )
-        if "min" in ref and name != dataset.label:
-            margin = tol.range_margin * (ref["max"] - ref["min"])
-            low, high = ref["min"] - margin, ref["max"] + margin
-            out.append(
-                gxe.ExpectColumnMinToBeBetween(
-                    column=name,
-                    min_value=low,
-                    meta=check_meta(
-                        "profile_min",
-                        name,
-                        f">= {low:.4g} ({source} min {ref['min']:.4g})",
-                        tol.range_severity,
-                    ),
-                )
-            )
-            out.append(
-                gxe.ExpectColumnMaxToBeBetween(
-                    column=name,
-                    max_value=high,
-                    meta=check_meta(
-                        "profile_max",
-                        name,
-                        f"<= {high:.4g} ({source} max {ref['max']:.4g})",
-                        tol.range_severity,
-                    ),
-                )
-            )
+        if "low" in ref and name != dataset.label:
+            out.append(_range_expectation(name, ref, tol, source))
         if "categories" in ref and name != dataset.label:
             out.append(
                 gxe.ExpectColumnDistinctValuesToBeInSet(
@@ -166,6 +146,46 @@ def profile_expectations(
             )
         )
     return out
+
+
+def _range_expectation(name: str, ref: dict[str, Any], tol: ProfileTolerances, source: str) -> Any:
+    """The batch's 1% and 99% quantiles each within a band around the reference's.
+
+    The band is `range_margin` x the reference's 1-99% width (at least 1 for integers,
+    whose quantiles move in whole steps); a shifted or stretched distribution moves a tail.
+    """
+    import great_expectations.expectations as gxe
+
+    from components.validate_data.checks import check_meta
+
+    band = tol.range_margin * (ref["high"] - ref["low"])
+    if ref["family"] == "integer":
+        band = max(band, 1.0)
+    ranges = [[ref["low"] - band, ref["low"] + band], [ref["high"] - band, ref["high"] + band]]
+    expected = f"1%/99% quantiles within ±{band:.4g} of {source}'s [{ref['low']:.4g}, {ref['high']:.4g}]"
+    return gxe.ExpectColumnQuantileValuesToBeBetween(
+        column=name,
+        quantile_ranges={"quantiles": list(TAILS), "value_ranges": ranges},
+        meta=check_meta("profile_range", name, expected, tol.range_severity),
+    )
+
+
+def column_order_check(columns: list[str], profile: dict[str, Any], severity: str) -> Any:
+    """Whether the reference's columns arrive in the reference's relative order."""
+    from components.validate_data.checks import CheckResult
+
+    reference = [c for c in profile["columns"] if c in columns]
+    arrived = [c for c in columns if c in profile["columns"]]
+    moved = [a for a, b in zip(arrived, reference, strict=True) if a != b]
+    return CheckResult(
+        check="column_order",
+        column=None,
+        passed=not moved,
+        observed=f"moved: {moved[:8]}" if moved else "same order",
+        expected=f"the order of {profile.get('source', 'the reference')}",
+        severity=severity,
+        expectation="kubeloop.column_order",
+    )
 
 
 def _typed_categories(values: list[str], family: str) -> list[Any]:

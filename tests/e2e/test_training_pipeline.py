@@ -170,11 +170,11 @@ def test_next_run_validates_against_the_champion_profile(first_run: dict[str, An
     # Both the declared set (scanner: {allowed: [A]}) and v1's profile report the new scanner.
     assert "validate_data: warning: allowed_values(scanner): unexpected, e.g. ['B']" in result.stdout
     assert "validate_data: warning: unseen_categories(scanner)" in result.stdout
-    assert "validate_data: warning: profile_max(intensity_mean)" in result.stdout
+    assert "validate_data: warning: profile_range(intensity_mean)" in result.stdout
     run_id = run_id_of(result.stdout)
     report = LocalStore(store).read_text(f"runs/{run_id}/validate_data/report.md")
     assert "Reference profile: champion screening v1." in report
-    assert "| profile_max | intensity_mean |" in report
+    assert "| profile_range | intensity_mean |" in report
 
 
 def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) -> None:

@@ -62,8 +62,9 @@ def test_what_moved_is_caught_with_its_severity(profile: dict) -> None:
     assert failed[("profile_dtype", "prior_exams")].blocking  # numbers arrived as text
     assert failed[("unseen_categories", "scanner")].severity == "warning"  # a new scanner
     assert "B" in failed[("unseen_categories", "scanner")].observed
-    assert failed[("profile_max", "intensity_mean")].severity == "warning"  # scanner B renders brighter
-    assert "reference v1 max" in failed[("profile_max", "intensity_mean")].expected
+    assert failed[("profile_range", "intensity_mean")].severity == "warning"  # scanner B renders brighter
+    assert "of reference v1's [" in failed[("profile_range", "intensity_mean")].expected
+    assert "99.0%: " in failed[("profile_range", "intensity_mean")].observed
 
 
 def test_prevalence_shift_fails(profile: dict) -> None:
@@ -75,10 +76,10 @@ def test_tolerances_are_configurable(profile: dict) -> None:
     moved = generate(rows=4000, prevalence=0.03, scanners={"A": 0.5, "B": 0.5}, seed=3)
     strict = ValidationConfig(profile={"range_severity": "error", "unseen_categories": "error"})
     failed = _profile_failures(moved, profile, strict)
-    assert failed[("profile_max", "intensity_mean")].blocking
+    assert failed[("profile_range", "intensity_mean")].blocking
     assert failed[("unseen_categories", "scanner")].blocking
     loose = ValidationConfig(profile={"range_margin": 5.0})
-    assert ("profile_max", "intensity_mean") not in _profile_failures(moved, profile, loose)
+    assert ("profile_range", "intensity_mean") not in _profile_failures(moved, profile, loose)
 
 
 def test_suite_json_is_a_loadable_ge_suite(profile: dict) -> None:
@@ -113,3 +114,28 @@ def test_reference_is_the_champions_profile_or_a_named_dataset(tmp_path: Path, p
     assert reference_profile(store, named)["source"] == f"reference {tmp_path / 'trusted.csv'}"
     off = config.model_copy(update={"validation": ValidationConfig(profile={"use_champion": False})})
     assert reference_profile(store, off) is None
+
+
+def test_screening_profile_flags_scanner_b_and_passes_fresh_scanner_a() -> None:
+    from components.common.config_loader import load_config
+    from tests.conftest import REPO
+
+    config = load_config(REPO / "examples/screening/config.yaml")
+    assert config.dataset.generator is not None
+    params = dict(config.dataset.generator.params)
+    reference = generate(**params)  # the example's own scanner-A data
+    profile = build_profile(
+        reference, config.dataset, feature_columns(reference, config.dataset), "scanner A"
+    )
+
+    fresh, _ = validate_frame(generate(**{**params, "seed": 8}), config.dataset, config.validation, profile)
+    assert [r for r in fresh if r.blocking] == []
+    assert [r for r in fresh if not r.passed and r.check.startswith(("profile", "unseen"))] == []
+
+    scanner_b, _ = validate_frame(
+        generate(**{**params, "scanners": {"B": 1.0}, "seed": 9}), config.dataset, config.validation, profile
+    )
+    flagged = {(r.check, r.column) for r in scanner_b if not r.passed}
+    assert ("unseen_categories", "scanner") in flagged
+    assert {("profile_range", "intensity_mean"), ("profile_range", "texture_contrast")} <= flagged
+    assert [r for r in scanner_b if r.blocking] == []  # flagged as warnings: retraining may proceed
