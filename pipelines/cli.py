@@ -86,9 +86,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from components.common.data import DataReadError, local_path, read_table
     from components.common.store import open_store
-    from components.validate_data.checks import bad_row_sample, data_docs_html, validate_frame
+    from components.validate_data.checks import validate_frame
     from components.validate_data.reference import reference_profile
-    from components.validate_data.step import render_report
+    from components.validate_data.report import bad_row_sample, data_docs_html, render_report
 
     config = _load(args)
     source = args.data or config.dataset.path

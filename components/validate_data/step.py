@@ -11,41 +11,14 @@ from components.common.step import GateFailed, StepContext
 from components.validate_data.checks import (
     POSITIVE,
     CheckResult,
-    bad_row_sample,
-    data_docs_html,
     feature_columns,
     validate_frame,
 )
 from components.validate_data.leakage import split_leakage
 from components.validate_data.profile import build_profile, profile_expectations, suite_json
 from components.validate_data.reference import PROFILE_FILE, SUITE_FILE, reference_profile
+from components.validate_data.report import bad_row_sample, data_docs_html, render_report
 from components.validate_data.splits import SPLITS, assign_splits
-
-
-def render_report(
-    path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame, reference: str | None = None
-) -> str:
-    """Markdown summary: verdict, failures first (errors, then warnings), then offending rows."""
-    blocking = [r for r in results if r.blocking]
-    warned = [r for r in results if not r.passed and not r.blocking]
-    verdict = "FAILED" if blocking else "passed"
-    lines = [
-        f"# Data validation: {verdict}",
-        "",
-        f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(blocking)} failed, "
-        f"{len(warned)} warning(s).",
-        "",
-        f"Reference profile: {reference or 'none (first model, or validation.profile disabled)'}.",
-        "",
-        "| check | column | observed | expected | result |",
-        "|---|---|---|---|---|",
-    ]
-    for r in sorted(results, key=lambda r: (r.passed, not r.blocking)):
-        mark = "pass" if r.passed else ("**FAIL** (error)" if r.blocking else "warning")
-        lines.append(f"| {r.check} | {r.column or ''} | {r.observed} | {r.expected} | {mark} |")
-    if not sample.empty:
-        lines += ["", "## Sample of failing rows", "", sample.to_markdown(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def split_summary(frame: pd.DataFrame, positive: np.ndarray) -> dict[str, dict[str, float]]:

@@ -160,8 +160,7 @@ def test_unparseable_timestamps_and_extra_columns(frame: pd.DataFrame) -> None:
 
 
 def test_a_failed_gate_report_samples_the_offending_rows(frame: pd.DataFrame) -> None:
-    from components.validate_data.checks import bad_row_sample
-    from components.validate_data.step import render_report
+    from components.validate_data.report import bad_row_sample, render_report
 
     broken = frame.copy()
     broken.loc[broken.index[10:13], "lesion_size_mm"] = np.nan
@@ -176,7 +175,8 @@ def test_a_failed_gate_report_samples_the_offending_rows(frame: pd.DataFrame) ->
 
 
 def test_data_docs_render_as_html(frame: pd.DataFrame) -> None:
-    from components.validate_data.checks import data_docs_html, validate_frame
+    from components.validate_data.checks import validate_frame
+    from components.validate_data.report import data_docs_html
 
     _, result = validate_frame(frame.head(500), _dataset(), ValidationConfig())
     html = data_docs_html(result)

@@ -1,0 +1,81 @@
+"""What a person reads about a validation: the Markdown summary, GE's data docs, bad rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common.config import ValidationConfig
+from components.validate_data.checks import CheckResult
+
+
+def render_report(
+    path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame, reference: str | None = None
+) -> str:
+    """Markdown summary: verdict, failures first (errors, then warnings), then offending rows."""
+    blocking = [r for r in results if r.blocking]
+    warned = [r for r in results if not r.passed and not r.blocking]
+    verdict = "FAILED" if blocking else "passed"
+    lines = [
+        f"# Data validation: {verdict}",
+        "",
+        f"Dataset `{path}`: {rows} rows, {len(results)} checks, {len(blocking)} failed, "
+        f"{len(warned)} warning(s).",
+        "",
+        f"Reference profile: {reference or 'none (first model, or validation.profile disabled)'}.",
+        "",
+        "| check | column | observed | expected | result |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r.passed, not r.blocking)):
+        mark = "pass" if r.passed else ("**FAIL** (error)" if r.blocking else "warning")
+        lines.append(f"| {r.check} | {r.column or ''} | {r.observed} | {r.expected} | {mark} |")
+    if not sample.empty:
+        lines += ["", "## Sample of failing rows", "", sample.to_markdown(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def data_docs_html(result: Any) -> str:
+    """Great Expectations' validation-result page (data docs) for the run."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    # GE 1.24's renderer parses repr() of numbers, which numpy 2 scalars break
+    # ("np.float64(40.0)"); hand it plain Python numbers.
+    for outcome in result.results:
+        if outcome.result:
+            outcome.result = {k: _plain(v) for k, v in outcome.result.items()}
+    return str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def bad_row_sample(
+    frame: pd.DataFrame, results: list[CheckResult], rules: ValidationConfig, limit: int = 5
+) -> pd.DataFrame:
+    """A few rows that break a failed null, range or set check, to show in the report."""
+    mask = pd.Series(False, index=frame.index)
+    for r in results:
+        if r.passed or r.column is None or r.column not in frame.columns:
+            continue
+        column = frame[r.column]
+        rule = rules.columns.get(r.column)
+        if r.check == "null_fraction":
+            mask |= column.isna()
+        elif r.check == "min" and rule is not None and rule.min is not None:
+            mask |= pd.to_numeric(column, errors="coerce") < rule.min
+        elif r.check == "max" and rule is not None and rule.max is not None:
+            mask |= pd.to_numeric(column, errors="coerce") > rule.max
+        elif r.check == "allowed_values" and rule is not None and rule.allowed is not None:
+            mask |= column.notna() & ~column.isin(rule.allowed)
+    return frame[mask].head(limit)
