@@ -20,40 +20,12 @@ from components.common.data import is_positive
 POSITIVE = "__kubeloop_positive"
 DUPLICATE = "__kubeloop_duplicate"
 BAD_TIME = "__kubeloop_unparseable_time"
+_INTEGERS = [f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)]
+_INTEGERS += [f"Int{bits}" for bits in (8, 16, 32, 64)]  # pandas' nullable integers
+_FLOATS = ["float16", "float32", "float64", "Float32", "Float64"]
 DTYPES = {
-    "number": [
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-        "Int8",
-        "Int16",
-        "Int32",
-        "Int64",
-        "Float32",
-        "Float64",
-    ],
-    "integer": [
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "Int8",
-        "Int16",
-        "Int32",
-        "Int64",
-    ],
+    "number": _INTEGERS + _FLOATS,
+    "integer": _INTEGERS,
     "string": ["object", "str", "string", "category"],
     "boolean": ["bool", "boolean"],
 }
