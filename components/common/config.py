@@ -200,6 +200,16 @@ class TrainingConfig(Section):
     """Seed for weights, shuffling and dropout."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """auto uses CUDA when present, otherwise CPU."""
+    nproc: int = Field(1, ge=1, le=64)
+    """Processes torchrun starts on the node: one per GPU, or CPU processes (gloo)."""
+    max_restarts: int = Field(1, ge=0, le=10)
+    """Times torchrun restarts the workers after one dies; they resume from the last checkpoint."""
+    lr_scaling: Literal["linear", "none"] = "linear"
+    """linear: learning rate x number of processes, as the global batch grows (Goyal et al. 2017)."""
+    warmup_epochs: float = Field(1.0, ge=0)
+    """Epochs over which the learning rate ramps linearly up to its (scaled) value."""
+    grad_clip_norm: float | None = Field(1.0, gt=0)
+    """Clip the gradient norm to this value; null turns clipping off."""
 
 
 class EvaluationConfig(Section):

@@ -14,7 +14,8 @@ import torch
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
-from components.train.step import export_onnx, fit
+from components.train.recipe import fit
+from components.train.step import export_onnx
 from examples.screening.generate import generate
 from tests.conftest import REPO
 

@@ -15,7 +15,8 @@ from sklearn.metrics import roc_auc_score
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
-from components.train.step import export_onnx, fit, parity_gap, pick_device
+from components.train.recipe import fit, pick_device
+from components.train.step import export_onnx, parity_gap
 from examples.screening.generate import generate
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,218 @@
+"""The training loop, the same in one process and under torchrun (DDP, gloo on CPU, nccl on GPU).
+
+setup -> train (DistributedSampler, warmup, clipping, early stopping) -> checkpoint each
+epoch (rank 0, atomic) -> resume from it after a restart. Validation loss is computed by every
+rank on the whole validation split, so early-stopping decisions agree without messages.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+
+from components.common.config import TrainingConfig
+from components.common.preprocessing import Preprocessing
+from components.train.model import TabularMLP
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights, same batches."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(setting: str) -> torch.device:
+    """CUDA (this process's local GPU under torchrun) when asked for or present, else CPU."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no GPU is visible; use 'auto' or 'cpu'")
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _Shard:
+    """This rank's share of the row indices, reshuffled every epoch (DistributedSampler)."""
+
+    def __init__(self, rows: int, seed: int) -> None:
+        rank, size = world()
+        # The sampler only needs len(); a range stands in for the dataset.
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(rows),  # type: ignore[arg-type]
+            num_replicas=size,
+            rank=rank,
+            shuffle=True,
+            seed=seed,
+        )
+
+    def batches(self, epoch: int, batch_size: int) -> list[torch.Tensor]:
+        self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(self.sampler), dtype=torch.long)
+        return list(torch.split(order, batch_size))
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":  # pinned host memory makes the copy asynchronous
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic: a crash mid-write leaves the previous checkpoint intact."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def fit(
+    cfg: TrainingConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    prep: Preprocessing,
+    log: Callable[[str], Any] = print,
+    checkpoint: Path | None = None,
+    max_steps: int | None = None,
+) -> tuple[TabularMLP, list[dict[str, float]]]:
+    """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
+
+    Args:
+        checkpoint: File to resume from and to write after every epoch (rank 0 writes).
+        max_steps: Stop after this many optimiser steps (tests of exact equivalence).
+    """
+    rank, size = world()
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    mean, std = prep.scale()
+    model = TabularMLP(mean, std, cfg.hidden_sizes, cfg.dropout).to(device)
+    ddp: nn.Module = model
+    if size > 1:
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    positives = float(y_train.sum())
+    pos_weight = (len(y_train) - positives) / max(positives, 1.0) if cfg.class_weighting else 1.0
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
+    lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    shard = _Shard(len(x_train), cfg.seed)
+    steps_per_epoch = max(1, math.ceil(len(shard.sampler) / cfg.batch_size))
+    warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    xt, yt = _to_device(x_train, device), _to_device(y_train, device)
+    xv, yv = _to_device(x_val, device), _to_device(y_val, device)
+    use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    start, best_loss, stale, steps = 1, math.inf, 0, 0
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[dict[str, float]] = []
+    if checkpoint is not None and checkpoint.exists():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start, best_loss, stale = saved["epoch"] + 1, saved["best_loss"], saved["stale"]
+        best_state, history, steps = saved["best_state"], saved["history"], saved["steps"]
+        _restore_rng(saved["rng"])
+        if rank == 0:
+            log(f"resumed from {checkpoint.name} after epoch {saved['epoch']}")
+
+    for epoch in range(start, cfg.epochs + 1):
+        if stale >= cfg.early_stopping_patience or (max_steps is not None and steps >= max_steps):
+            break
+        ddp.train()
+        started, total, seen = time.monotonic(), 0.0, 0
+        for batch in shard.batches(epoch, cfg.batch_size):
+            if max_steps is not None and steps >= max_steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                logits = ddp(xt[batch]).squeeze(1)
+            loss = loss_fn(logits.float(), yt[batch])
+            loss.backward()
+            if cfg.grad_clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip_norm)
+            optimizer.step()
+            scheduler.step()
+            steps += 1
+            total += float(loss.detach()) * len(batch)
+            seen += len(batch)
+        totals = torch.tensor([total, float(seen)], dtype=torch.float64)
+        if size > 1:
+            dist.all_reduce(totals)  # gloo reduces CPU tensors; sums loss and rows over ranks
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(model(xv).squeeze(1).float(), yv))
+        seconds = time.monotonic() - started
+        rows_seen = float(totals[1])
+        record = {
+            "epoch": float(epoch),
+            "train_loss": float(totals[0]) / max(rows_seen, 1.0),
+            "val_loss": val_loss,
+            "samples_per_s": rows_seen / max(seconds, 1e-9),
+            "lr": float(scheduler.get_last_lr()[0]),
+        }
+        history.append(record)
+        if val_loss < best_loss - 1e-6:
+            best_loss, stale = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if rank == 0:
+            log(
+                f"epoch {epoch:3d}/{cfg.epochs}  steps {steps_per_epoch}  "
+                f"train_loss {record['train_loss']:.4f}"
+                f"  val_loss {val_loss:.4f}  {record['samples_per_s']:,.0f} samples/s  world {size}"
+            )
+            if stale >= cfg.early_stopping_patience:
+                log(f"early stop: no val_loss improvement for {stale} epochs (best {best_loss:.4f})")
+            if checkpoint is not None:
+                _save_checkpoint(
+                    checkpoint,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "epoch": epoch,
+                        "best_loss": best_loss,
+                        "stale": stale,
+                        "best_state": best_state,
+                        "history": history,
+                        "steps": steps,
+                        "rng": _rng_state(),
+                    },
+                )
+        if size > 1:
+            dist.barrier()  # nobody runs ahead of the checkpoint
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.cpu().eval(), history

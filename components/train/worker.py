@@ -1,0 +1,79 @@
+"""One torchrun worker: set up the process group, run the recipe, rank 0 writes the result.
+
+Started by the train step as `torchrun ... -m components.train.worker SPEC.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from components.common.config import KubeloopConfig
+from components.common.preprocessing import Preprocessing
+from components.common.scoring import labels
+from components.train.recipe import fit
+
+
+def main(spec_path: str) -> None:
+    """setup -> train -> write (rank 0) -> cleanup; the process group is always destroyed."""
+    spec = json.loads(Path(spec_path).read_text())
+    config = KubeloopConfig.from_json(spec["config_json"])
+    schema = spec["schema"]
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        use_nccl = torch.cuda.is_available() and config.training.device != "cpu"
+        if use_nccl:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo")
+    try:
+        frames = {name: pd.read_parquet(spec[name]) for name in ("train", "validation")}
+        prep = Preprocessing.fit(frames["train"], schema["features"], schema["categorical"])
+        x_train, x_val = prep.encode(frames["train"]), prep.encode(frames["validation"])
+        y_train = labels(frames["train"], schema).astype(np.float32)
+        y_val = labels(frames["validation"], schema).astype(np.float32)
+        rank = dist.get_rank() if distributed else 0
+        if rank == 0:
+            print(
+                f"training on {len(x_train)} rows x {x_train.shape[1]} inputs "
+                f"({int(y_train.sum())} positives),"
+                f" validating on {len(x_val)}, {int(os.environ.get('WORLD_SIZE', '1'))} process(es)",
+                flush=True,
+            )
+        model, history = fit(
+            config.training,
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            prep,
+            log=lambda line: print(line, flush=True),
+            checkpoint=Path(spec["checkpoint"]),
+            max_steps=spec.get("max_steps"),
+        )
+        if rank == 0:
+            out = Path(spec["out"])
+            tmp = out.with_name(f".{out.name}.tmp")
+            torch.save(
+                {
+                    "state_dict": model.state_dict(),
+                    "history": history,
+                    "preprocessing": prep.to_dict(),
+                    "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+                },
+                tmp,
+            )
+            os.replace(tmp, out)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
