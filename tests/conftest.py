@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,16 @@ def tool(name: str) -> str:
     if not found:
         pytest.skip(f"{name} not installed; run `make tools`")
     return found
+
+
+def encoded_screening(rows: int, seed: int) -> tuple[Any, Any, Any]:
+    """(preprocessing, X, y) for a screening sample from scanners A and B (model tests)."""
+    import numpy as np
+
+    from components.common.preprocessing import Preprocessing
+    from examples.screening.generate import generate
+
+    frame = generate(rows=rows, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=seed)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    prep = Preprocessing.fit(frame, features, ["scanner"])
+    return prep, prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)

@@ -13,11 +13,9 @@ import pytest
 import torch
 
 from components.common.config import TrainingConfig
-from components.common.preprocessing import Preprocessing
 from components.train.recipe import fit
 from components.train.step import export_onnx
-from examples.screening.generate import generate
-from tests.conftest import REPO
+from tests.conftest import REPO, encoded_screening
 
 pytestmark = pytest.mark.integration
 SERVING_PYTHON = REPO / ".venv-serving" / "bin" / "python"
@@ -41,11 +39,7 @@ def serving_python() -> Path:
 
 
 def test_serving_env_reproduces_training_logits(serving_python: Path, tmp_path: Path) -> None:
-    frame = generate(rows=2000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=3)
-    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
-    prep = Preprocessing.fit(frame, features, ["scanner"])
-    x = prep.encode(frame)
-    y = frame["label"].to_numpy(dtype=np.float32)
+    prep, x, y = encoded_screening(rows=2000, seed=3)
     model, _ = fit(
         TrainingConfig(epochs=2, hidden_sizes=[16]),
         x[:1500],

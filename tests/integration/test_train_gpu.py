@@ -17,17 +17,14 @@ from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
 from components.train.recipe import fit, pick_device
 from components.train.step import export_onnx, parity_gap
-from examples.screening.generate import generate
+from tests.conftest import encoded_screening
 
 pytestmark = pytest.mark.integration
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _data() -> tuple[Preprocessing, np.ndarray, np.ndarray]:
-    frame = generate(rows=6000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=8)
-    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
-    prep = Preprocessing.fit(frame, features, ["scanner"])
-    return prep, prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)
+    return encoded_screening(rows=6000, seed=8)
 
 
 @needs_gpu

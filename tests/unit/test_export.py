@@ -9,17 +9,13 @@ import onnx
 from onnx import numpy_helper
 
 from components.common.config import TrainingConfig
-from components.common.preprocessing import Preprocessing
 from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
-from examples.screening.generate import generate
+from tests.conftest import encoded_screening
 
 
 def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> None:
-    frame = generate(rows=1200, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=6)
-    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
-    prep = Preprocessing.fit(frame, features, ["scanner"])
-    x, y = prep.encode(frame), frame["label"].to_numpy(np.float32)
+    prep, x, y = encoded_screening(rows=1200, seed=6)
     model, _ = fit(
         TrainingConfig(epochs=2, hidden_sizes=[8]),
         x[:1000],
