@@ -2,40 +2,33 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 
 from components.calibrate.temperature import fit_temperature, reliability, summary
+from components.common.plots import png
 from components.common.scoring import labels, load_split, onnx_logits, sigmoid
 from components.common.step import StepContext
 
 
 def reliability_png(curves: dict[str, dict[str, list[float]]]) -> bytes:
     """Reliability diagram: each curve against the diagonal of perfect calibration."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(ax: Any) -> None:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+        for name, curve in curves.items():
+            ax.plot(curve["predicted"], curve["observed"], marker="o", label=name)
+        ax.set(
+            xlabel="predicted probability",
+            ylabel="observed positive rate",
+            title="Reliability (test split)",
+            xlim=(0, 1),
+            ylim=(0, 1),
+        )
+        ax.legend(loc="upper left")
 
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
-    for name, curve in curves.items():
-        ax.plot(curve["predicted"], curve["observed"], marker="o", label=name)
-    ax.set(
-        xlabel="predicted probability",
-        ylabel="observed positive rate",
-        title="Reliability (test split)",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    ax.legend(loc="upper left")
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return png(draw)
 
 
 def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:

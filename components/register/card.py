@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Sequence
 from typing import Any
+
+from components.common.plots import img_tag
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -25,7 +26,7 @@ def render_card(
     calibration: dict[str, Any],
     lineage: dict[str, Any],
     schema: dict[str, Any],
-    reliability_png: bytes,
+    plots: dict[str, bytes],
 ) -> str:
     """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI."""
     checks = (
@@ -38,7 +39,6 @@ def render_card(
     )
     git = lineage.get("git", {})
     splits = schema.get("splits", {})
-    image = base64.b64encode(reliability_png).decode()
     metric_rows = [
         (k, metrics[k])
         for k in (
@@ -96,7 +96,9 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
             ]
         )
     }
-<img alt="reliability diagram" src="data:image/png;base64,{image}">
+{img_tag(plots["reliability"], "reliability diagram")}
+<h2>Training</h2>
+{img_tag(plots["loss_curve"], "loss curve")}
 <h2>Lineage</h2>
 {
         _table(

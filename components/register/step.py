@@ -40,11 +40,14 @@ def run(ctx: StepContext, splits: str, model: str, evaluation: str, calibration:
             "expectation_suite.json": store.read_bytes(f"{splits}/expectation_suite.json"),
         }
     )
-    reliability = store.read_bytes(f"{calibration}/reliability.png")
+    plots = {
+        "reliability": store.read_bytes(f"{calibration}/reliability.png"),
+        "loss_curve": store.read_bytes(f"{model}/loss_curve.png"),
+    }
     cards: dict[str, str] = {}
 
     def card_for(version: str) -> dict[str, bytes]:
-        cards[version] = render_card(name, version, metrics, decision, calib, lineage, schema, reliability)
+        cards[version] = render_card(name, version, metrics, decision, calib, lineage, schema, plots)
         return {"card.html": cards[version].encode()}
 
     version = registry.register(name, files, info, versioned_files=card_for)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from components.common.plots import png
 from components.common.preprocessing import Preprocessing
 from components.common.step import StepContext
 from components.train.model import TabularMLP
@@ -50,6 +51,21 @@ def parity_gap(model: TabularMLP, onnx_path: Path, x: np.ndarray) -> float:
     with torch.no_grad():
         torch_out = model(torch.from_numpy(x)).numpy()
     return float(np.abs(onnx_out - torch_out).max())
+
+
+def loss_curve_png(history: list[dict[str, float]]) -> bytes:
+    """Train and validation loss per epoch, with the best epoch marked."""
+
+    def draw(ax: Any) -> None:
+        epochs = [h["epoch"] for h in history]
+        ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
+        ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
+        best = min(history, key=lambda h: h["val_loss"])
+        ax.axvline(best["epoch"], color="grey", linestyle="--", label=f"best (epoch {int(best['epoch'])})")
+        ax.set(xlabel="epoch", ylabel="loss (weighted BCE)", title="Training")
+        ax.legend()
+
+    return png(draw, size=(5.5, 3.6))
 
 
 def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -> dict[str, Any]:
@@ -120,6 +136,7 @@ def run(ctx: StepContext, splits: str) -> str:
             )
     ctx.store.write_json(ctx.key("preprocessing.json"), prep.to_dict())
     ctx.store.write_json(ctx.key("history.json"), history)
+    ctx.store.write_bytes(ctx.key("loss_curve.png"), loss_curve_png(history))
     best = min(history, key=lambda h: h["val_loss"])
     ctx.metrics.update(
         epochs=len(history),

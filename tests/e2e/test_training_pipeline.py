@@ -60,6 +60,10 @@ def small_screening(tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def status_epochs(store: LocalStore, run_id: str) -> int:
+    return int(store.read_json(f"runs/{run_id}/train/status.json")["metrics"]["epochs"])
+
+
 def run_id_of(output: str) -> str:
     line = next(line for line in output.splitlines() if line.startswith("run "))
     return line.split()[1].rstrip(":")
@@ -101,6 +105,9 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
     card = store.read_text("models/screening/1/card.html")
     assert "screening &middot; version 1" in card and "data:image/png;base64," in card
+    assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
+    assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
+    assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
     status = store.read_json(f"runs/{run_id}/register/status.json")
     assert status["status"] == "succeeded" and status["metrics"]["version"] == 1
 
@@ -112,6 +119,7 @@ def test_kfp_ui_outputs_are_written(first_run: dict[str, Any]) -> None:
     metrics = json.loads(next(root.glob("*/evaluate/executor_output.json")).read_text())
     assert "classification" in json.dumps(metrics)
     assert list(root.glob("*/register/card"))
+    assert 'alt="loss curve"' in next(root.glob("*/train/loss_curve")).read_text()
 
 
 def test_second_run_records_parent_and_shows_in_models(first_run: dict[str, Any]) -> None:
