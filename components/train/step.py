@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,10 @@ def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -
         "components.train.worker",
         str(spec_path),
     ]
-    code = subprocess.run(command, check=False).returncode
+    # A fresh store per restart: with the agent's store shared (the default), restarted workers
+    # can read the dead generation's addresses and fail to connect (pytorch/pytorch#135712).
+    env = {**os.environ, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    code = subprocess.run(command, check=False, env=env).returncode
     if code != 0:
         raise RuntimeError(
             f"torchrun exited with {code} after {max_restarts} restart(s); the worker log "

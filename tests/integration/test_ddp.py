@@ -3,6 +3,10 @@ a run resumed from its checkpoint equals an uninterrupted one."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +101,73 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
     assert history[-1]["val_loss"] == pytest.approx(straight_history[-1]["val_loss"], abs=1e-6)
     for key, value in straight.state_dict().items():
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
+
+
+def _worker_pid(spec_path: Path, rank: int) -> int | None:
+    """PID of the torchrun worker of `rank` started for this spec (read from /proc, Linux)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # the process ended while we looked
+            continue
+        if b"components.train.worker" in cmdline and str(spec_path).encode() in cmdline:
+            if f"RANK={rank}".encode() in environ:
+                return int(proc.name)
+    return None
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    return int(torch.load(path, weights_only=False)["epoch"]) if path.exists() else 0
+
+
+def _wait_for_epoch(path: Path, epoch: int, deadline: float) -> float:
+    """Poll until the checkpoint holds `epoch`; returns when it was seen."""
+    while time.monotonic() < deadline:
+        if _checkpoint_epoch(path) >= epoch:
+            return time.monotonic()
+        time.sleep(0.02)
+    raise TimeoutError(f"no checkpoint of epoch {epoch} in time")
+
+
+def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
+    data: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(epochs=6, batch_size=8, early_stopping_patience=10, dropout=0.1)
+    spec = {"schema": SCHEMA, **data, "config_json": config}
+    (tmp_path / "straight").mkdir()
+    straight = launch(spec, tmp_path / "straight", nproc=2, max_restarts=0)
+
+    workdir = tmp_path / "faulty"
+    workdir.mkdir()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = launch(spec, workdir, nproc=2, max_restarts=1)
+        except RuntimeError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    checkpoint, deadline = workdir / "checkpoint.pt", time.monotonic() + 240
+    first = _wait_for_epoch(checkpoint, 1, deadline)
+    second = _wait_for_epoch(checkpoint, 2, deadline)
+    time.sleep((second - first) / 2)  # halfway through epoch 3
+    pid = _worker_pid(workdir / "spec.json", rank=1)
+    assert pid is not None, "rank 1 not found"
+    os.kill(pid, signal.SIGKILL)
+    assert _checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
+    thread.join(timeout=max(1.0, deadline - time.monotonic()))
+    assert not thread.is_alive(), "the restarted run did not finish in time"
+    assert "result" in outcome, outcome
+
+    log = capfd.readouterr().out
+    assert "resumed from checkpoint.pt after epoch 2" in log
+    history = outcome["result"]["history"]
+    assert [int(h["epoch"]) for h in history] == [1, 2, 3, 4, 5, 6]
+    best = min(h["val_loss"] for h in history)
+    straight_best = min(h["val_loss"] for h in straight["history"])
+    assert best == pytest.approx(straight_best, rel=0.01)

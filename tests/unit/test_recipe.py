@@ -1,0 +1,30 @@
+"""Pieces of the training recipe that must match what torch would do."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from components.train.recipe import clip_gradients
+
+
+def _model_with_gradients(scale: float) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1))
+    (model(torch.randn(32, 7)).sum() * scale).backward()
+    return model
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 100.0])
+def test_clip_gradients_matches_torch_clip_grad_norm(scale: float) -> None:
+    ours, theirs = _model_with_gradients(scale), _model_with_gradients(scale)
+    before = [p.grad.clone() for p in ours.parameters() if p.grad is not None]
+    clip_gradients(list(ours.parameters()), 1.0)
+    nn.utils.clip_grad_norm_(list(theirs.parameters()), 1.0)
+    for mine, reference in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert mine.grad is not None and reference.grad is not None
+        torch.testing.assert_close(mine.grad, reference.grad, rtol=1e-6, atol=1e-7)
+    norm = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in ours.parameters()]))
+    original = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in before]))
+    assert float(norm) == pytest.approx(min(float(original), 1.0), rel=1e-5)
