@@ -210,6 +210,13 @@ class TrainingConfig(Section):
     """Epochs over which the learning rate ramps linearly up to its (scaled) value."""
     grad_clip_norm: float | None = Field(1.0, gt=0)
     """Clip the gradient norm to this value; null turns clipping off."""
+    smoke_test: bool = True
+    """Before the real run, train briefly on a small stratified subset; fail fast unless the
+    training loss falls and the validation loss improves."""
+    smoke_test_rows: int = Field(2048, ge=64)
+    """Training rows of the smoke test's subset (validation rows: half as many)."""
+    smoke_test_epochs: int = Field(5, ge=1, le=100)
+    """Epochs of the smoke test (at least 8 steps each)."""
 
 
 class EvaluationConfig(Section):

@@ -115,6 +115,13 @@ def _restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def loss_function(cfg: TrainingConfig, y_train: np.ndarray, device: torch.device) -> nn.Module:
+    """Binary cross-entropy; with class weighting, positives weigh negatives/positives."""
+    positives = float(y_train.sum())
+    pos_weight = (len(y_train) - positives) / max(positives, 1.0) if cfg.class_weighting else 1.0
+    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
+
+
 def fit(
     cfg: TrainingConfig,
     x_train: np.ndarray,
@@ -144,9 +151,7 @@ def fit(
             device_ids=[device.index] if device.type == "cuda" else None,
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
-    positives = float(y_train.sum())
-    pos_weight = (len(y_train) - positives) / max(positives, 1.0) if cfg.class_weighting else 1.0
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
+    loss_fn = loss_function(cfg, y_train, device)
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.

@@ -19,6 +19,7 @@ from components.common.plots import png
 from components.common.preprocessing import Preprocessing
 from components.common.step import StepContext
 from components.train.model import TabularMLP
+from components.train.smoke import run_smoke_test
 
 PARITY_TOLERANCE = 1e-5
 
@@ -97,6 +98,10 @@ def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -
     return dict(torch.load(spec["out"], weights_only=False))
 
 
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
 def run(ctx: StepContext, splits: str) -> str:
     """The step body. Returns the store prefix holding the model files."""
     schema = ctx.store.read_json(f"{splits}/schema.json")
@@ -107,6 +112,10 @@ def run(ctx: StepContext, splits: str) -> str:
             name: str(ctx.store.download_file(f"{splits}/splits/{name}.parquet", workdir / f"{name}.parquet"))
             for name in ("train", "validation")
         }
+        if cfg.smoke_test:
+            frames = {name: pd.read_parquet(path) for name, path in paths.items()}
+            ctx.metrics.update(run_smoke_test(cfg, frames["train"], frames["validation"], schema, _print))
+            del frames
         result = launch(
             {"config_json": ctx.config.to_json(), "schema": schema, **paths},
             workdir,

@@ -108,6 +108,8 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
     assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
     assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
+    smoke = store.read_json(f"runs/{run_id}/train/status.json")["metrics"]
+    assert smoke["smoke_val_loss_after"] < smoke["smoke_val_loss_before"]
     status = store.read_json(f"runs/{run_id}/register/status.json")
     assert status["status"] == "succeeded" and status["metrics"]["version"] == 1
 
@@ -233,6 +235,29 @@ def test_failed_evaluation_gate_registers_nothing(tmp_path: Path) -> None:
     run_dir = next((store / "runs").iterdir())
     assert json.loads((run_dir / "evaluate" / "decision.json").read_text())["passed"] is False
     assert not (run_dir / "calibrate").exists()
+
+
+def test_a_model_that_cannot_learn_stops_at_the_smoke_test(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(SCREENING),
+            "--store",
+            str(store),
+            *small_screening(tmp_path, "training.learning_rate=1e-9"),
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 1
+    assert "stopped at train" in result.stdout and "training loss did not decrease" in result.stdout
+    assert "epoch   1/" not in result.stdout  # torchrun never started
+    assert not (store / "models").exists()
+    run_dir = next((store / "runs").iterdir())
+    status = json.loads((run_dir / "train" / "status.json").read_text())
+    assert status["status"] == "gate_failed" and "smoke test" in status["reason"]
+    assert not (run_dir / "train" / "model.onnx").exists() and not (run_dir / "evaluate").exists()
 
 
 def test_run_on_the_s3_store(tmp_path: Path, s3_server: dict[str, str]) -> None:

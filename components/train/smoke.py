@@ -1,0 +1,130 @@
+"""Crash-test first: a short run on a small stratified subset that must show learning.
+
+Hours on GPUs are wasted when the labels are misaligned, the features are garbage or the
+learning rate is off by orders of magnitude. The smoke test trains for a few epochs on a few
+thousand rows, in the step's own process, and fails the step within seconds unless the
+training loss falls and the validation loss improves.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from components.common.config import TrainingConfig
+from components.common.preprocessing import Preprocessing
+from components.common.scoring import labels
+from components.common.step import GateFailed
+from components.train.recipe import fit, loss_function
+
+MIN_RELATIVE_DECREASE = 0.01
+"""The training loss must fall by at least this share of its starting value."""
+
+
+class SmokeTestFailed(GateFailed):
+    """The model did not learn on the smoke subset; the message says what to check."""
+
+
+def stratified_subset(frame: pd.DataFrame, y: np.ndarray, rows: int, seed: int) -> pd.DataFrame:
+    """About `rows` rows with the label shares of `frame` (at least a few of each class)."""
+    if len(frame) <= rows:
+        return frame
+    rng = np.random.default_rng(seed)
+    picked = []
+    for value in np.unique(y):
+        index = np.flatnonzero(y == value)
+        take = min(len(index), max(8, round(rows * len(index) / len(frame))))
+        picked.append(rng.choice(index, size=take, replace=False))
+    return frame.iloc[np.sort(np.concatenate(picked))]
+
+
+def constant_loss(y_train: np.ndarray, y: np.ndarray, class_weighting: bool) -> float:
+    """Loss on `y` of the best constant prediction: the bar a model that learned nothing meets."""
+    positives = float(y_train.sum())
+    weight = (len(y_train) - positives) / max(positives, 1.0) if class_weighting else 1.0
+    a, b = weight * float(y.mean()), 1.0 - float(y.mean())
+    if a <= 0 or b <= 0:
+        return 0.0
+    p = a / (a + b)
+    return -(a * math.log(p) + b * math.log(1 - p))
+
+
+def _loss(model: torch.nn.Module, loss_fn: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        return float(loss_fn(model(torch.from_numpy(x)).squeeze(1), torch.from_numpy(y)))
+
+
+def run_smoke_test(
+    cfg: TrainingConfig,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    schema: dict[str, Any],
+    log: Callable[[str], Any] = print,
+) -> dict[str, float]:
+    """Train briefly on a subset; returns the before/after losses or raises SmokeTestFailed."""
+    started = time.monotonic()
+    train = stratified_subset(train, labels(train, schema), cfg.smoke_test_rows, cfg.seed)
+    validation = stratified_subset(validation, labels(validation, schema), cfg.smoke_test_rows // 2, cfg.seed)
+    prep = Preprocessing.fit(train, schema["features"], schema["categorical"])
+    xt, xv = prep.encode(train), prep.encode(validation)
+    yt = labels(train, schema).astype(np.float32)
+    yv = labels(validation, schema).astype(np.float32)
+    smoke = cfg.model_copy(
+        update={
+            "epochs": cfg.smoke_test_epochs,
+            "early_stopping_patience": cfg.smoke_test_epochs + 1,
+            "batch_size": max(1, min(cfg.batch_size, len(xt) // 8)),  # at least 8 steps an epoch
+            "device": "cpu",  # seconds on a CPU; the GPUs stay free for the real run
+        }
+    )
+    loss_fn = loss_function(smoke, yt, torch.device("cpu"))
+    initial, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, max_steps=0)
+    before = (_loss(initial, loss_fn, xt, yt), _loss(initial, loss_fn, xv, yv))
+    log(
+        f"smoke test: {smoke.smoke_test_epochs} epochs on {len(xt):,} train / {len(xv):,} validation rows"
+        f" ({int(yt.sum())} / {int(yv.sum())} positives), batch {smoke.batch_size}"
+    )
+    trained, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None)
+    after = (_loss(trained, loss_fn, xt, yt), _loss(trained, loss_fn, xv, yv))
+    result = {
+        "smoke_train_loss_before": round(before[0], 5),
+        "smoke_train_loss_after": round(after[0], 5),
+        "smoke_val_loss_before": round(before[1], 5),
+        "smoke_val_loss_after": round(after[1], 5),
+        "smoke_seconds": round(time.monotonic() - started, 2),
+    }
+    where = f"over {smoke.smoke_test_epochs} epochs on a {len(xt):,}-row stratified subset"
+    skip = "training.smoke_test=false skips this check"
+    if not all(math.isfinite(v) for v in (*before, *after)):
+        raise SmokeTestFailed(
+            f"smoke test: the loss is not finite (train {before[0]} -> {after[0]}) {where}. "
+            "Look for NaN or infinite feature values that got past the data gate, or lower "
+            f"training.learning_rate ({cfg.learning_rate}); {skip}"
+        )
+    if after[0] > before[0] * (1 - MIN_RELATIVE_DECREASE):
+        raise SmokeTestFailed(
+            f"smoke test: the training loss did not decrease ({before[0]:.4f} -> {after[0]:.4f}) {where}. "
+            f"The model is not learning: check training.learning_rate ({cfg.learning_rate}), "
+            f"the label column '{schema['label']}' and the feature encoding; {skip}"
+        )
+    baseline = constant_loss(yt, yv, cfg.class_weighting)
+    result["smoke_val_loss_constant"] = round(baseline, 5)
+    if after[1] >= min(before[1], baseline):
+        raise SmokeTestFailed(
+            f"smoke test: the training loss fell ({before[0]:.4f} -> {after[0]:.4f}) but the validation "
+            f"loss ({before[1]:.4f} -> {after[1]:.4f}) does not beat both its starting value and "
+            f"predicting the base rate ({baseline:.4f}) {where}. What the model learns "
+            "does not carry over to held-out rows: check that labels line up with their rows, that "
+            f"the splits come from the same population, and training.dropout/weight_decay; {skip}"
+        )
+    log(
+        f"smoke test passed in {result['smoke_seconds']:.1f} s: train loss {before[0]:.4f} -> {after[0]:.4f},"
+        f" validation loss {before[1]:.4f} -> {after[1]:.4f} (base rate alone: {baseline:.4f})"
+    )
+    return result
