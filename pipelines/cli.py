@@ -122,8 +122,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     """Compile every pipeline (IR YAML + Kubernetes manifests)."""
     from pipelines.compile import compile_all
 
-    for path in compile_all(args.out):
+    if args.overrides and not args.config:
+        print("overrides need --config: kubeloop compile --out DIR --config PATH key=value ...")
+        return 2
+    for path in compile_all(args.out, args.config, args.overrides):
         print(path)
+    if args.config and "://" not in load_config(args.config, args.overrides).dataset.path:
+        print(
+            "warning: dataset.path is a local file, which pods cannot read; "
+            "override it with dataset.path=s3://bucket/key (or pass it as a run parameter)"
+        )
     return 0
 
 
@@ -222,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")
+    comp.add_argument("--config", help="compile this config (default: the shipped CPU and GPU variants)")
+    comp.add_argument("overrides", nargs="*", help="key=value overrides of --config")
     comp.set_defaults(func=cmd_compile)
 
     models = sub.add_parser("models", help="list registered model versions")

@@ -9,6 +9,7 @@ from typing import Any
 from kfp import dsl
 
 from components.calibrate.component import calibrate
+from components.common.config import KubeloopConfig, TrainResources
 from components.evaluate.component import evaluate
 from components.register.component import register
 from components.train.component import train
@@ -35,17 +36,44 @@ def _on_cluster(task: Any, cpu: str, memory: str) -> None:
     task.set_caching_options(False)
 
 
-def make_training_pipeline(default_config_json: str, default_store: str, cluster: bool) -> Callable[..., Any]:
+def _train_pod(task: Any, resources: TrainResources) -> None:
+    """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only)."""
+    from kfp import kubernetes
+
+    if resources.gpus:
+        task.set_accelerator_type(resources.accelerator).set_accelerator_limit(resources.gpus)
+    for key, value in sorted(resources.node_selector.items()):
+        kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    for toleration in resources.tolerations:
+        kubernetes.add_toleration(
+            task,
+            key=toleration.key,
+            operator=toleration.operator,
+            value=toleration.value,
+            effect=toleration.effect,
+        )
+    kubernetes.empty_dir_mount(
+        task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=resources.shm_size
+    )
+
+
+def make_training_pipeline(
+    default_config_json: str, default_store: str, cluster: bool, name: str = PIPELINE_NAME
+) -> Callable[..., Any]:
     """Build the pipeline; `cluster` adds Kubernetes settings that local runs must not get.
 
     Args:
         default_config_json: Resolved config used when a run gives none (e.g. from the UI).
+            On a cluster, its `training.resources` also shape the train pod (GPUs, node
+            selector, tolerations, /dev/shm): pod settings are fixed when compiling.
         default_store: Artifact store URI used when a run gives none.
         cluster: Add secrets, endpoint and resource requests for Kubeflow Pipelines.
+        name: Pipeline name (the GPU variant gets its own).
     """
+    resources = KubeloopConfig.from_json(default_config_json).training.resources
 
     @dsl.pipeline(
-        name=PIPELINE_NAME,
+        name=name,
         description="Validate data, train, evaluate, calibrate and "
         "register a kubeloop model. Each step writes to runs/<run_id>/<step> in the store.",
     )
@@ -83,11 +111,12 @@ def make_training_pipeline(default_config_json: str, default_store: str, cluster
         if cluster:
             for task, cpu, memory in (
                 (checked, "1", "2Gi"),
-                (fitted, "2", "4Gi"),
+                (fitted, resources.cpu, resources.memory),
                 (scored, "1", "2Gi"),
                 (calibrated, "1", "2Gi"),
                 (registered, "500m", "1Gi"),
             ):
                 _on_cluster(task, cpu, memory)
+            _train_pod(fitted, resources)
 
     return training

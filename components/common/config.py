@@ -177,6 +177,44 @@ class ValidationConfig(Section):
     at this severity (the group split rules it out by construction)."""
 
 
+class Toleration(Section):
+    """A Kubernetes toleration, so the train pod can land on tainted (e.g. GPU) nodes."""
+
+    key: str | None = None
+    """Taint key (e.g. nvidia.com/gpu); null with operator Exists tolerates every taint."""
+    operator: Literal["Equal", "Exists"] = "Exists"
+    """Equal matches `value`; Exists matches any value of the key."""
+    value: str | None = None
+    """Taint value (operator Equal only)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to tolerate; null tolerates all effects."""
+
+    @model_validator(mode="after")
+    def _value_needs_equal(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError(f"value '{self.value}' needs operator: Equal (Exists ignores values)")
+        return self
+
+
+class TrainResources(Section):
+    """The train pod on a cluster: requests, GPUs and placement (local runs ignore these)."""
+
+    cpu: str = Field("2", pattern=r"^[0-9]+(\.[0-9]+|m)?$")
+    """CPU request (Kubernetes quantity: 2, 1.5, 500m)."""
+    memory: str = Field("4Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    """Memory request (Kubernetes quantity: 4Gi, 512Mi)."""
+    gpus: int = Field(0, ge=0, le=16)
+    """Accelerators the pod asks for (limit); torchrun starts one process per GPU."""
+    accelerator: str = "nvidia.com/gpu"
+    """Extended resource name of the accelerator."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    """Node labels the pod requires, e.g. {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}."""
+    tolerations: list[Toleration] = Field(default_factory=list)
+    """Taints the pod tolerates (GPU node pools are usually tainted)."""
+    shm_size: str = Field("2Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    """Size of the in-memory /dev/shm (the 64Mi container default starves NCCL and loaders)."""
+
+
 class TrainingConfig(Section):
     """The model and how it is fitted."""
 
@@ -217,6 +255,20 @@ class TrainingConfig(Section):
     """Training rows of the smoke test's subset (validation rows: half as many)."""
     smoke_test_epochs: int = Field(5, ge=1, le=100)
     """Epochs of the smoke test (at least 8 steps each)."""
+    resources: TrainResources = Field(default_factory=TrainResources)
+    """The train pod's resources and placement on a cluster."""
+
+    @model_validator(mode="after")
+    def _one_process_per_gpu(self) -> TrainingConfig:
+        gpus = self.resources.gpus
+        if gpus and self.nproc != gpus:
+            raise ValueError(
+                f"nproc ({self.nproc}) must equal resources.gpus ({gpus}): torchrun starts one "
+                f"process per GPU; set training.nproc={gpus}"
+            )
+        if gpus and self.device == "cpu":
+            raise ValueError(f"device is 'cpu' but resources.gpus is {gpus}; use device 'auto' or 'cuda'")
+        return self
 
 
 class EvaluationConfig(Section):

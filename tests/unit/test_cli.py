@@ -36,10 +36,17 @@ def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
     assert main(["compile", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kubeloop-training-gpu.k8s.yaml",
+        "kubeloop-training-gpu.yaml",
         "kubeloop-training.k8s.yaml",
         "kubeloop-training.yaml",
         "kustomization.yaml",
     ]
+
+
+def test_compile_refuses_overrides_without_a_config(tmp_path: Path) -> None:
+    assert main(["compile", "--out", str(tmp_path), "training.nproc=2"]) == 2
+    assert not tmp_path.joinpath("kustomization.yaml").exists()
 
 
 def test_models_and_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -68,17 +70,58 @@ def test_ir_orders_the_dag_and_configures_the_cluster(compiled: Path) -> None:
     assert containers["exec-train"]["container"]["resources"]["cpuRequest"] == 2
 
 
-def test_manifests_validate_against_the_shared_crds(compiled: Path) -> None:
+def _train_executor(compiled: Path, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The train step's container spec and its Kubernetes platform settings."""
+    spec, platform = yaml.safe_load_all((compiled / f"{name}.yaml").read_text())
+    container = spec["deploymentSpec"]["executors"]["exec-train"]["container"]
+    return container, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+
+
+def test_the_gpu_variant_asks_for_gpus_placement_and_shared_memory(compiled: Path) -> None:
+    container, pod = _train_executor(compiled, "kubeloop-training-gpu")
+    accelerator = container["resources"]["accelerator"]
+    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", "4")
+    assert container["resources"]["resourceCpuRequest"] == "16"
+    assert pod["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["emptyDirMounts"] == [
+        {"volumeName": "dshm", "mountPath": "/dev/shm", "medium": "Memory", "sizeLimit": "16Gi"}
+    ]
+    spec = yaml.safe_load((compiled / "kubeloop-training-gpu.yaml").read_text().split("\n---\n")[0])
+    config = json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"])
+    assert config["training"]["nproc"] == 4  # one torchrun process per requested GPU
+
+
+def test_the_cpu_variant_asks_for_no_gpu_and_still_gets_shared_memory(compiled: Path) -> None:
+    container, pod = _train_executor(compiled, "kubeloop-training")
+    assert "accelerator" not in container["resources"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert pod["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
+
+
+@pytest.mark.parametrize("name", ["kubeloop-training", "kubeloop-training-gpu"])
+def test_manifests_validate_against_the_shared_crds(compiled: Path, name: str) -> None:
     crds = load_crds()
-    docs = list(yaml.safe_load_all((compiled / "kubeloop-training.k8s.yaml").read_text()))
+    docs = list(yaml.safe_load_all((compiled / f"{name}.k8s.yaml").read_text()))
     assert [d["kind"] for d in docs] == ["Pipeline", "PipelineVersion"]
     for doc in docs:
         validate_object(doc, crds)
     version = docs[1]
-    assert version["spec"]["pipelineName"] == docs[0]["metadata"]["name"]
-    ir_spec, ir_platform = yaml.safe_load_all((compiled / "kubeloop-training.yaml").read_text())
+    assert docs[0]["metadata"]["name"] == name
+    assert version["spec"]["pipelineName"] == name
+    ir_spec, ir_platform = yaml.safe_load_all((compiled / f"{name}.yaml").read_text())
     assert version["spec"]["pipelineSpec"] == ir_spec
     assert version["spec"]["platformSpec"] == ir_platform
+
+
+def test_compiling_a_users_config_with_overrides(tmp_path: Path) -> None:
+    paths = compile_all(tmp_path, REPO / "examples" / "breast_cancer" / "config.yaml", ["training.nproc=2"])
+    assert [p.name for p in paths] == [
+        "kubeloop-training-breast-cancer.yaml",
+        "kubeloop-training-breast-cancer.k8s.yaml",
+        "kustomization.yaml",
+    ]
+    assert "- kubeloop-training-breast-cancer.k8s.yaml" in paths[-1].read_text()
 
 
 def test_the_crd_check_catches_a_broken_manifest(compiled: Path) -> None:

@@ -110,6 +110,24 @@ def test_cross_field_rules(tmp_path: Path) -> None:
     assert "canary_steps [50, 10, 100] must increase" in text
 
 
+def test_gpu_resources_must_match_the_process_count(tmp_path: Path) -> None:
+    data = _minimal(tmp_path)
+    data["training"] = {
+        "nproc": 2,
+        "resources": {"gpus": 4, "tolerations": [{"key": "nvidia.com/gpu", "value": "x"}], "cpu": "two"},
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, data))
+    text = str(info.value)
+    assert "value 'x' needs operator: Equal" in text
+    assert "training.resources.cpu" in text
+    data["training"]["resources"] = {"gpus": 4}
+    with pytest.raises(ConfigError, match=r"nproc \(2\) must equal resources.gpus \(4\).*training.nproc=4"):
+        load_config(_write(tmp_path, data))
+    data["training"]["nproc"] = 4
+    assert load_config(_write(tmp_path, data)).training.resources.gpus == 4
+
+
 def test_temporal_split_needs_a_time_column(tmp_path: Path) -> None:
     data = _minimal(tmp_path)
     data["dataset"]["split"] = {"strategy": "temporal"}
