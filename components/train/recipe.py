@@ -52,7 +52,7 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-class _Shard:
+class Shard:
     """This rank's share of the row indices, reshuffled every epoch (DistributedSampler)."""
 
     def __init__(self, rows: int, seed: int) -> None:
@@ -66,10 +66,26 @@ class _Shard:
             seed=seed,
         )
 
-    def batches(self, epoch: int, batch_size: int) -> list[torch.Tensor]:
-        self.sampler.set_epoch(epoch)
-        order = torch.tensor(list(self.sampler), dtype=torch.long)
-        return list(torch.split(order, batch_size))
+    def order(self, epoch: int) -> torch.Tensor:
+        """This rank's indices for `epoch`, exactly as iterating the DistributedSampler yields them.
+
+        Computed on tensors: iterating the sampler builds a Python list of every row index,
+        which costs ~0.1 s per million rows each epoch (a sixth of a GPU epoch here).
+        """
+        sampler = self.sampler
+        sampler.set_epoch(epoch)
+        generator = torch.Generator()
+        generator.manual_seed(sampler.seed + sampler.epoch)
+        rows = len(sampler.dataset)  # type: ignore[arg-type]
+        order = torch.randperm(rows, generator=generator)
+        padding = sampler.total_size - rows
+        if padding > 0:  # the sampler repeats indices so every rank gets as many
+            order = torch.cat([order, order.repeat(math.ceil(padding / rows))[:padding]])
+        return order[sampler.rank : sampler.total_size : sampler.num_replicas]
+
+    def batches(self, epoch: int, batch_size: int, device: torch.device) -> list[torch.Tensor]:
+        """Index batches on `device`: one copy per epoch, none per step."""
+        return list(torch.split(self.order(epoch).to(device), batch_size))
 
 
 def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
@@ -156,7 +172,7 @@ def fit(
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=cfg.weight_decay, fused=True)
-    shard = _Shard(len(x_train), cfg.seed)
+    shard = Shard(len(x_train), cfg.seed)
     steps_per_epoch = max(1, math.ceil(len(shard.sampler) / cfg.batch_size))
     warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
     xt, yt = _to_device(x_train, device), _to_device(y_train, device)
@@ -181,8 +197,9 @@ def fit(
         if stale >= cfg.early_stopping_patience or (max_steps is not None and steps >= max_steps):
             break
         ddp.train()
-        started, total, seen = time.monotonic(), 0.0, 0
-        for batch in shard.batches(epoch, cfg.batch_size):
+        started, seen = time.monotonic(), 0
+        total = torch.zeros((), dtype=torch.float64, device=device)  # no per-step GPU sync
+        for batch in shard.batches(epoch, cfg.batch_size, device):
             if max_steps is not None and steps >= max_steps:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -196,12 +213,14 @@ def fit(
                 clip_gradients(parameters, cfg.grad_clip_norm)
             optimizer.step()
             steps += 1
-            total += float(loss.detach()) * len(batch)
+            total += loss.detach() * len(batch)
             seen += len(batch)
+        totals = torch.tensor([float(total), float(seen)], dtype=torch.float64)  # float() waits for the GPU
         train_seconds = time.monotonic() - started  # throughput of training alone, not validation
-        totals = torch.tensor([total, float(seen)], dtype=torch.float64)
-        if size > 1:
-            dist.all_reduce(totals)  # gloo reduces CPU tensors; sums loss and rows over ranks
+        if size > 1:  # sum loss and rows over ranks (nccl reduces GPU tensors only)
+            reduced = totals.to(device)
+            dist.all_reduce(reduced)
+            totals = reduced.cpu()
         model.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(model(xv).squeeze(1).float(), yv))

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from components.train.recipe import clip_gradients
+from components.train.recipe import Shard, clip_gradients
 
 
 def _model_with_gradients(scale: float) -> nn.Module:
@@ -28,3 +28,16 @@ def test_clip_gradients_matches_torch_clip_grad_norm(scale: float) -> None:
     norm = torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1) for p in ours.parameters()]))
     original = torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in before]))
     assert float(norm) == pytest.approx(min(float(original), 1.0), rel=1e-5)
+
+
+@pytest.mark.parametrize(("rows", "replicas"), [(1000, 1), (1001, 2), (7, 3), (5, 8)])
+def test_shard_order_is_exactly_the_distributed_samplers(
+    rows: int, replicas: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for rank in range(replicas):
+        monkeypatch.setattr("components.train.recipe.world", lambda rank=rank: (rank, replicas))
+        shard = Shard(rows, seed=3)
+        for epoch in (1, 2):
+            shard.sampler.set_epoch(epoch)
+            expected = list(shard.sampler)
+            assert shard.order(epoch).tolist() == expected
