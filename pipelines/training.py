@@ -9,6 +9,7 @@ from typing import Any
 from kfp import dsl
 
 from components.calibrate.component import calibrate
+from components.common.cluster import S3_ENDPOINT, S3_SECRET, S3_SECRET_KEYS
 from components.common.config import KubeloopConfig, TrainResources
 from components.evaluate.component import evaluate
 from components.register.component import register
@@ -16,10 +17,6 @@ from components.train.component import train
 from components.validate_data.component import validate_data
 
 PIPELINE_NAME = "kubeloop-training"
-S3_SECRET = "kubeloop-s3"
-"""Kubernetes Secret with keys `accesskey` and `secretkey` for the artifact store."""
-S3_ENDPOINT = "http://minio-service.kubeflow:9000"
-"""The MinIO that Kubeflow Pipelines installs; the kubeloop store lives in its own bucket."""
 
 
 def _on_cluster(task: Any, cpu: str, memory: str) -> None:
@@ -29,7 +26,7 @@ def _on_cluster(task: Any, cpu: str, memory: str) -> None:
     kubernetes.use_secret_as_env(
         task,
         secret_name=S3_SECRET,
-        secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
+        secret_key_to_env=S3_SECRET_KEYS,
     )
     task.set_env_variable("KUBELOOP_S3_ENDPOINT", S3_ENDPOINT)
     task.set_cpu_request(cpu).set_memory_request(memory)

@@ -257,15 +257,21 @@ class TrainingConfig(Section):
     """Epochs of the smoke test (at least 8 steps each)."""
     resources: TrainResources = Field(default_factory=TrainResources)
     """The train pod's resources and placement on a cluster."""
+    nodes: int = Field(1, ge=1, le=256)
+    """Pods (nodes) to train on; above 1 the step runs a Kubeflow PyTorchJob (cluster only)."""
+    min_nodes: int | None = Field(None, ge=1)
+    """Elastic lower bound: the PyTorchJob keeps training with this many pods (default: nodes)."""
 
     @model_validator(mode="after")
-    def _one_process_per_gpu(self) -> TrainingConfig:
+    def _processes_fit_the_resources(self) -> TrainingConfig:
         gpus = self.resources.gpus
         if gpus and self.nproc != gpus:
             raise ValueError(
                 f"nproc ({self.nproc}) must equal resources.gpus ({gpus}): torchrun starts one "
                 f"process per GPU; set training.nproc={gpus}"
             )
+        if self.min_nodes is not None and self.min_nodes > self.nodes:
+            raise ValueError(f"min_nodes ({self.min_nodes}) must not exceed nodes ({self.nodes})")
         if gpus and self.device == "cpu":
             raise ValueError(f"device is 'cpu' but resources.gpus is {gpus}; use device 'auto' or 'cuda'")
         return self

@@ -147,12 +147,15 @@ def fit(
     prep: Preprocessing,
     log: Callable[[str], Any] = print,
     checkpoint: Path | None = None,
+    on_checkpoint: Callable[[Path], Any] | None = None,
     max_steps: int | None = None,
 ) -> tuple[TabularMLP, list[dict[str, float]]]:
     """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
 
     Args:
         checkpoint: File to resume from and to write after every epoch (rank 0 writes).
+        on_checkpoint: Called by rank 0 with the checkpoint file after each write (e.g. to
+            copy it to the artifact store, where restarted pods on other nodes find it).
         max_steps: Stop after this many optimiser steps (tests of exact equivalence).
     """
     rank, size = world()
@@ -261,6 +264,8 @@ def fit(
                         "rng": _rng_state(),
                     },
                 )
+                if on_checkpoint is not None:
+                    on_checkpoint(checkpoint)
         if size > 1:
             dist.barrier()  # nobody runs ahead of the checkpoint
     if best_state is not None:

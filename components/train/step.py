@@ -98,6 +98,47 @@ def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -
     return dict(torch.load(spec["out"], weights_only=False))
 
 
+def job_spec(ctx: StepContext, splits: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """What every PyTorchJob pod reads from the store: config, schema and where files live."""
+    return {
+        "config_json": ctx.config.to_json(),
+        "schema": schema,
+        "train_key": f"{splits}/splits/train.parquet",
+        "validation_key": f"{splits}/splits/validation.parquet",
+        "checkpoint_key": ctx.key("job/checkpoint.pt"),
+        "result_key": ctx.key("job/result.pt"),
+    }
+
+
+def train_on_pytorchjob(
+    ctx: StepContext, splits: str, schema: dict[str, Any], workdir: Path
+) -> dict[str, Any]:
+    """training.nodes > 1: run the workers as a PyTorchJob and load rank 0's result."""
+    from components.common.images import IMAGE
+    from components.train.pytorchjob import render_pytorchjob, run_pytorchjob
+
+    namespace_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if not ctx.store.uri.startswith("s3://") or not namespace_file.exists():
+        raise RuntimeError(
+            f"training.nodes={ctx.config.training.nodes} runs a Kubeflow PyTorchJob, which needs a "
+            "cluster and an s3:// store that every pod can reach; on one machine use nodes: 1 "
+            "and training.nproc processes"
+        )
+    spec = job_spec(ctx, splits, schema)
+    ctx.store.write_json(ctx.key("job/spec.json"), spec)
+    job = render_pytorchjob(
+        ctx.config.training,
+        run_id=ctx.run_id,
+        namespace=namespace_file.read_text().strip(),
+        image=IMAGE,
+        store_uri=ctx.store.uri,
+        spec_key=ctx.key("job/spec.json"),
+    )
+    run_pytorchjob(job, log=_print)
+    path = ctx.store.download_file(spec["result_key"], workdir / "result.pt")
+    return dict(torch.load(path, weights_only=False))
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -116,12 +157,15 @@ def run(ctx: StepContext, splits: str) -> str:
             frames = {name: pd.read_parquet(path) for name, path in paths.items()}
             ctx.metrics.update(run_smoke_test(cfg, frames["train"], frames["validation"], schema, _print))
             del frames
-        result = launch(
-            {"config_json": ctx.config.to_json(), "schema": schema, **paths},
-            workdir,
-            cfg.nproc,
-            cfg.max_restarts,
-        )
+        if cfg.nodes > 1:
+            result = train_on_pytorchjob(ctx, splits, schema, workdir)
+        else:
+            result = launch(
+                {"config_json": ctx.config.to_json(), "schema": schema, **paths},
+                workdir,
+                cfg.nproc,
+                cfg.max_restarts,
+            )
         prep = Preprocessing.from_dict(result["preprocessing"])
         mean, std = prep.scale()
         model = TabularMLP(mean, std, cfg.hidden_sizes, cfg.dropout)

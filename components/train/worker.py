@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +24,18 @@ from components.train.recipe import fit
 
 
 def main(spec_path: str) -> None:
-    """setup -> train -> write (rank 0) -> cleanup; the process group is always destroyed."""
-    spec = json.loads(Path(spec_path).read_text())
+    """Run the worker on a spec file written by the train step."""
+    run_worker(json.loads(Path(spec_path).read_text()))
+
+
+def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None = None) -> None:
+    """setup -> train -> write (rank 0) -> cleanup; the process group is always destroyed.
+
+    Args:
+        spec: config_json, schema, local parquet paths (train, validation), checkpoint and
+            out file paths, optional max_steps.
+        on_checkpoint: Passed to the recipe (rank 0 calls it after each checkpoint).
+    """
     config = KubeloopConfig.from_json(spec["config_json"])
     schema = spec["schema"]
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -55,6 +67,7 @@ def main(spec_path: str) -> None:
             prep,
             log=lambda line: print(line, flush=True),
             checkpoint=Path(spec["checkpoint"]),
+            on_checkpoint=on_checkpoint,
             max_steps=spec.get("max_steps"),
         )
         if rank == 0:

@@ -171,3 +171,55 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
     best = min(h["val_loss"] for h in history)
     straight_best = min(h["val_loss"] for h in straight["history"])
     assert best == pytest.approx(straight_best, rel=0.01)
+
+
+def test_the_pytorchjob_entry_point_trains_from_the_store_and_resumes_from_its_checkpoint(
+    data: dict[str, str], s3_env: dict[str, str]
+) -> None:
+    """What each PyTorchJob pod runs, here as one 2-process node against the S3 server."""
+    import subprocess
+    import sys
+    import uuid
+
+    from components.common.s3store import S3Store
+
+    env = {**os.environ, **s3_env}
+    uri = f"s3://kubeloop-test/{uuid.uuid4().hex}"
+    store = S3Store.from_uri(uri)
+    store.upload_file("splits/train.parquet", data["train"])
+    store.upload_file("splits/validation.parquet", data["validation"])
+    spec = {
+        "schema": SCHEMA,
+        "train_key": "splits/train.parquet",
+        "validation_key": "splits/validation.parquet",
+        "checkpoint_key": "train/job/checkpoint.pt",
+        "result_key": "train/job/result.pt",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "components.train.job",
+        uri,
+        "train/job/spec.json",
+    ]
+
+    def run(epochs: int) -> str:
+        store.write_json("train/job/spec.json", {**spec, "config_json": _config(epochs=epochs)})
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    first = run(epochs=2)
+    assert "epoch   2/2" in first and "resumed" not in first
+    with store.local_copy("train/job/checkpoint.pt") as path:
+        assert torch.load(path, weights_only=False)["epoch"] == 2
+    # A pod restarted anywhere finds the checkpoint in the store and goes on from it.
+    second = run(epochs=3)
+    assert "resumed from checkpoint.pt after epoch 2" in second and "epoch   3/3" in second
+    with store.local_copy("train/job/result.pt") as path:
+        result = torch.load(path, weights_only=False)
+    assert result["world_size"] == 2 and [int(h["epoch"]) for h in result["history"]] == [1, 2, 3]
