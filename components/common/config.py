@@ -248,6 +248,12 @@ class TrainingConfig(Section):
     """Epochs over which the learning rate ramps linearly up to its (scaled) value."""
     grad_clip_norm: float | None = Field(1.0, gt=0)
     """Clip the gradient norm to this value; null turns clipping off."""
+    categorical_encoding: Literal["one_hot", "embedding"] = "one_hot"
+    """one_hot: a 0/1 input per category; embedding: a learnt vector per category (many levels)."""
+    embedding_size: int | None = Field(None, ge=1, le=512)
+    """Embedding width per categorical column; null: min(16, 1.6 x levels^0.56) (fastai's rule)."""
+    log_every_s: float = Field(30.0, ge=0)
+    """Seconds between progress lines (step, loss, samples/s) within an epoch, on rank 0."""
     smoke_test: bool = True
     """Before the real run, train briefly on a small stratified subset; fail fast unless the
     training loss falls and the validation loss improves."""

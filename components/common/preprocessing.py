@@ -3,32 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+Encoding = Literal["one_hot", "embedding"]
+
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Numeric columns pass raw (standardised inside the model); categories become one-hot.
+    """Numeric columns pass raw (standardised inside the model); categories are encoded.
 
-    Unseen categories at inference encode as all zeros, which the model has seen as "none of
-    the known ones" only through regularisation; the monitor flags them as drift.
+    one_hot: one 0/1 input per known category; an unseen category is all zeros.
+    embedding: one input per categorical column holding the category's code (1..n, 0 for an
+    unseen one), which the model looks up in a learnt embedding whose row 0 stays zero.
+    Either way an unseen category reads as "none of the known ones"; the monitor flags it.
     """
 
     numeric: list[str]
     categorical: dict[str, list[str]]
     mean: list[float]
     std: list[float]
+    encoding: Encoding = "one_hot"
 
     @property
     def encoded_names(self) -> list[str]:
         """Names of the encoded input columns, in model input order."""
+        if self.encoding == "embedding":
+            return self.numeric + [f"{c}#code" for c in self.categorical]
         return self.numeric + [f"{c}={v}" for c, values in self.categorical.items() for v in values]
 
+    @property
+    def cardinalities(self) -> list[int]:
+        """Codes per categorical column, counting 0 for unseen (embedding encoding)."""
+        return [len(values) + 1 for values in self.categorical.values()]
+
     @classmethod
-    def fit(cls, frame: pd.DataFrame, features: list[str], categorical: list[str]) -> Preprocessing:
+    def fit(
+        cls, frame: pd.DataFrame, features: list[str], categorical: list[str], encoding: Encoding = "one_hot"
+    ) -> Preprocessing:
         """Learn categories and standardisation statistics from the training split only."""
         numeric = [f for f in features if f not in categorical]
         values = frame[numeric].to_numpy(dtype=np.float64)
@@ -38,6 +52,7 @@ class Preprocessing:
             categorical={c: sorted(map(str, frame[c].dropna().unique())) for c in categorical},
             mean=[float(x) for x in values.mean(axis=0)],
             std=[float(x) if x > 1e-12 else 1.0 for x in std],
+            encoding=encoding,
         )
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
@@ -45,11 +60,16 @@ class Preprocessing:
         blocks = [frame[self.numeric].to_numpy(dtype=np.float32)]
         for column, values in self.categorical.items():
             col = frame[column].astype(str).to_numpy()
-            blocks.append((col[:, None] == np.array(values)[None, :]).astype(np.float32))
+            matches = col[:, None] == np.array(values)[None, :]
+            if self.encoding == "embedding":
+                codes = np.where(matches.any(axis=1), matches.argmax(axis=1) + 1, 0)
+                blocks.append(codes.astype(np.float32)[:, None])
+            else:
+                blocks.append(matches.astype(np.float32))
         return np.concatenate(blocks, axis=1)
 
     def scale(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-input mean and std (one-hot inputs get 0 and 1) for the model's first layer."""
+        """Per-input mean and std (categorical inputs get 0 and 1) for the model's first layer."""
         extra = len(self.encoded_names) - len(self.numeric)
         mean = np.array(self.mean + [0.0] * extra, dtype=np.float32)
         std = np.array(self.std + [1.0] * extra, dtype=np.float32)
@@ -67,4 +87,5 @@ class Preprocessing:
             categorical=dict(data["categorical"]),
             mean=list(data["mean"]),
             std=list(data["std"]),
+            encoding=data.get("encoding", "one_hot"),
         )

@@ -1,4 +1,4 @@
-"""The tabular MLP: standardisation folded into the graph, one logit out."""
+"""The tabular MLP: standardisation and categorical embeddings folded into the graph, one logit out."""
 
 from __future__ import annotations
 
@@ -6,19 +6,41 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.common.preprocessing import Preprocessing
+
+
+def embedding_dim(cardinality: int, cap: int | None = None) -> int:
+    """fastai's rule of thumb, min(16, round(1.6 * n^0.56)), or a fixed size when given."""
+    return cap if cap is not None else max(1, min(16, round(1.6 * cardinality**0.56)))
+
 
 class TabularMLP(nn.Module):
-    """(x - mean) / std, then Linear-ReLU-Dropout blocks, then one logit per row."""
+    """(x - mean) / std for numeric inputs, embeddings for category codes, then
+    Linear-ReLU-Dropout blocks, then one logit per row."""
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, hidden_sizes: list[int], dropout: float) -> None:
+    def __init__(
+        self,
+        mean: np.ndarray,
+        std: np.ndarray,
+        hidden_sizes: list[int],
+        dropout: float,
+        embeddings: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """Args:
+        embeddings: (codes, size) per categorical input, which are the last inputs; empty
+            when categories come one-hot encoded.
+        """
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+        self.n_numeric = len(mean) - len(embeddings or [])
+        self.register_buffer("mean", torch.as_tensor(mean[: self.n_numeric], dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std[: self.n_numeric], dtype=torch.float32))
+        # padding_idx=0: code 0 (an unseen category) maps to a zero vector that never trains.
+        self.embeddings = nn.ModuleList(nn.Embedding(n, d, padding_idx=0) for n, d in embeddings or [])
         layers: list[nn.Module] = []
-        width = len(mean)
+        width = self.n_numeric + sum(d for _, d in embeddings or [])
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
             width = size
@@ -27,4 +49,22 @@ class TabularMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch, 1)."""
-        return self.net((x - self.mean) / self.std)
+        numeric = (x[:, : self.n_numeric] - self.mean) / self.std
+        if not len(self.embeddings):
+            return self.net(numeric)
+        codes = x[:, self.n_numeric :].long()
+        parts = [numeric, *(table(codes[:, i]) for i, table in enumerate(self.embeddings))]
+        return self.net(torch.cat(parts, dim=1))
+
+
+def build_model(
+    prep: Preprocessing, hidden_sizes: list[int], dropout: float, embedding_size: int | None = None
+) -> TabularMLP:
+    """The model for these inputs: embeddings when the preprocessing encodes category codes."""
+    mean, std = prep.scale()
+    embeddings = (
+        [(n, embedding_dim(n, embedding_size)) for n in prep.cardinalities]
+        if prep.encoding == "embedding"
+        else []
+    )
+    return TabularMLP(mean, std, hidden_sizes, dropout, embeddings)

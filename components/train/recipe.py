@@ -26,7 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
-from components.train.model import TabularMLP
+from components.train.model import TabularMLP, build_model
 
 
 def seed_everything(seed: int) -> None:
@@ -161,8 +161,7 @@ def fit(
     rank, size = world()
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    mean, std = prep.scale()
-    model = TabularMLP(mean, std, cfg.hidden_sizes, cfg.dropout).to(device)
+    model = build_model(prep, cfg.hidden_sizes, cfg.dropout, cfg.embedding_size).to(device)
     ddp: nn.Module = model
     if size > 1:
         ddp = DistributedDataParallel(
@@ -202,7 +201,9 @@ def fit(
         ddp.train()
         started, seen = time.monotonic(), 0
         total = torch.zeros((), dtype=torch.float64, device=device)  # no per-step GPU sync
-        for batch in shard.batches(epoch, cfg.batch_size, device):
+        batches = shard.batches(epoch, cfg.batch_size, device)
+        next_progress = started + cfg.log_every_s
+        for index, batch in enumerate(batches, start=1):
             if max_steps is not None and steps >= max_steps:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -218,6 +219,13 @@ def fit(
             steps += 1
             total += loss.detach() * len(batch)
             seen += len(batch)
+            if rank == 0 and time.monotonic() >= next_progress:  # long epochs show progress
+                now = time.monotonic()
+                log(
+                    f"  epoch {epoch}/{cfg.epochs}  step {index}/{len(batches)}  loss {float(loss):.4f}"
+                    f"  {seen * size / max(now - started, 1e-9):,.0f} samples/s"
+                )
+                next_progress = now + cfg.log_every_s
         totals = torch.tensor([float(total), float(seen)], dtype=torch.float64)  # float() waits for the GPU
         train_seconds = time.monotonic() - started  # throughput of training alone, not validation
         if size > 1:  # sum loss and rows over ranks (nccl reduces GPU tensors only)

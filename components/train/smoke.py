@@ -71,7 +71,7 @@ def run_smoke_test(
     started = time.monotonic()
     train = stratified_subset(train, labels(train, schema), cfg.smoke_test_rows, cfg.seed)
     validation = stratified_subset(validation, labels(validation, schema), cfg.smoke_test_rows // 2, cfg.seed)
-    prep = Preprocessing.fit(train, schema["features"], schema["categorical"])
+    prep = Preprocessing.fit(train, schema["features"], schema["categorical"], cfg.categorical_encoding)
     xt, xv = prep.encode(train), prep.encode(validation)
     yt = labels(train, schema).astype(np.float32)
     yv = labels(validation, schema).astype(np.float32)

@@ -18,7 +18,7 @@ import torch
 from components.common.plots import png
 from components.common.preprocessing import Preprocessing
 from components.common.step import StepContext
-from components.train.model import TabularMLP
+from components.train.model import TabularMLP, build_model
 from components.train.smoke import run_smoke_test
 
 PARITY_TOLERANCE = 1e-5
@@ -167,8 +167,7 @@ def run(ctx: StepContext, splits: str) -> str:
                 cfg.max_restarts,
             )
         prep = Preprocessing.from_dict(result["preprocessing"])
-        mean, std = prep.scale()
-        model = TabularMLP(mean, std, cfg.hidden_sizes, cfg.dropout)
+        model = build_model(prep, cfg.hidden_sizes, cfg.dropout, cfg.embedding_size)
         model.load_state_dict(result["state_dict"])
         model.eval()
         x_val = prep.encode(pd.read_parquet(paths["validation"]))
@@ -179,6 +178,7 @@ def run(ctx: StepContext, splits: str) -> str:
                 "state_dict": model.state_dict(),
                 "hidden_sizes": cfg.hidden_sizes,
                 "dropout": cfg.dropout,
+                "embedding_size": cfg.embedding_size,
                 "preprocessing": prep.to_dict(),
             },
             path,

@@ -46,7 +46,9 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
         dist.init_process_group(backend="nccl" if use_nccl else "gloo")
     try:
         frames = {name: pd.read_parquet(spec[name]) for name in ("train", "validation")}
-        prep = Preprocessing.fit(frames["train"], schema["features"], schema["categorical"])
+        prep = Preprocessing.fit(
+            frames["train"], schema["features"], schema["categorical"], config.training.categorical_encoding
+        )
         x_train, x_val = prep.encode(frames["train"]), prep.encode(frames["validation"])
         y_train = labels(frames["train"], schema).astype(np.float32)
         y_val = labels(frames["validation"], schema).astype(np.float32)

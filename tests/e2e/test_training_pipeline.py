@@ -260,8 +260,8 @@ def test_a_model_that_cannot_learn_stops_at_the_smoke_test(tmp_path: Path) -> No
     assert not (run_dir / "train" / "model.onnx").exists() and not (run_dir / "evaluate").exists()
 
 
-def test_run_on_the_s3_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
-    env = {**os.environ, **s3_server}
+def test_run_on_the_s3_store_with_categorical_embeddings(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    env = {**os.environ, **s3_env}
     result = kubeloop(
         [
             "run",
@@ -269,7 +269,7 @@ def test_run_on_the_s3_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
             str(SCREENING),
             "--store",
             "s3://kubeloop-e2e/team-a",
-            *small_screening(tmp_path),
+            *small_screening(tmp_path, "training.categorical_encoding=embedding"),
         ],
         tmp_path,
         env=env,
@@ -277,7 +277,11 @@ def test_run_on_the_s3_store(tmp_path: Path, s3_server: dict[str, str]) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     listing = kubeloop(["models", "--store", "s3://kubeloop-e2e/team-a"], tmp_path, env=env)
     assert "screening" in listing.stdout and "│ 1 " in listing.stdout
-    assert s3_server["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in result.stdout + result.stderr
+    from components.common.s3store import S3Store
+
+    prep = S3Store.from_uri("s3://kubeloop-e2e/team-a").read_json("models/screening/1/preprocessing.json")
+    assert prep["encoding"] == "embedding" and prep["encoded_names"][-1] == "scanner#code"
 
 
 def test_breast_cancer_example_runs(tmp_path: Path) -> None:

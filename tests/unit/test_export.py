@@ -34,3 +34,35 @@ def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> 
     weights.CopyFrom(numpy_helper.from_array(corrupted.astype(np.float32), weights.name))
     onnx.save(graph, str(path))
     assert parity_gap(model, path, x[1000:]) > PARITY_TOLERANCE
+
+
+def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_path: Path) -> None:
+    import pandas as pd
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from components.common.preprocessing import Preprocessing
+    from examples.screening.generate import generate
+
+    frame = generate(rows=3000, prevalence=0.1, scanners={"A": 0.5, "B": 0.3, "C": 0.2}, seed=12)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    prep = Preprocessing.fit(frame.iloc[:2500], features, ["scanner"], encoding="embedding")
+    assert prep.encoded_names[-1] == "scanner#code" and prep.cardinalities == [4]
+    x, y = prep.encode(frame), frame["label"].to_numpy(np.float32)
+    assert set(np.unique(x[:, -1])) == {1.0, 2.0, 3.0}
+    unseen = prep.encode(frame.iloc[:3].assign(scanner="Z"))
+    assert (unseen[:, -1] == 0).all()
+
+    cfg = TrainingConfig(epochs=4, hidden_sizes=[16], categorical_encoding="embedding", embedding_size=3)
+    model, _ = fit(cfg, x[:2500], y[:2500], x[2500:], y[2500:], prep, log=lambda _: None)
+    assert [tuple(e.weight.shape) for e in model.embeddings] == [(4, 3)]
+    assert torch.equal(model.embeddings[0].weight[0], torch.zeros(3))  # unseen: a zero vector
+    with torch.no_grad():
+        scores = model(torch.from_numpy(x[2500:])).numpy().reshape(-1)
+    assert roc_auc_score(y[2500:], scores) > 0.75
+    path = tmp_path / "model.onnx"
+    export_onnx(model, x.shape[1], path)
+    rows = np.concatenate([x[2500:], unseen])
+    assert parity_gap(model, path, rows) <= PARITY_TOLERANCE
+    assert pd.Series(prep.to_dict()["encoded_names"]).is_unique
+    assert Preprocessing.from_dict(prep.to_dict()) == prep

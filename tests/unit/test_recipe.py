@@ -41,3 +41,28 @@ def test_shard_order_is_exactly_the_distributed_samplers(
             shard.sampler.set_epoch(epoch)
             expected = list(shard.sampler)
             assert shard.order(epoch).tolist() == expected
+
+
+def test_long_epochs_log_progress_lines_on_rank_0() -> None:
+    from components.common.config import TrainingConfig
+    from components.train.recipe import fit
+    from tests.conftest import encoded_screening
+
+    prep, x, y = encoded_screening(rows=600, seed=2)
+    cfg = TrainingConfig(hidden_sizes=[8], epochs=1, batch_size=100, log_every_s=0.0, device="cpu")
+    lines: list[str] = []
+    fit(cfg, x[:500], y[:500], x[500:], y[500:], prep, log=lines.append)
+    progress = [line for line in lines if line.startswith("  epoch 1/1  step")]
+    assert [line.split()[3] for line in progress] == [f"{i}/5" for i in range(1, 6)]
+    assert all("samples/s" in line and "loss" in line for line in progress)
+    quiet: list[str] = []
+    fit(
+        cfg.model_copy(update={"log_every_s": 3600.0}),
+        x[:500],
+        y[:500],
+        x[500:],
+        y[500:],
+        prep,
+        log=quiet.append,
+    )
+    assert len(quiet) == 1 and quiet[0].startswith("epoch   1/1")  # the epoch summary only
