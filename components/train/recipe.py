@@ -121,14 +121,20 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":  # dropout on the GPU draws from the device's generator
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def _restore_rng(state: dict[str, Any]) -> None:
+def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    # Generator states must be CPU byte tensors; map_location may have moved them.
+    torch.set_rng_state(state["torch"].cpu())
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def loss_function(cfg: TrainingConfig, y_train: np.ndarray, device: torch.device) -> nn.Module:
@@ -191,7 +197,7 @@ def fit(
         optimizer.load_state_dict(saved["optimizer"])
         start, best_loss, stale = saved["epoch"] + 1, saved["best_loss"], saved["stale"]
         best_state, history, steps = saved["best_state"], saved["history"], saved["steps"]
-        _restore_rng(saved["rng"])
+        _restore_rng(saved["rng"], device)
         if rank == 0:
             log(f"resumed from {checkpoint.name} after epoch {saved['epoch']}")
 
@@ -269,7 +275,7 @@ def fit(
                         "best_state": best_state,
                         "history": history,
                         "steps": steps,
-                        "rng": _rng_state(),
+                        "rng": _rng_state(device),
                     },
                 )
                 if on_checkpoint is not None:

@@ -49,3 +49,17 @@ def test_asking_for_cuda_without_a_gpu_says_what_to_do() -> None:
     with pytest.raises(RuntimeError, match="no GPU is visible; use 'auto' or 'cpu'"):
         pick_device("cuda")
     assert pick_device("auto").type == "cpu"
+
+
+@needs_gpu
+def test_resuming_on_the_gpu_restores_the_device_generator(tmp_path: Path) -> None:
+    prep, x, y = _data()
+    cfg = TrainingConfig(epochs=3, dropout=0.3, device="cuda", early_stopping_patience=10, seed=2)
+    split = (x[:4500], y[:4500], x[4500:], y[4500:])
+    _, straight = fit(cfg, *split, prep, log=lambda _: None)
+    checkpoint = tmp_path / "checkpoint.pt"
+    fit(cfg.model_copy(update={"epochs": 2}), *split, prep, log=lambda _: None, checkpoint=checkpoint)
+    lines: list[str] = []
+    _, resumed = fit(cfg, *split, prep, log=lines.append, checkpoint=checkpoint)
+    assert lines[0] == "resumed from checkpoint.pt after epoch 2"
+    assert resumed[-1]["val_loss"] == pytest.approx(straight[-1]["val_loss"], abs=1e-5)
