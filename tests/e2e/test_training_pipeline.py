@@ -216,45 +216,30 @@ def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) ->
     assert "Sample of failing rows" in report
 
 
-def test_failed_evaluation_gate_registers_nothing(tmp_path: Path) -> None:
+def failed_small_run(tmp_path: Path, override: str, step: str) -> tuple[str, Path]:
+    """A small screening run that must stop at `step`, registering nothing: (stdout, run folder)."""
     store = tmp_path / "store"
     result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            str(store),
-            *small_screening(tmp_path, "evaluation.min_precision=0.99"),
-        ],
+        ["run", "--config", str(SCREENING), "--store", str(store), *small_screening(tmp_path, override)],
         tmp_path,
     )
-    assert result.returncode == 1
-    assert "stopped at evaluate" in result.stdout and "precision" in result.stdout
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"stopped at {step}" in result.stdout
     assert not (store / "models").exists()
-    run_dir = next((store / "runs").iterdir())
+    return result.stdout, next((store / "runs").iterdir())
+
+
+def test_failed_evaluation_gate_registers_nothing(tmp_path: Path) -> None:
+    output, run_dir = failed_small_run(tmp_path, "evaluation.min_precision=0.99", "evaluate")
+    assert "precision" in output
     assert json.loads((run_dir / "evaluate" / "decision.json").read_text())["passed"] is False
     assert not (run_dir / "calibrate").exists()
 
 
 def test_a_model_that_cannot_learn_stops_at_the_smoke_test(tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            str(store),
-            *small_screening(tmp_path, "training.learning_rate=1e-9"),
-        ],
-        tmp_path,
-    )
-    assert result.returncode == 1
-    assert "stopped at train" in result.stdout and "training loss did not decrease" in result.stdout
-    assert "epoch   1/" not in result.stdout  # torchrun never started
-    assert not (store / "models").exists()
-    run_dir = next((store / "runs").iterdir())
+    output, run_dir = failed_small_run(tmp_path, "training.learning_rate=1e-9", "train")
+    assert "training loss did not decrease" in output
+    assert "epoch   1/" not in output  # torchrun never started
     status = json.loads((run_dir / "train" / "status.json").read_text())
     assert status["status"] == "gate_failed" and "smoke test" in status["reason"]
     assert not (run_dir / "train" / "model.onnx").exists() and not (run_dir / "evaluate").exists()
