@@ -294,6 +294,10 @@ class EvaluationConfig(Section):
     """Gate: lowest acceptable precision (PPV) on the test split."""
     min_roc_auc: float | None = Field(None, ge=0, le=1)
     """Gate: lowest acceptable ROC-AUC on the test split."""
+    bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
+    """Bootstrap resamples of the test split for metric intervals; 0 turns intervals off."""
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    """Coverage of the bootstrap intervals."""
 
 
 class CalibrationConfig(Section):

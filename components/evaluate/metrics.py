@@ -5,33 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from components.common.config import EvaluationConfig
+from components.evaluate.bootstrap import point_metrics
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    """Recall, precision, specificity, F1, accuracy, ROC-AUC, PR-AUC and confusion counts."""
+    """Every metric of `bootstrap.METRICS` plus prevalence and the confusion counts.
+
+    A ratio with an empty denominator is 0.0, as scikit-learn's zero_division default.
+    """
     pred = p >= threshold
-    tp = int(np.sum(pred & (y == 1)))
-    fp = int(np.sum(pred & (y == 0)))
-    fn = int(np.sum(~pred & (y == 1)))
-    tn = int(np.sum(~pred & (y == 0)))
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
+    values = {k: (0.0 if np.isnan(v) else v) for k, v in point_metrics(y, p, threshold).items()}
     return {
-        "recall": recall,
-        "precision": precision,
-        "specificity": tn / (tn + fp) if tn + fp else 0.0,
-        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-        "accuracy": (tp + tn) / len(y),
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
+        **values,
         "prevalence": float(np.mean(y)),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
+        "tp": int(np.sum(pred & (y == 1))),
+        "fp": int(np.sum(pred & (y == 0))),
+        "fn": int(np.sum(~pred & (y == 1))),
+        "tn": int(np.sum(~pred & (y == 0))),
     }
 
 

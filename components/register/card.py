@@ -39,16 +39,28 @@ def render_card(
     )
     git = lineage.get("git", {})
     splits = schema.get("splits", {})
+    intervals = metrics.get("intervals") or {}
+    level = f"{metrics.get('confidence', 0.95):.0%}"
+
+    def with_interval(key: str) -> str:
+        bounds = intervals.get(key)
+        value = _fmt(metrics[key])
+        return f"{value}  ({level} CI {bounds[0]:.4f} – {bounds[1]:.4f})" if bounds else value
+
     metric_rows = [
-        (k, metrics[k])
+        (k, with_interval(k))
         for k in (
             "threshold",
             "recall",
-            "precision",
             "specificity",
+            "precision",
+            "npv",
             "f1",
+            "balanced_accuracy",
             "roc_auc",
             "pr_auc",
+            "brier",
+            "log_loss",
             "accuracy",
             "prevalence",
         )

@@ -101,11 +101,26 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert lineage["git"]["source"] == "git" and len(lineage["git"]["commit"]) == 40
     metrics = store.read_json("models/screening/1/metrics.json")
     assert metrics["recall"] >= 0.3 and metrics["roc_auc"] >= 0.6
+    for name in (
+        "recall",
+        "specificity",
+        "npv",
+        "balanced_accuracy",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+    ):
+        low, high = metrics["intervals"][name]
+        assert low <= metrics[name] <= high, name
+    decision = store.read_text(f"runs/{run_id}/evaluate/decision.md")
+    assert "| metric | value | 95% bootstrap interval |" in decision
     calibration = store.read_json("models/screening/1/calibration.json")
     assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
     card = store.read_text("models/screening/1/card.html")
     assert "screening &middot; version 1" in card and "data:image/png;base64," in card
     assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
+    assert "(95% CI " in card and "<th>npv</th>" in card
     assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
     assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
     smoke = store.read_json(f"runs/{run_id}/train/status.json")["metrics"]

@@ -1,0 +1,123 @@
+"""Every metric on weighted rows, and bootstrap 95% intervals computed on all resamples at once.
+
+A bootstrap resample is the original rows with multinomial counts as weights, so B resamples
+are one (B, n) weight matrix: the scores are sorted once, and ROC-AUC and average precision
+come from cumulative weighted counts per distinct score, with ties handled as scikit-learn
+does. That makes 1,000 resamples cost about as much as a few dozen scikit-learn calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = (
+    "recall",
+    "specificity",
+    "precision",
+    "npv",
+    "f1",
+    "balanced_accuracy",
+    "accuracy",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+)
+"""What gets an interval; recall is sensitivity, precision is PPV."""
+
+_EPS = 1e-15  # scikit-learn's log_loss clips probabilities the same way
+_CHUNK_CELLS = 2_000_000  # resamples x rows per batch: bounds memory on large test sets
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full_like(num, np.nan, dtype=np.float64), where=den > 0)
+
+
+def weighted_metrics(y: np.ndarray, p: np.ndarray, threshold: float, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Each metric for each row of weights.
+
+    Args:
+        y: 0/1 labels, shape (n,).
+        p: scores (probabilities), shape (n,).
+        threshold: p >= threshold is called positive.
+        w: non-negative row weights, shape (B, n); all ones reproduces the plain metrics.
+
+    Returns:
+        metric name -> shape (B,); NaN where a metric is undefined (e.g. no positives).
+    """
+    y = y.astype(np.float64)
+    positive, called = y == 1, p >= threshold
+    tp = w[:, positive & called].sum(axis=1)
+    fn = w[:, positive & ~called].sum(axis=1)
+    fp = w[:, ~positive & called].sum(axis=1)
+    tn = w[:, ~positive & ~called].sum(axis=1)
+    total, positives, negatives = tp + fn + fp + tn, tp + fn, fp + tn
+    recall, specificity = _ratio(tp, positives), _ratio(tn, negatives)
+    precision = _ratio(tp, tp + fp)
+    clipped = np.clip(p, _EPS, 1 - _EPS)
+    out = {
+        "recall": recall,
+        "specificity": specificity,
+        "precision": precision,
+        "npv": _ratio(tn, tn + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "balanced_accuracy": (recall + specificity) / 2,
+        "accuracy": _ratio(tp + tn, total),
+        "brier": _ratio(w @ (p - y) ** 2, total),
+        "log_loss": _ratio(-(w @ (y * np.log(clipped) + (1 - y) * np.log(1 - clipped))), total),
+    }
+    order = np.argsort(p, kind="mergesort")
+    _, starts = np.unique(p[order], return_index=True)
+    ws, ys = w[:, order], y[order]
+    pos_g = np.add.reduceat(ws * ys, starts, axis=1)  # weighted positives per distinct score
+    neg_g = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+    neg_below = np.cumsum(neg_g, axis=1) - neg_g  # a positive beats these, ties count half
+    out["roc_auc"] = _ratio((pos_g * (neg_below + 0.5 * neg_g)).sum(axis=1), positives * negatives)
+    tp_desc, fp_desc = np.cumsum(pos_g[:, ::-1], axis=1), np.cumsum(neg_g[:, ::-1], axis=1)
+    recall_steps = np.diff(tp_desc, axis=1, prepend=0.0)  # = positives gained at each threshold
+    precision_at = np.divide(tp_desc, tp_desc + fp_desc, out=np.zeros_like(tp_desc), where=tp_desc > 0)
+    out["pr_auc"] = _ratio((recall_steps * precision_at).sum(axis=1), positives)
+    return out
+
+
+def point_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """The metrics on the rows as they are."""
+    values = weighted_metrics(y, p, threshold, np.ones((1, len(y))))
+    return {name: float(values[name][0]) for name in METRICS}
+
+
+def resample_weights(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` bootstrap resamples of n rows as multinomial counts, shape (count, n)."""
+    picks = rng.integers(0, n, size=(count, n)) + np.arange(count)[:, None] * n
+    return np.bincount(picks.ravel(), minlength=count * n).reshape(count, n).astype(np.float64)
+
+
+def bootstrap_intervals(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of every metric (resamples where it is undefined are skipped)."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // max(len(y), 1))
+    collected: dict[str, list[np.ndarray]] = {name: [] for name in METRICS}
+    for start in range(0, resamples, chunk):
+        values = weighted_metrics(
+            y, p, threshold, resample_weights(len(y), min(chunk, resamples - start), rng)
+        )
+        for name in METRICS:
+            collected[name].append(values[name])
+    tail = 100 * (1 - level) / 2
+    intervals = {}
+    for name, parts in collected.items():
+        samples = np.concatenate(parts)
+        samples = samples[np.isfinite(samples)]
+        if len(samples) == 0:
+            intervals[name] = (float("nan"), float("nan"))
+        else:
+            low, high = np.percentile(samples, [tail, 100 - tail])
+            intervals[name] = (float(low), float(high))
+    return intervals
