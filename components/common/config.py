@@ -294,10 +294,20 @@ class EvaluationConfig(Section):
     """Gate: lowest acceptable precision (PPV) on the test split."""
     min_roc_auc: float | None = Field(None, ge=0, le=1)
     """Gate: lowest acceptable ROC-AUC on the test split."""
+    baseline: bool = True
+    """Fit a logistic regression on the same split and report it beside the model."""
+    must_beat_baseline: bool = False
+    """Gate: the model's ROC-AUC must be at least the baseline's (needs baseline: true)."""
     bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
     """Bootstrap resamples of the test split for metric intervals; 0 turns intervals off."""
     confidence: float = Field(0.95, gt=0.5, lt=1)
     """Coverage of the bootstrap intervals."""
+
+    @model_validator(mode="after")
+    def _gate_needs_the_baseline(self) -> EvaluationConfig:
+        if self.must_beat_baseline and not self.baseline:
+            raise ValueError("must_beat_baseline needs baseline: true (there is nothing to beat)")
+        return self
 
 
 class CalibrationConfig(Section):

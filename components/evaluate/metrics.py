@@ -36,10 +36,12 @@ def roc_points(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, list
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": finite[keep].tolist()}
 
 
-def gate_checks(metrics: dict[str, float], cfg: EvaluationConfig) -> list[dict[str, Any]]:
-    """Each configured floor as a check with its numbers."""
+def gate_checks(
+    metrics: dict[str, float], cfg: EvaluationConfig, baseline: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """Each configured floor, and the baseline when it must be beaten, as a check with numbers."""
     floors = {"recall": cfg.min_recall, "precision": cfg.min_precision, "roc_auc": cfg.min_roc_auc}
-    return [
+    checks = [
         {
             "check": f"{name} >= {floor}",
             "metric": name,
@@ -50,3 +52,15 @@ def gate_checks(metrics: dict[str, float], cfg: EvaluationConfig) -> list[dict[s
         for name, floor in floors.items()
         if floor is not None
     ]
+    if cfg.must_beat_baseline and baseline is not None:
+        required = round(baseline["roc_auc"], 4)
+        checks.append(
+            {
+                "check": "roc_auc >= logistic-regression baseline",
+                "metric": "roc_auc",
+                "observed": round(metrics["roc_auc"], 4),
+                "required": required,
+                "passed": metrics["roc_auc"] >= baseline["roc_auc"],
+            }
+        )
+    return checks

@@ -5,8 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from components.common.preprocessing import Preprocessing
 from components.common.scoring import labels, load_split, onnx_logits, sigmoid
 from components.common.step import GateFailed, StepContext
+from components.evaluate.baseline import Baseline
 from components.evaluate.bootstrap import bootstrap_intervals
 from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
 
@@ -23,6 +28,7 @@ def render_decision(
     threshold: float,
     intervals: dict[str, tuple[float, float]],
     confidence: float,
+    baseline: dict[str, float] | None = None,
 ) -> str:
     """Markdown explanation: every check with its numbers, then the metric table."""
     passed = all(c["passed"] for c in checks)
@@ -35,6 +41,10 @@ def render_decision(
             f"| {c['check']} | {c['observed']} | {c['required']} | {'pass' if c['passed'] else '**FAIL**'} |"
             for c in checks
         ]
+    if baseline is not None:
+        lines += ["", "## Beside a logistic-regression baseline (same split, same threshold)", ""]
+        lines += ["| metric | model | baseline |", "|---|---|---|"]
+        lines += [f"| {k} | {metrics[k]:.4f} | {baseline[k]:.4f} |" for k in BASELINE_ROWS]
     ci = f"{confidence:.0%} bootstrap interval"
     lines += ["", f"## Test-split metrics at threshold {threshold}", "", f"| metric | value | {ci} |"]
     lines.append("|---|---|---|")
@@ -43,6 +53,19 @@ def render_decision(
         for k, v in metrics.items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_metrics(
+    ctx: StepContext, splits: str, model: str, schema: dict[str, Any], test: pd.DataFrame, y: np.ndarray
+) -> dict[str, float]:
+    """The logistic-regression baseline, fitted on the train split, scored on the same rows."""
+    train = load_split(ctx.store, splits, "train")
+    prep = Preprocessing.from_dict(ctx.store.read_json(f"{model}/preprocessing.json"))
+    fitted = Baseline.fit(prep, train, labels(train, schema), ctx.config.training.class_weighting)
+    return binary_metrics(y, fitted.scores(test), ctx.config.evaluation.threshold)
+
+
+BASELINE_ROWS = ("roc_auc", "pr_auc", "recall", "specificity", "precision", "balanced_accuracy")
 
 
 def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], dict[str, list[float]], str]:
@@ -58,10 +81,11 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
         if cfg.bootstrap_resamples
         else {}
     )
-    checks = gate_checks(metrics, cfg)
+    baseline = _baseline_metrics(ctx, splits, model, schema, test, y) if cfg.baseline else None
+    checks = gate_checks(metrics, cfg, baseline)
     passed = all(c["passed"] for c in checks)
     roc = roc_points(y, p)
-    decision = render_decision(metrics, checks, cfg.threshold, intervals, cfg.confidence)
+    decision = render_decision(metrics, checks, cfg.threshold, intervals, cfg.confidence, baseline)
     ctx.store.write_json(
         ctx.key("metrics.json"),
         {
@@ -73,12 +97,15 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
             },
             "confidence": cfg.confidence,
             "bootstrap_resamples": cfg.bootstrap_resamples,
+            "baseline": baseline,
         },
     )
     ctx.store.write_json(ctx.key("roc.json"), roc)
     ctx.store.write_json(ctx.key("decision.json"), {"passed": passed, "checks": checks})
     ctx.store.write_text(ctx.key("decision.md"), decision)
     ctx.metrics.update({k: round(metrics[k], 4) for k in ("recall", "precision", "roc_auc")})
+    if baseline is not None:
+        ctx.metrics["baseline_roc_auc"] = round(baseline["roc_auc"], 4)
     if not passed:
         failed = "; ".join(
             f"{c['metric']} {c['observed']} < {c['required']}" for c in checks if not c["passed"]

@@ -115,6 +115,7 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
         assert low <= metrics[name] <= high, name
     decision = store.read_text(f"runs/{run_id}/evaluate/decision.md")
     assert "| metric | value | 95% bootstrap interval |" in decision
+    assert "logistic-regression baseline" in decision and 0.5 < metrics["baseline"]["roc_auc"] <= 1
     calibration = store.read_json("models/screening/1/calibration.json")
     assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
     card = store.read_text("models/screening/1/card.html")

@@ -66,3 +66,36 @@ def test_ece_is_zero_for_perfect_calibration_and_large_for_overconfidence() -> N
     y = (rng.random(200_000) < p).astype(int)
     assert ece(p, y)[0] < 0.01
     assert ece(np.where(p > 0.5, 0.99, 0.01), y)[0] > 0.2
+
+
+def test_the_baseline_gate_names_both_numbers_and_needs_the_baseline() -> None:
+    cfg = EvaluationConfig(must_beat_baseline=True)
+    checks = gate_checks({"recall": 0.8, "precision": 0.3, "roc_auc": 0.81}, cfg, {"roc_auc": 0.83456})
+    assert checks == [
+        {
+            "check": "roc_auc >= logistic-regression baseline",
+            "metric": "roc_auc",
+            "observed": 0.81,
+            "required": 0.8346,
+            "passed": False,
+        }
+    ]
+    assert gate_checks({"roc_auc": 0.9}, cfg, {"roc_auc": 0.83})[0]["passed"] is True
+    with pytest.raises(ValueError, match="must_beat_baseline needs baseline: true"):
+        EvaluationConfig(must_beat_baseline=True, baseline=False)
+
+
+def test_the_baseline_learns_and_uses_one_hot_whatever_the_model_encoding() -> None:
+    from components.common.preprocessing import Preprocessing
+    from components.evaluate.baseline import Baseline
+    from examples.screening.generate import generate
+
+    frame = generate(rows=4000, prevalence=0.1, scanners={"A": 0.6, "B": 0.4}, seed=3)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    prep = Preprocessing.fit(frame.iloc[:3000], features, ["scanner"], encoding="embedding")
+    y = frame["label"].to_numpy()
+    baseline = Baseline.fit(prep, frame.iloc[:3000], y[:3000], class_weighting=True)
+    assert baseline.prep.encoding == "one_hot" and "scanner=B" in baseline.prep.encoded_names
+    scores = baseline.scores(frame.iloc[3000:])
+    assert scores.shape == (1000,) and ((0 <= scores) & (scores <= 1)).all()
+    assert roc_auc_score(y[3000:], scores) > 0.75
