@@ -11,6 +11,21 @@ from components.common.data import is_positive
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
 
+METRICS = (
+    "recall",
+    "specificity",
+    "precision",
+    "npv",
+    "f1",
+    "balanced_accuracy",
+    "accuracy",
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+)
+"""The held-out metrics, in report order (recall is sensitivity, precision is PPV)."""
+
 
 def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
     """One split written by validate_data."""

@@ -10,20 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METRICS = (
-    "recall",
-    "specificity",
-    "precision",
-    "npv",
-    "f1",
-    "balanced_accuracy",
-    "accuracy",
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "log_loss",
-)
-"""What gets an interval; recall is sensitivity, precision is PPV."""
+from components.common.scoring import METRICS
 
 _EPS = 1e-15  # scikit-learn's log_loss clips probabilities the same way
 _CHUNK_CELLS = 2_000_000  # resamples x rows per batch: bounds memory on large test sets

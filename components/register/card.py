@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.common.plots import img_tag
+from components.common.scoring import METRICS
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -47,25 +48,7 @@ def render_card(
         value = _fmt(metrics[key])
         return f"{value}  ({level} CI {bounds[0]:.4f} – {bounds[1]:.4f})" if bounds else value
 
-    metric_rows = [
-        (k, with_interval(k))
-        for k in (
-            "threshold",
-            "recall",
-            "specificity",
-            "precision",
-            "npv",
-            "f1",
-            "balanced_accuracy",
-            "roc_auc",
-            "pr_auc",
-            "brier",
-            "log_loss",
-            "accuracy",
-            "prevalence",
-        )
-        if k in metrics
-    ]
+    metric_rows = [(k, with_interval(k)) for k in ("threshold", *METRICS, "prevalence") if k in metrics]
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(name)} v{version} model card</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}
