@@ -283,6 +283,26 @@ class TrainingConfig(Section):
         return self
 
 
+class SliceSpec(Section):
+    """A column to report metrics by; numeric columns are cut into bins."""
+
+    column: str
+    """Column of the test split (e.g. scanner, site_id, age)."""
+    bins: list[float] | None = None
+    """Bin edges for a numeric column, e.g. [0, 50, 65, 120] (left-closed); null: one slice per value."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"column": value} if isinstance(value, str) else value  # `slices: [scanner]`
+
+    @model_validator(mode="after")
+    def _bins_increase(self) -> SliceSpec:
+        if self.bins is not None and (len(self.bins) < 2 or self.bins != sorted(set(self.bins))):
+            raise ValueError(f"bins {self.bins} must be at least two strictly increasing edges")
+        return self
+
+
 class EvaluationConfig(Section):
     """Held-out metrics and the gate a model must pass to be registered."""
 
@@ -298,6 +318,14 @@ class EvaluationConfig(Section):
     """Fit a logistic regression on the same split and report it beside the model."""
     must_beat_baseline: bool = False
     """Gate: the model's ROC-AUC must be at least the baseline's (needs baseline: true)."""
+    slices: list[SliceSpec] = Field(default_factory=list)
+    """Columns to report metrics by: names, or {column, bins} for numeric ones."""
+    primary_metric: Literal["recall", "specificity", "precision", "roc_auc"] = "recall"
+    """Metric whose worst slice is reported (and gated by max_slice_gap)."""
+    max_slice_gap: float | None = Field(None, ge=0, le=1)
+    """Gate: largest allowed drop of the primary metric from overall to the worst slice."""
+    min_slice_rows: int = Field(30, ge=1)
+    """Slices with fewer test rows are shown but not used for the worst-slice gap."""
     bootstrap_resamples: int = Field(1000, ge=0, le=100_000)
     """Bootstrap resamples of the test split for metric intervals; 0 turns intervals off."""
     confidence: float = Field(0.95, gt=0.5, lt=1)

@@ -37,9 +37,12 @@ def roc_points(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, list
 
 
 def gate_checks(
-    metrics: dict[str, float], cfg: EvaluationConfig, baseline: dict[str, float] | None = None
+    metrics: dict[str, float],
+    cfg: EvaluationConfig,
+    baseline: dict[str, float] | None = None,
+    worst: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each configured floor, and the baseline when it must be beaten, as a check with numbers."""
+    """Each configured floor, the slice gap and the baseline when asked, as checks with numbers."""
     floors = {"recall": cfg.min_recall, "precision": cfg.min_precision, "roc_auc": cfg.min_roc_auc}
     checks = [
         {
@@ -52,6 +55,16 @@ def gate_checks(
         for name, floor in floors.items()
         if floor is not None
     ]
+    if cfg.max_slice_gap is not None and worst is not None:
+        checks.append(
+            {
+                "check": f"worst-slice {worst['metric']} gap <= {cfg.max_slice_gap}",
+                "metric": f"{worst['metric']} gap ({worst['column']}={worst['slice']})",
+                "observed": worst["gap"],
+                "required": cfg.max_slice_gap,
+                "passed": worst["gap"] <= cfg.max_slice_gap,
+            }
+        )
     if cfg.must_beat_baseline and baseline is not None:
         required = round(baseline["roc_auc"], 4)
         checks.append(

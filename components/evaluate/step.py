@@ -14,6 +14,7 @@ from components.common.step import GateFailed, StepContext
 from components.evaluate.baseline import Baseline
 from components.evaluate.bootstrap import bootstrap_intervals
 from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
+from components.evaluate.slices import SLICE_METRICS, error_table, slice_table, worst_slice
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:
@@ -65,6 +66,43 @@ def _baseline_metrics(
     return binary_metrics(y, fitted.scores(test), ctx.config.evaluation.threshold)
 
 
+def render_slices(
+    slices: list[dict[str, Any]], worst: dict[str, Any] | None, errors: list[dict[str, Any]], min_rows: int
+) -> str:
+    """Markdown: metrics per slice, the worst slice of the primary metric, where errors fall."""
+    if not slices:
+        return "\nNo slices configured (evaluation.slices); per-scanner or per-site metrics need them.\n"
+
+    def cell(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["", "## Slices", "", f"| column | slice | rows | positives | {' | '.join(SLICE_METRICS)} |"]
+    lines.append("|---" * (4 + len(SLICE_METRICS)) + "|")
+    lines += [
+        f"| {r['column']} | {r['slice']} | {r['rows']} | {r['positives']} | "
+        + " | ".join(cell(r[m]) for m in SLICE_METRICS)
+        + " |"
+        for r in slices
+    ]
+    if worst is None:
+        lines += ["", f"No slice has {min_rows}+ rows with a defined value; no worst-slice gap."]
+    else:
+        metric, where = worst["metric"], f"{worst['column']}={worst['slice']}"
+        value, overall, gap = worst[metric], worst["overall"], worst["gap"]
+        lines += [
+            "",
+            f"Worst slice for {metric}: {where} at {value:.4f} against {overall:.4f} overall"
+            f" (gap {gap:.4f}; slices under {min_rows} rows left out).",
+        ]
+    if errors:
+        lines += ["", "## Where the errors are", "", "| error | where | count | share of that error |"]
+        lines.append("|---|---|---|---|")
+        lines += [
+            f"| {e['error']} | {e['where']} | {e['count']} | {e['share_of_kind']:.1%} |" for e in errors
+        ]
+    return "\n".join(lines) + "\n"
+
+
 BASELINE_ROWS = ("roc_auc", "pr_auc", "recall", "specificity", "precision", "balanced_accuracy")
 
 
@@ -82,10 +120,14 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
         else {}
     )
     baseline = _baseline_metrics(ctx, splits, model, schema, test, y) if cfg.baseline else None
-    checks = gate_checks(metrics, cfg, baseline)
+    slices = slice_table(test, y, p, cfg.threshold, cfg.slices)
+    worst = worst_slice(slices, metrics[cfg.primary_metric], cfg.primary_metric, cfg.min_slice_rows)
+    errors = error_table(test, y, p, cfg.threshold, cfg.slices)
+    checks = gate_checks(metrics, cfg, baseline, worst)
     passed = all(c["passed"] for c in checks)
     roc = roc_points(y, p)
     decision = render_decision(metrics, checks, cfg.threshold, intervals, cfg.confidence, baseline)
+    decision += render_slices(slices, worst, errors, cfg.min_slice_rows)
     ctx.store.write_json(
         ctx.key("metrics.json"),
         {
@@ -98,6 +140,9 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
             "confidence": cfg.confidence,
             "bootstrap_resamples": cfg.bootstrap_resamples,
             "baseline": baseline,
+            "slices": slices,
+            "worst_slice": worst,
+            "errors": errors,
         },
     )
     ctx.store.write_json(ctx.key("roc.json"), roc)

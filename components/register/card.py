@@ -15,6 +15,36 @@ def _table(rows: Sequence[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _grid(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A table with a header row, one row per record (None shows as n/a)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('n/a' if r[c] is None else _fmt(r[c]))}</td>" for c in columns)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _slices_section(metrics: dict[str, Any]) -> str:
+    slices, worst = metrics.get("slices") or [], metrics.get("worst_slice")
+    if not slices:
+        return "<p>No slices configured (<code>evaluation.slices</code>).</p>"
+    columns = ("column", "slice", "rows", "positives", "recall", "specificity", "precision", "roc_auc")
+    text = _grid(slices, columns)
+    if worst:
+        text += (
+            f"<p>Worst slice for {html.escape(worst['metric'])}: <b>{html.escape(worst['column'])}="
+            f"{html.escape(str(worst['slice']))}</b> at {_fmt(worst[worst['metric']])} against "
+            f"{_fmt(worst['overall'])} overall (gap {_fmt(worst['gap'])}).</p>"
+        )
+    errors = metrics.get("errors") or []
+    if errors:
+        text += "<h3>Where the errors are</h3>" + _grid(errors, ("error", "where", "count", "share_of_kind"))
+    return text
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -77,6 +107,7 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
     }
 <h2>Gate</h2><table><tr><th>check</th><th>observed</th><th>required</th><th>result</th></tr>{checks}</table>
 <h2>Test-split metrics</h2>{_table(metric_rows)}
+<h2>Slices</h2>{_slices_section(metrics)}
 <h2>Calibration</h2>
 {
         _table(

@@ -116,12 +116,17 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     decision = store.read_text(f"runs/{run_id}/evaluate/decision.md")
     assert "| metric | value | 95% bootstrap interval |" in decision
     assert "logistic-regression baseline" in decision and 0.5 < metrics["baseline"]["roc_auc"] <= 1
+    assert {r["column"] for r in metrics["slices"]} == {"scanner", "breast_density", "age"}
+    assert "## Slices" in decision and "Worst slice for recall" in decision
+    assert sum(e["count"] for e in metrics["errors"] if e["where"].startswith("scanner=")) == (
+        metrics["fn"] + metrics["fp"]
+    )
     calibration = store.read_json("models/screening/1/calibration.json")
     assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
     card = store.read_text("models/screening/1/card.html")
     assert "screening &middot; version 1" in card and "data:image/png;base64," in card
     assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
-    assert "(95% CI " in card and "<th>npv</th>" in card
+    assert "(95% CI " in card and "<th>npv</th>" in card and "<h2>Slices</h2>" in card
     assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
     assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
     smoke = store.read_json(f"runs/{run_id}/train/status.json")["metrics"]

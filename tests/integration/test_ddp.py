@@ -3,6 +3,7 @@ a run resumed from its checkpoint equals an uninterrupted one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -103,8 +104,9 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
 
 
-def _worker_pid(spec_path: Path, rank: int) -> int | None:
-    """PID of the torchrun worker of `rank` started for this spec (read from /proc, Linux)."""
+def _processes_of(spec_path: Path) -> dict[int, list[bytes]]:
+    """PID -> environment of torchrun and its workers started for this spec (/proc, Linux)."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -114,9 +116,14 @@ def _worker_pid(spec_path: Path, rank: int) -> int | None:
         except OSError:  # the process ended while we looked
             continue
         if b"components.train.worker" in cmdline and str(spec_path).encode() in cmdline:
-            if f"RANK={rank}".encode() in environ:
-                return int(proc.name)
-    return None
+            found[int(proc.name)] = environ
+    return found
+
+
+def _worker_pid(spec_path: Path, rank: int) -> int | None:
+    """PID of the torchrun worker of `rank` started for this spec."""
+    found = _processes_of(spec_path)
+    return next((pid for pid, env in found.items() if f"RANK={rank}".encode() in env), None)
 
 
 def _checkpoint_epoch(path: Path) -> int:
@@ -153,15 +160,20 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     checkpoint, deadline = workdir / "checkpoint.pt", time.monotonic() + 240
-    first = _wait_for_epoch(checkpoint, 1, deadline)
-    second = _wait_for_epoch(checkpoint, 2, deadline)
-    time.sleep((second - first) / 2)  # halfway through epoch 3
-    pid = _worker_pid(workdir / "spec.json", rank=1)
-    assert pid is not None, "rank 1 not found"
-    os.kill(pid, signal.SIGKILL)
-    assert _checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
-    thread.join(timeout=max(1.0, deadline - time.monotonic()))
-    assert not thread.is_alive(), "the restarted run did not finish in time"
+    try:
+        first = _wait_for_epoch(checkpoint, 1, deadline)
+        second = _wait_for_epoch(checkpoint, 2, deadline)
+        time.sleep((second - first) / 2)  # halfway through epoch 3
+        pid = _worker_pid(workdir / "spec.json", rank=1)
+        assert pid is not None, "rank 1 not found"
+        os.kill(pid, signal.SIGKILL)
+        assert _checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
+        thread.join(timeout=max(1.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), "the restarted run did not finish in time"
+    finally:  # a failed or hung run leaves no processes behind
+        for leftover in _processes_of(workdir / "spec.json"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)
     assert "result" in outcome, outcome
 
     log = capfd.readouterr().out

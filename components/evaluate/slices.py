@@ -1,0 +1,85 @@
+"""Metrics per slice (scanner, site, age band, ...), the worst-slice gap, and where errors fall."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.common.config import SliceSpec
+from components.evaluate.bootstrap import point_metrics
+
+SLICE_METRICS = ("recall", "specificity", "precision", "roc_auc")
+
+
+def slice_labels(frame: pd.DataFrame, spec: SliceSpec) -> pd.Series:
+    """The slice each row falls in: the column's value, or its bin such as '[50, 65)'."""
+    if spec.column not in frame.columns:
+        raise ValueError(
+            f"evaluation.slices: column '{spec.column}' is not in the test split "
+            f"(columns: {', '.join(map(str, frame.columns))}); fix or remove it"
+        )
+    column = frame[spec.column]
+    if spec.bins is None:
+        return column.astype(str).fillna("(missing)")
+    edges = spec.bins
+    names = [f"[{edges[i]:g}, {edges[i + 1]:g})" for i in range(len(edges) - 1)]
+    binned = pd.cut(column, bins=edges, right=False, labels=names)
+    return binned.astype(str).replace("nan", "(outside bins)")
+
+
+def slice_table(
+    frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float, specs: list[SliceSpec]
+) -> list[dict[str, Any]]:
+    """One row per (column, slice): rows, positives and each SLICE_METRICS value (None if undefined)."""
+    rows = []
+    for spec in specs:
+        labels = slice_labels(frame, spec).to_numpy()
+        for value in sorted(set(labels)):
+            mask = labels == value
+            values = point_metrics(y[mask], p[mask], threshold)
+            rows.append(
+                {
+                    "column": spec.column,
+                    "slice": value,
+                    "rows": int(mask.sum()),
+                    "positives": int(y[mask].sum()),
+                    **{m: None if np.isnan(values[m]) else round(values[m], 4) for m in SLICE_METRICS},
+                }
+            )
+    return rows
+
+
+def worst_slice(
+    table: list[dict[str, Any]], overall: float, metric: str, min_rows: int
+) -> dict[str, Any] | None:
+    """The slice furthest below the overall value of `metric` (among slices with enough rows)."""
+    eligible = [r for r in table if r["rows"] >= min_rows and r.get(metric) is not None]
+    if not eligible:
+        return None
+    worst = min(eligible, key=lambda r: r[metric])
+    return {**worst, "metric": metric, "overall": round(overall, 4), "gap": round(overall - worst[metric], 4)}
+
+
+def error_table(
+    frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float, specs: list[SliceSpec], top: int = 10
+) -> list[dict[str, Any]]:
+    """The most frequent errors: false negatives and false positives counted per slice."""
+    called = p >= threshold
+    kinds = {"false negative": (y == 1) & ~called, "false positive": (y == 0) & called}
+    counts: list[dict[str, Any]] = []
+    for spec in specs:
+        labels = slice_labels(frame, spec).to_numpy()
+        for kind, wrong in kinds.items():
+            total = int(wrong.sum())
+            for value, count in zip(*np.unique(labels[wrong], return_counts=True), strict=True):
+                counts.append(
+                    {
+                        "error": kind,
+                        "where": f"{spec.column}={value}",
+                        "count": int(count),
+                        "share_of_kind": round(int(count) / total, 4),
+                    }
+                )
+    return sorted(counts, key=lambda r: (-int(r["count"]), str(r["where"]), str(r["error"])))[:top]
