@@ -46,6 +46,13 @@ def kubeloop(
     )
 
 
+def run_screening(
+    store: Path | str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kubeloop run` of the screening example into `store`, with extra arguments."""
+    return kubeloop(["run", "--config", str(SCREENING), "--store", str(store), *args], cwd, env=env)
+
+
 def small_screening(tmp_path: Path, *extra: str) -> list[str]:
     """Overrides that make the screening example small and quick."""
     return [
@@ -73,7 +80,7 @@ def run_id_of(output: str) -> str:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("e2e")
     store = tmp / "store"
-    result = kubeloop(["run", "--config", str(SCREENING), "--store", str(store), *small_screening(tmp)], tmp)
+    result = run_screening(store, tmp, *small_screening(tmp))
     return {"tmp": tmp, "store": store, "result": result}
 
 
@@ -148,20 +155,14 @@ def test_kfp_ui_outputs_are_written(first_run: dict[str, Any]) -> None:
 def test_second_run_records_parent_and_shows_in_models(first_run: dict[str, Any]) -> None:
     tmp, store = first_run["tmp"], first_run["store"]
     parent = run_id_of(first_run["result"].stdout)
-    result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            str(store),
-            "--parent-run",
-            parent,
-            "--trigger",
-            "drift",
-            *small_screening(tmp, "training.seed=1"),
-        ],
+    result = run_screening(
+        str(store),
         tmp,
+        "--parent-run",
+        parent,
+        "--trigger",
+        "drift",
+        *small_screening(tmp, "training.seed=1"),
     )
     assert result.returncode == 0, result.stdout[-3000:]
     lineage = LocalStore(store).read_json("models/screening/2/lineage.json")
@@ -182,20 +183,14 @@ def test_next_run_validates_against_the_champion_profile(first_run: dict[str, An
     suite = LocalStore(store).read_json("models/screening/1/expectation_suite.json")
     assert suite["name"] == "screening-reference" and len(suite["expectations"]) > 20
     # Scanner B joins: the run goes on, and the report says what moved against v1's data.
-    result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            str(store),
-            *small_screening(
-                tmp,
-                "dataset.generator.params.scanners={A: 0.5, B: 0.5}",
-                f"dataset.path={tmp / 'mixed.parquet'}",
-            ),
-        ],
+    result = run_screening(
+        str(store),
         tmp,
+        *small_screening(
+            tmp,
+            "dataset.generator.params.scanners={A: 0.5, B: 0.5}",
+            f"dataset.path={tmp / 'mixed.parquet'}",
+        ),
     )
     assert result.returncode == 0, result.stdout[-3000:]
     # Both the declared set (scanner: {allowed: [A]}) and v1's profile report the new scanner.
@@ -214,17 +209,11 @@ def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) ->
     data = tmp_path / "bad.csv"
     frame.to_csv(data, index=False)
     store = tmp_path / "store"
-    result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            str(store),
-            f"dataset.path={data}",
-            "training.epochs=2",
-        ],
+    result = run_screening(
+        str(store),
         tmp_path,
+        f"dataset.path={data}",
+        "training.epochs=2",
     )
     assert result.returncode == 1
     assert "stopped at validate_data" in result.stdout
@@ -240,10 +229,7 @@ def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) ->
 def failed_small_run(tmp_path: Path, override: str, step: str) -> tuple[str, Path]:
     """A small screening run that must stop at `step`, registering nothing: (stdout, run folder)."""
     store = tmp_path / "store"
-    result = kubeloop(
-        ["run", "--config", str(SCREENING), "--store", str(store), *small_screening(tmp_path, override)],
-        tmp_path,
-    )
+    result = run_screening(store, tmp_path, *small_screening(tmp_path, override))
     assert result.returncode == 1, result.stdout[-3000:]
     assert f"stopped at {step}" in result.stdout
     assert not (store / "models").exists()
@@ -268,16 +254,10 @@ def test_a_model_that_cannot_learn_stops_at_the_smoke_test(tmp_path: Path) -> No
 
 def test_run_on_the_s3_store_with_categorical_embeddings(tmp_path: Path, s3_env: dict[str, str]) -> None:
     env = {**os.environ, **s3_env}
-    result = kubeloop(
-        [
-            "run",
-            "--config",
-            str(SCREENING),
-            "--store",
-            "s3://kubeloop-e2e/team-a",
-            *small_screening(tmp_path, "training.categorical_encoding=embedding"),
-        ],
+    result = run_screening(
+        "s3://kubeloop-e2e/team-a",
         tmp_path,
+        *small_screening(tmp_path, "training.categorical_encoding=embedding"),
         env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
