@@ -112,3 +112,30 @@ def encoded_screening(rows: int, seed: int) -> tuple[Any, Any, Any]:
     features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
     prep = Preprocessing.fit(frame, features, ["scanner"])
     return prep, prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)
+
+
+def screening_dataset(**split: Any) -> Any:
+    """The screening example's dataset section (columns, categorical), with a split spec."""
+    from components.common.config import DatasetConfig, SplitSpec
+
+    return DatasetConfig(
+        path="x.parquet",
+        label="label",
+        id_column="exam_id",
+        time_column="exam_time",
+        group_column="site_id",
+        categorical=["scanner"],
+        split=SplitSpec(**split),
+    )
+
+
+def fit_screening(cfg: Any, rows: int, seed: int, train_rows: int) -> tuple[Any, Any, Any, Any]:
+    """(model, preprocessing, X, y): the recipe fitted on the first train_rows of a sample,
+    validated on the rest, without log lines."""
+    from components.train.recipe import fit
+
+    prep, x, y = encoded_screening(rows=rows, seed=seed)
+    model, _ = fit(
+        cfg, x[:train_rows], y[:train_rows], x[train_rows:], y[train_rows:], prep, log=lambda _: None
+    )
+    return model, prep, x, y

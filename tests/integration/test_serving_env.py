@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from components.common.config import TrainingConfig
-from components.train.recipe import fit
 from components.train.step import export_onnx
-from tests.conftest import REPO, encoded_screening
+from tests.conftest import REPO, fit_screening
 
 pytestmark = pytest.mark.integration
 SERVING_PYTHON = REPO / ".venv-serving" / "bin" / "python"
@@ -39,15 +38,8 @@ def serving_python() -> Path:
 
 
 def test_serving_env_reproduces_training_logits(serving_python: Path, tmp_path: Path) -> None:
-    prep, x, y = encoded_screening(rows=2000, seed=3)
-    model, _ = fit(
-        TrainingConfig(epochs=2, hidden_sizes=[16]),
-        x[:1500],
-        y[:1500],
-        x[1500:],
-        y[1500:],
-        prep,
-        log=lambda _line: None,
+    model, _, x, _ = fit_screening(
+        TrainingConfig(epochs=2, hidden_sizes=[16]), rows=2000, seed=3, train_rows=1500
     )
     onnx_path = tmp_path / "model.onnx"
     export_onnx(model, x.shape[1], onnx_path)

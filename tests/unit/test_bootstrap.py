@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from components.common.scoring import METRICS
 from components.evaluate.bootstrap import (
-    METRICS,
     bootstrap_intervals,
     point_metrics,
     resample_weights,

@@ -11,19 +11,12 @@ from onnx import numpy_helper
 from components.common.config import TrainingConfig
 from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
-from tests.conftest import encoded_screening
+from tests.conftest import fit_screening
 
 
 def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> None:
-    prep, x, y = encoded_screening(rows=1200, seed=6)
-    model, _ = fit(
-        TrainingConfig(epochs=2, hidden_sizes=[8]),
-        x[:1000],
-        y[:1000],
-        x[1000:],
-        y[1000:],
-        prep,
-        log=lambda _: None,
+    model, _, x, _ = fit_screening(
+        TrainingConfig(epochs=2, hidden_sizes=[8]), rows=1200, seed=6, train_rows=1000
     )
     path = tmp_path / "model.onnx"
     export_onnx(model, x.shape[1], path)

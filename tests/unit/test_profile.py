@@ -8,22 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common.config import DatasetConfig, ValidationConfig
+from components.common.config import ValidationConfig
 from components.common.registry import Registry
 from components.common.store import LocalStore
 from components.validate_data.checks import feature_columns, validate_frame
 from components.validate_data.profile import build_profile, profile_expectations, suite_json
 from components.validate_data.reference import reference_profile
 from examples.screening.generate import generate
+from tests.conftest import screening_dataset
 
-DATASET = DatasetConfig(
-    path="x.parquet",
-    label="label",
-    id_column="exam_id",
-    time_column="exam_time",
-    group_column="site_id",
-    categorical=["scanner"],
-)
+DATASET = screening_dataset()
 
 
 @pytest.fixture(scope="module")

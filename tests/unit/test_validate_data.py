@@ -6,22 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.common.config import DatasetConfig, SplitSpec, ValidationConfig
+from components.common.config import ValidationConfig
 from components.validate_data.checks import run_checks
 from components.validate_data.splits import assign_splits
 from examples.screening.generate import generate
-
-
-def _dataset(**split: object) -> DatasetConfig:
-    return DatasetConfig(
-        path="x.csv",
-        label="label",
-        id_column="exam_id",
-        time_column="exam_time",
-        group_column="site_id",
-        categorical=["scanner"],
-        split=SplitSpec(**split),
-    )
+from tests.conftest import screening_dataset
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +27,10 @@ def _warned(results: list) -> set[tuple[str, str | None]]:
 
 
 def test_clean_data_passes_and_a_constant_feature_only_warns(frame: pd.DataFrame) -> None:
-    results = run_checks(frame, _dataset(), ValidationConfig())
+    results = run_checks(frame, screening_dataset(), ValidationConfig())
     assert _failed(results) == set()
     assert _warned(results) == {("not_constant", "scanner")}  # every exam came from scanner A
-    ignored = run_checks(frame, _dataset(), ValidationConfig(constant_columns="ignore"))
+    ignored = run_checks(frame, screening_dataset(), ValidationConfig(constant_columns="ignore"))
     assert _warned(ignored) == set()
 
 
@@ -49,25 +38,27 @@ def test_missing_column_nulls_and_types_fail(frame: pd.DataFrame) -> None:
     broken = frame.drop(columns=["age"]).copy()
     broken.loc[broken.index[:30], "lesion_size_mm"] = np.nan
     broken["prior_exams"] = "many"
-    failed = _failed(run_checks(broken, _dataset().model_copy(update={"features": None}), ValidationConfig()))
+    failed = _failed(
+        run_checks(broken, screening_dataset().model_copy(update={"features": None}), ValidationConfig())
+    )
     assert ("null_fraction", "lesion_size_mm") in failed
     assert ("dtype", "prior_exams") in failed
-    named = _dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
+    named = screening_dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
     assert ("columns", None) in _failed(run_checks(broken, named, ValidationConfig()))
 
 
 def test_label_must_be_binary_with_the_positive_value(frame: pd.DataFrame) -> None:
     three = frame.assign(label=frame["label"].where(frame.index % 7 != 0, 2))
-    assert ("binary_label", "label") in _failed(run_checks(three, _dataset(), ValidationConfig()))
+    assert ("binary_label", "label") in _failed(run_checks(three, screening_dataset(), ValidationConfig()))
 
 
 def test_too_few_rows_and_tolerated_nulls(frame: pd.DataFrame) -> None:
     assert ("row_count", None) in _failed(
-        run_checks(frame.head(50), _dataset(), ValidationConfig(min_rows=100))
+        run_checks(frame.head(50), screening_dataset(), ValidationConfig(min_rows=100))
     )
     sparse = frame.copy()
     sparse.loc[sparse.index[:30], "age"] = np.nan
-    assert _failed(run_checks(sparse, _dataset(), ValidationConfig(max_null_fraction=0.01))) == set()
+    assert _failed(run_checks(sparse, screening_dataset(), ValidationConfig(max_null_fraction=0.01))) == set()
 
 
 def _shares(assignment: pd.Series) -> dict[str, float]:
@@ -75,7 +66,7 @@ def _shares(assignment: pd.Series) -> dict[str, float]:
 
 
 def test_random_split_is_stratified(frame: pd.DataFrame) -> None:
-    assignment = assign_splits(frame, _dataset(strategy="random"))
+    assignment = assign_splits(frame, screening_dataset(strategy="random"))
     shares = _shares(assignment)
     assert shares["test"] == pytest.approx(0.2, abs=0.01)
     assert shares["train"] == pytest.approx(0.5, abs=0.01)
@@ -84,7 +75,7 @@ def test_random_split_is_stratified(frame: pd.DataFrame) -> None:
 
 
 def test_temporal_split_tests_on_the_latest_rows(frame: pd.DataFrame) -> None:
-    assignment = assign_splits(frame, _dataset(strategy="temporal"))
+    assignment = assign_splits(frame, screening_dataset(strategy="temporal"))
     times = frame["exam_time"]
     assert times[assignment == "test"].min() >= times[assignment != "test"].max()
     assert times[assignment == "train"].max() <= times[assignment == "validation"].min()
@@ -93,13 +84,13 @@ def test_temporal_split_tests_on_the_latest_rows(frame: pd.DataFrame) -> None:
 
 def test_temporal_split_respects_an_explicit_cutoff(frame: pd.DataFrame) -> None:
     cutoff = "2025-10-01"
-    assignment = assign_splits(frame, _dataset(strategy="temporal", cutoff=cutoff))
+    assignment = assign_splits(frame, screening_dataset(strategy="temporal", cutoff=cutoff))
     assert (frame.loc[assignment == "test", "exam_time"] >= pd.Timestamp(cutoff)).all()
     assert (frame.loc[assignment != "test", "exam_time"] < pd.Timestamp(cutoff)).all()
 
 
 def test_group_split_keeps_each_site_on_one_side(frame: pd.DataFrame) -> None:
-    assignment = assign_splits(frame, _dataset(strategy="group"))
+    assignment = assign_splits(frame, screening_dataset(strategy="group"))
     sides = frame.groupby("site_id").apply(lambda g: assignment[g.index].nunique(), include_groups=False)
     assert (sides == 1).all()
     assert set(assignment) == {"train", "validation", "calibration", "test"}
@@ -107,7 +98,7 @@ def test_group_split_keeps_each_site_on_one_side(frame: pd.DataFrame) -> None:
 
 def test_group_split_needs_enough_groups(frame: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="at least 4 distinct"):
-        assign_splits(frame.assign(site_id=frame["site_id"] % 2), _dataset(strategy="group"))
+        assign_splits(frame.assign(site_id=frame["site_id"] % 2), screening_dataset(strategy="group"))
 
 
 def test_declared_rules_catch_ranges_sets_uniqueness_and_severity(frame: pd.DataFrame) -> None:
@@ -122,7 +113,7 @@ def test_declared_rules_catch_ranges_sets_uniqueness_and_severity(frame: pd.Data
             "breast_density": {"type": "integer", "allowed": [1, 2, 3, 4]},
         }
     )
-    results = run_checks(broken, _dataset(), rules)
+    results = run_checks(broken, screening_dataset(), rules)
     assert _failed(results) == {("max", "age"), ("unique", "exam_id")}
     assert ("allowed_values", "scanner") in _warned(results)
     by_check = {(r.check, r.column): r for r in results}
@@ -134,16 +125,16 @@ def test_declared_rules_catch_ranges_sets_uniqueness_and_severity(frame: pd.Data
 def test_prevalence_bounds_and_duplicates(frame: pd.DataFrame) -> None:
     doubled = pd.concat([frame, frame.head(600).assign(exam_id=lambda f: f["exam_id"] + 10**6)])
     rules = ValidationConfig(prevalence={"min": 0.005, "max": 0.05}, max_duplicate_fraction=0.05)
-    failed = _failed(run_checks(doubled, _dataset(), rules))
+    failed = _failed(run_checks(doubled, screening_dataset(), rules))
     assert failed == {("prevalence", "label"), ("duplicate_fraction", None)}
     relaxed = ValidationConfig(prevalence={"min": 0.05, "max": 0.2}, max_duplicate_fraction=0.2)
-    assert _failed(run_checks(doubled, _dataset(), relaxed)) == set()
+    assert _failed(run_checks(doubled, screening_dataset(), relaxed)) == set()
 
 
 def test_unparseable_timestamps_and_extra_columns(frame: pd.DataFrame) -> None:
     broken = frame.assign(exam_time=frame["exam_time"].astype(str), notes="x")
     broken.loc[broken.index[:4], "exam_time"] = "yesterday"
-    named = _dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
+    named = screening_dataset().model_copy(update={"features": ["age", "lesion_size_mm", "scanner"]})
     extra = set(frame.columns) - {
         "age",
         "lesion_size_mm",
@@ -165,7 +156,7 @@ def test_a_failed_gate_report_samples_the_offending_rows(frame: pd.DataFrame) ->
     broken = frame.copy()
     broken.loc[broken.index[10:13], "lesion_size_mm"] = np.nan
     rules = ValidationConfig()
-    results = run_checks(broken, _dataset(), rules)
+    results = run_checks(broken, screening_dataset(), rules)
     sample = bad_row_sample(broken, results, rules)
     assert sample["exam_id"].tolist() == [10, 11, 12]
     report = render_report("d.csv", len(broken), results, sample)
@@ -178,7 +169,7 @@ def test_data_docs_render_as_html(frame: pd.DataFrame) -> None:
     from components.validate_data.checks import validate_frame
     from components.validate_data.report import data_docs_html
 
-    _, result = validate_frame(frame.head(500), _dataset(), ValidationConfig())
+    _, result = validate_frame(frame.head(500), screening_dataset(), ValidationConfig())
     html = data_docs_html(result)
     assert html.lstrip().lower().startswith("<!doctype html") or "<html" in html[:500].lower()
     assert "expect_column_values_to_not_be_null" in html or "values must never be null" in html
@@ -187,7 +178,7 @@ def test_data_docs_render_as_html(frame: pd.DataFrame) -> None:
 def test_rows_copied_across_splits_and_shared_groups_are_leakage(frame: pd.DataFrame) -> None:
     from components.validate_data.leakage import split_leakage
 
-    dataset = _dataset(strategy="random")
+    dataset = screening_dataset(strategy="random")
     features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
     clean = split_leakage(frame, assign_splits(frame, dataset), dataset, ValidationConfig(), features)
     by_check = {r.check: r for r in clean}
@@ -207,7 +198,7 @@ def test_rows_copied_across_splits_and_shared_groups_are_leakage(frame: pd.DataF
         and "held-out rows also in train" in by_check["split_overlap"].observed
     )
     assert by_check["group_overlap"].blocking
-    grouped = _dataset(strategy="group")
+    grouped = screening_dataset(strategy="group")
     assert [
         r.check
         for r in split_leakage(frame, assign_splits(frame, grouped), grouped, ValidationConfig(), features)
