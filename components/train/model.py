@@ -29,9 +29,11 @@ class TabularMLP(nn.Module):
         dropout: float,
         embeddings: list[tuple[int, int]] | None = None,
     ) -> None:
-        """Args:
-        embeddings: (codes, size) per categorical input, which are the last inputs; empty
-            when categories come one-hot encoded.
+        """Build the layers.
+
+        Args:
+            embeddings: (codes, size) per categorical input, which are the last inputs; empty
+                when categories come one-hot encoded.
         """
         super().__init__()
         self.n_numeric = len(mean) - len(embeddings or [])
