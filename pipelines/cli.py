@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
@@ -23,7 +24,12 @@ def _console() -> Any:
 
 
 def _load(args: argparse.Namespace) -> KubeloopConfig:
-    return load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "force_promote", False):
+        # JSON is YAML: a quoted reason survives colons and quotes in the text.
+        reason = json.dumps(args.reason or "")
+        overrides += ["evaluation.force_promote=true", f"evaluation.force_reason={reason}"]
+    return load_config(args.config, overrides)
 
 
 def _key_metrics(metrics: dict[str, Any]) -> str:
@@ -219,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--parent-run", default="", help="run this one follows from (lineage)")
     run.add_argument("--trigger", default="manual", help="why this run started (lineage)")
     run.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
+    run.add_argument(
+        "--force-promote",
+        action="store_true",
+        help="register even if a gate check fails (needs --reason; recorded in lineage and the card)",
+    )
+    run.add_argument("--reason", help="why the gate is overridden (with --force-promote)")
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. training.epochs=3")
     run.set_defaults(func=cmd_run)
 

@@ -1,4 +1,7 @@
-"""The training DAG: validate_data -> train -> evaluate -> calibrate -> register.
+"""The training DAG: validate_data -> train -> calibrate -> evaluate -> register.
+
+Calibrate runs before evaluate so the gate measures what serving will run: calibrated
+probabilities at the chosen operating threshold.
 
 No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.
 """
@@ -71,7 +74,7 @@ def make_training_pipeline(
 
     @dsl.pipeline(
         name=name,
-        description="Validate data, train, evaluate, calibrate and "
+        description="Validate data, train, calibrate, evaluate (gate against floors and the champion) and "
         "register a kubeloop model. Each step writes to runs/<run_id>/<step> in the store.",
     )
     def training(
@@ -92,10 +95,10 @@ def make_training_pipeline(
         rid, splits = checked.outputs["run_id"], checked.outputs["splits"]
         fitted = train(**common, run_id=rid, splits=splits).set_display_name("train")
         model = fitted.outputs["Output"]
-        scored = evaluate(**common, run_id=rid, splits=splits, model=model).set_display_name("evaluate")
-        # calibrate needs no evaluate output, but must not run when the gate fails.
-        calibrated = calibrate(**common, run_id=rid, splits=splits, model=model)
-        calibrated.set_display_name("calibrate").after(scored)
+        calibrated = calibrate(**common, run_id=rid, splits=splits, model=model).set_display_name("calibrate")
+        servable = calibrated.outputs["Output"]
+        scored = evaluate(**common, run_id=rid, splits=splits, model=servable, calibration=servable)
+        scored.set_display_name("evaluate")
         registered = register(
             **common,
             run_id=rid,
@@ -109,8 +112,8 @@ def make_training_pipeline(
             for task, cpu, memory in (
                 (checked, "1", "2Gi"),
                 (fitted, resources.cpu, resources.memory),
-                (scored, "1", "2Gi"),
                 (calibrated, "1", "2Gi"),
+                (scored, "1", "2Gi"),
                 (registered, "500m", "1Gi"),
             ):
                 _on_cluster(task, cpu, memory)

@@ -1,7 +1,7 @@
 """KFP component of the calibration step (logic in components.calibrate.step)."""
 
 from kfp import dsl
-from kfp.dsl import Metrics, Output
+from kfp.dsl import Markdown, Metrics, Output
 
 from components.common.images import IMAGE
 
@@ -14,14 +14,15 @@ def calibrate(
     splits: str,
     model: str,
     metrics: Output[Metrics],
+    report: Output[Markdown],
 ) -> str:
-    """Fit a temperature on the calibration split; returns the calibration prefix."""
-    from components.calibrate.step import run
-    from components.common.step import step_context, write_kfp_metrics
+    """Fit the calibration map and operating point; returns the servable model's prefix."""
+    from components.calibrate.step import render_report, run
+    from components.common.step import step_context, write_kfp_metrics, write_kfp_text
 
     with step_context(config_json, store_uri, run_id, "calibrate") as ctx:
         try:
-            run(ctx, splits, model)
+            write_kfp_text(report, render_report(run(ctx, splits, model)))
         finally:
             write_kfp_metrics(metrics, ctx.metrics)
         return ctx.prefix

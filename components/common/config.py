@@ -303,11 +303,18 @@ class SliceSpec(Section):
         return self
 
 
+GatedMetric = Literal[
+    "recall", "specificity", "precision", "npv", "f1", "balanced_accuracy", "accuracy", "roc_auc", "pr_auc"
+]
+"""Metrics where higher is better: the ones a champion comparison can gate on."""
+
+
 class EvaluationConfig(Section):
     """Held-out metrics and the gate a model must pass to be registered."""
 
     threshold: float = Field(0.5, gt=0, lt=1)
-    """Probability at or above which a case is called positive."""
+    """Calibrated probability at or above which a case is called positive, used when
+    calibration sets no target_recall or target_specificity."""
     min_recall: float | None = Field(None, ge=0, le=1)
     """Gate: lowest acceptable recall (sensitivity) on the test split."""
     min_precision: float | None = Field(None, ge=0, le=1)
@@ -330,21 +337,57 @@ class EvaluationConfig(Section):
     """Bootstrap resamples of the test split for metric intervals; 0 turns intervals off."""
     confidence: float = Field(0.95, gt=0.5, lt=1)
     """Coverage of the bootstrap intervals."""
+    max_regression: dict[GatedMetric, float] = Field(
+        default_factory=lambda: {"roc_auc": 0.02}  # type: ignore[arg-type]
+    )
+    """Gate against the champion (the registry's production version, scored on the same test
+    rows with its own calibration and threshold): largest allowed drop per metric. With no
+    champion yet only the floors apply. {} turns the comparison off."""
+    regression_rule: Literal["point", "interval"] = "point"
+    """`point`: the observed drop must stay within the margin. `interval` (non-inferiority):
+    the lower bound of the paired bootstrap interval of candidate - champion must too."""
+    force_promote: bool = False
+    """Register the model even when a gate check fails; needs force_reason. Recorded in the
+    decision, the lineage and the model card (CLI: --force-promote --reason "...")."""
+    force_reason: str | None = None
+    """Why the gate is overridden: who decided and on what evidence."""
 
     @model_validator(mode="after")
     def _gate_needs_the_baseline(self) -> EvaluationConfig:
         if self.must_beat_baseline and not self.baseline:
             raise ValueError("must_beat_baseline needs baseline: true (there is nothing to beat)")
+        if self.force_promote and not (self.force_reason or "").strip():
+            raise ValueError("force_promote needs force_reason: say who overrides the gate and why")
+        if self.regression_rule == "interval" and not self.bootstrap_resamples:
+            raise ValueError("regression_rule: interval needs bootstrap_resamples > 0")
+        for metric, margin in self.max_regression.items():
+            if not 0 <= margin <= 1:
+                raise ValueError(f"max_regression.{metric} = {margin}: use a drop between 0 and 1")
         return self
 
 
 class CalibrationConfig(Section):
-    """Turning scores into probabilities people can read as such."""
+    """Turning scores into probabilities people can read as such, and the operating point."""
 
-    method: Literal["temperature"] = "temperature"
-    """Calibration method fitted on the calibration split."""
+    method: Literal["temperature", "platt", "isotonic", "auto"] = "temperature"
+    """Map fitted on the calibration split; `auto` fits all three and keeps the lowest
+    validation NLL. Temperature is folded into the ONNX graph; Platt and isotonic are applied
+    by the serving code from calibration.json."""
     bins: int = Field(15, ge=2, le=100)
-    """Equal-width bins for the expected calibration error."""
+    """Equal-width bins for ECE, MCE and the reliability diagram."""
+    target_recall: float | None = Field(None, gt=0, le=1)
+    """Operating point: the highest threshold on calibrated validation scores whose recall
+    reaches this. Unset (and no target_specificity): evaluation.threshold is used."""
+    target_specificity: float | None = Field(None, gt=0, le=1)
+    """Operating point: the lowest threshold whose validation specificity reaches this."""
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CalibrationConfig:
+        if self.target_recall is not None and self.target_specificity is not None:
+            raise ValueError(
+                "set target_recall or target_specificity, not both: one threshold cannot promise both"
+            )
+        return self
 
 
 class DeploymentConfig(Section):

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.common import calibration
+from components.common.calibration import sigmoid
 from components.common.data import is_positive
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
@@ -38,18 +40,37 @@ def labels(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
     return is_positive(frame[schema["label"]], schema["positive_value"]).astype(np.int64)
 
 
-def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame) -> np.ndarray:
-    """Uncalibrated logits of the ONNX model for every row."""
+def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     prep = Preprocessing.from_dict(store.read_json(f"{model_prefix}/preprocessing.json"))
     session = ort.InferenceSession(
         store.read_bytes(f"{model_prefix}/model.onnx"), providers=["CPUExecutionProvider"]
     )
-    out = session.run(["logit"], {"features": prep.encode(frame)})[0]
-    return np.asarray(out, dtype=np.float64).reshape(-1)
+    names = [o.name for o in session.get_outputs()]
+    outputs = session.run(names, {"features": prep.encode(frame)})
+    return {
+        name: np.asarray(out, dtype=np.float64).reshape(-1) for name, out in zip(names, outputs, strict=True)
+    }
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function."""
-    return np.exp(-np.logaddexp(0.0, -z))
+def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame) -> np.ndarray:
+    """Uncalibrated logits of the ONNX model for every row."""
+    return _run_onnx(store, model_prefix, frame)["logit"]
+
+
+def calibrated_scores(
+    store: Store, model_prefix: str, record: dict[str, Any], frame: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, calibrated probabilities) as serving computes them.
+
+    A graph with the temperature folded in gives its `probability` output; otherwise the
+    record's map is applied to the logit, exactly as the serving code does.
+    """
+    outputs = _run_onnx(store, model_prefix, frame)
+    if calibration.PROBABILITY_OUTPUT in outputs:
+        return outputs["logit"], outputs[calibration.PROBABILITY_OUTPUT]
+    return outputs["logit"], calibration.apply(record, outputs["logit"])
+
+
+__all__ = ["METRICS", "calibrated_scores", "labels", "load_split", "onnx_logits", "sigmoid"]

@@ -13,17 +13,19 @@ def evaluate(
     run_id: str,
     splits: str,
     model: str,
+    calibration: str,
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     decision: Output[Markdown],
 ) -> str:
-    """Score the test split with the ONNX model; fail when a configured floor is not met."""
+    """Score the test split as serving will (calibrated model, operating threshold), compare it
+    with the champion and fail when a gate check fails (unless force_promote says otherwise)."""
     from components.common.step import step_context, write_kfp_metrics, write_kfp_text
     from components.evaluate.step import run
 
     with step_context(config_json, store_uri, run_id, "evaluate") as ctx:
         try:
-            values, roc, _ = run(ctx, splits, model)
+            values, roc, _ = run(ctx, splits, model, calibration)
             classification.log_confusion_matrix(
                 ["negative", "positive"],
                 [[values["tn"], values["fp"]], [values["fn"], values["tp"]]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
 from components.common.config import EvaluationConfig
 from components.evaluate.bootstrap import point_metrics
@@ -28,12 +28,40 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     }
 
 
+def matching_recall_threshold(scores: np.ndarray, y: np.ndarray, recall: float) -> float:
+    """The highest threshold at which `scores` reach at least `recall` (to compare at equal recall)."""
+    positives = np.sort(scores[y == 1])[::-1]
+    if len(positives) == 0:
+        return 0.5
+    needed = min(len(positives), max(1, int(np.ceil(recall * len(positives) - 1e-9))))
+    return float(positives[needed - 1])
+
+
 def roc_points(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, list[float]]:
     """ROC curve thinned to at most `limit` points (the Kubeflow UI draws these)."""
     fpr, tpr, thresholds = roc_curve(y, p)
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).astype(int))
     finite = np.where(np.isfinite(thresholds), thresholds, 1.0)
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": finite[keep].tolist()}
+
+
+def curves(y: np.ndarray, p: np.ndarray, limit: int = 400) -> dict[str, dict[str, list[float]]]:
+    """ROC and precision-recall curves, each thinned to at most `limit` points (for the card)."""
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+
+    def thin(n: int) -> np.ndarray:
+        return np.unique(np.linspace(0, n - 1, min(limit, n)).astype(int))
+
+    r, q = thin(len(fpr)), thin(len(recall))
+    return {
+        "roc": {"fpr": fpr[r].tolist(), "tpr": tpr[r].tolist()},
+        "pr": {
+            "recall": recall[q].tolist(),
+            "precision": precision[q].tolist(),
+            "prevalence": float(np.mean(y)),
+        },
+    }
 
 
 def gate_checks(

@@ -1,4 +1,4 @@
-"""Evaluate the exported model on the held-out test split and apply the quality gate."""
+"""Evaluate the calibrated model on the held-out test split, against the champion, and gate it."""
 
 from __future__ import annotations
 
@@ -8,12 +8,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.common import calibration
+from components.common.config import EvaluationConfig
 from components.common.preprocessing import Preprocessing
-from components.common.scoring import labels, load_split, onnx_logits, sigmoid
+from components.common.registry import Registry
+from components.common.scoring import calibrated_scores, labels, load_split
 from components.common.step import GateFailed, StepContext
 from components.evaluate.baseline import Baseline
 from components.evaluate.bootstrap import bootstrap_intervals
-from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
+from components.evaluate.champion import regression_checks, score_champion
+from components.evaluate.metrics import (
+    binary_metrics,
+    curves,
+    gate_checks,
+    matching_recall_threshold,
+    roc_points,
+)
+from components.evaluate.plots import pr_png, roc_png
 from components.evaluate.slices import SLICE_METRICS, error_table, slice_table, worst_slice
 
 
@@ -43,11 +54,16 @@ def render_decision(
             for c in checks
         ]
     if baseline is not None:
-        lines += ["", "## Beside a logistic-regression baseline (same split, same threshold)", ""]
+        lines += [
+            "",
+            "## Beside a logistic-regression baseline (same rows; its threshold matches the model's recall)",
+            "",
+        ]
         lines += ["| metric | model | baseline |", "|---|---|---|"]
         lines += [f"| {k} | {metrics[k]:.4f} | {baseline[k]:.4f} |" for k in BASELINE_ROWS]
     ci = f"{confidence:.0%} bootstrap interval"
-    lines += ["", f"## Test-split metrics at threshold {threshold}", "", f"| metric | value | {ci} |"]
+    lines += ["", f"## Test-split metrics at operating threshold {threshold:.4g} (calibrated)", ""]
+    lines.append(f"| metric | value | {ci} |")
     lines.append("|---|---|---|")
     lines += [
         f"| {k} | {v:.4f} | {_interval(intervals.get(k))} |" if isinstance(v, float) else f"| {k} | {v} | |"
@@ -57,13 +73,25 @@ def render_decision(
 
 
 def _baseline_metrics(
-    ctx: StepContext, splits: str, model: str, schema: dict[str, Any], test: pd.DataFrame, y: np.ndarray
+    ctx: StepContext,
+    splits: str,
+    model: str,
+    schema: dict[str, Any],
+    test: pd.DataFrame,
+    y: np.ndarray,
+    threshold_recall: float,
 ) -> dict[str, float]:
-    """The logistic-regression baseline, fitted on the train split, scored on the same rows."""
+    """The logistic-regression baseline, fitted on the train split, scored on the same rows.
+
+    Its scores are not calibrated like the model's, so one threshold would mean different
+    things for the two; the baseline is cut where it reaches the model's recall instead, and
+    the threshold metrics then compare specificity and precision at equal recall.
+    """
     train = load_split(ctx.store, splits, "train")
     prep = Preprocessing.from_dict(ctx.store.read_json(f"{model}/preprocessing.json"))
     fitted = Baseline.fit(prep, train, labels(train, schema), ctx.config.training.class_weighting)
-    return binary_metrics(y, fitted.scores(test), ctx.config.evaluation.threshold)
+    scores = fitted.scores(test)
+    return binary_metrics(y, scores, matching_recall_threshold(scores, y, threshold_recall))
 
 
 def render_slices(
@@ -106,54 +134,161 @@ def render_slices(
 BASELINE_ROWS = ("roc_auc", "pr_auc", "recall", "specificity", "precision", "balanced_accuracy")
 
 
-def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], dict[str, list[float]], str]:
-    """The step body. Returns (metrics, ROC points, decision markdown); raises GateFailed."""
+def render_champion(comparison: dict[str, Any] | None, cfg: EvaluationConfig) -> str:
+    """Markdown: the candidate against the production model, differences with paired intervals."""
+    if comparison is None:
+        return (
+            "\n## Against the champion\n\nNo version is in production yet, so only the floors apply; "
+            "the next run is compared with this one once it is promoted (`kubeloop stage`).\n"
+        )
+    version = comparison["version"]
+    if "error" in comparison:
+        reason = comparison["error"]
+        return f"\n## Against the champion\n\nChampion v{version} could not score the test rows: {reason}\n"
+    level = f"{comparison['confidence']:.0%}"
+    lines = [
+        "",
+        f"## Against the champion (production v{version}, same test rows, its threshold "
+        f"{comparison['threshold']:.4f})",
+        "",
+        f"| metric | candidate | champion v{version} | difference | {level} paired bootstrap interval |",
+        "|---|---|---|---|---|",
+    ]
+    for metric, row in comparison["metrics"].items():
+        low, high = row["low"], row["high"]
+        interval = "" if low is None or math.isnan(low) else f"{low:+.4f} – {high:+.4f}"
+        values = f"{row['candidate']:.4f} | {row['reference']:.4f} | {row['difference']:+.4f}"
+        lines.append(f"| {metric} | {values} | {interval} |")
+    rule = (
+        "the lower bound of the interval must stay above -margin (non-inferiority)"
+        if cfg.regression_rule == "interval"
+        else "the observed difference must stay above -margin"
+    )
+    lines += ["", f"Regression rule `{cfg.regression_rule}`: {rule}."]
+    return "\n".join(lines) + "\n"
+
+
+def render_override(forced: bool, reason: str | None, failed: list[dict[str, Any]]) -> str:
+    """Markdown: the override, when a failing gate was forced through."""
+    if not forced:
+        return ""
+    names = "; ".join(c["check"] for c in failed) or "none (every check passed)"
+    return f"\n## Gate OVERRIDDEN (force_promote)\n\nReason: {reason}\n\nFailed checks let through: {names}\n"
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no NaN, and readers choke on it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run(
+    ctx: StepContext, splits: str, model: str, calibration_prefix: str
+) -> tuple[dict[str, float], dict[str, list[float]], str]:
+    """The step body: score test as serving will, compare, gate. Raises GateFailed.
+
+    Args:
+        ctx: The step context.
+        splits: Prefix of validate_data's outputs.
+        model: Prefix of a servable model folder (model.onnx and preprocessing.json).
+        calibration_prefix: Prefix holding calibration.json (map and operating point).
+
+    Returns:
+        (metrics, ROC points, decision markdown).
+    """
     schema = ctx.store.read_json(f"{splits}/schema.json")
     test = load_split(ctx.store, splits, "test")
     y = labels(test, schema)
-    p = sigmoid(onnx_logits(ctx.store, model, test))
     cfg = ctx.config.evaluation
-    metrics = binary_metrics(y, p, cfg.threshold)
+    record = calibration.normalise(
+        ctx.store.read_json(f"{calibration_prefix}/calibration.json"), cfg.threshold
+    )
+    _, p = calibrated_scores(ctx.store, model, record, test)
+    threshold = float(record["operating_point"]["threshold"])
+    metrics = binary_metrics(y, p, threshold)
     intervals = (
-        bootstrap_intervals(y, p, cfg.threshold, cfg.bootstrap_resamples, cfg.confidence)
+        bootstrap_intervals(y, p, threshold, cfg.bootstrap_resamples, cfg.confidence)
         if cfg.bootstrap_resamples
         else {}
     )
-    baseline = _baseline_metrics(ctx, splits, model, schema, test, y) if cfg.baseline else None
-    slices = slice_table(test, y, p, cfg.threshold, cfg.slices)
+    baseline = (
+        _baseline_metrics(ctx, splits, model, schema, test, y, metrics["recall"]) if cfg.baseline else None
+    )
+    slices = slice_table(test, y, p, threshold, cfg.slices)
     worst = worst_slice(slices, metrics[cfg.primary_metric], cfg.primary_metric, cfg.min_slice_rows)
-    errors = error_table(test, y, p, cfg.threshold, cfg.slices)
+    errors = error_table(test, y, p, threshold, cfg.slices)
     checks = gate_checks(metrics, cfg, baseline, worst)
-    passed = all(c["passed"] for c in checks)
+    comparison: dict[str, Any] | None = None
+    champion = None
+    if cfg.max_regression:
+        champion = score_champion(Registry(ctx.store), ctx.config.name, test, cfg.threshold)
+        if champion is not None:
+            champion_checks, comparison = regression_checks(y, (p, threshold), champion, cfg)
+            checks += champion_checks
+    failed = [c for c in checks if not c["passed"]]
+    forced = bool(failed) and cfg.force_promote
     roc = roc_points(y, p)
-    decision = render_decision(metrics, checks, cfg.threshold, intervals, cfg.confidence, baseline)
+    decision = render_decision(metrics, checks, threshold, intervals, cfg.confidence, baseline)
+    decision += render_champion(comparison, cfg) if cfg.max_regression else ""
+    decision += render_override(cfg.force_promote, cfg.force_reason, failed)
     decision += render_slices(slices, worst, errors, cfg.min_slice_rows)
     ctx.store.write_json(
         ctx.key("metrics.json"),
-        {
-            "threshold": cfg.threshold,
-            "split": "test",
-            **metrics,
-            "intervals": {
-                k: None if any(math.isnan(b) for b in v) else list(v) for k, v in intervals.items()
-            },
-            "confidence": cfg.confidence,
-            "bootstrap_resamples": cfg.bootstrap_resamples,
-            "baseline": baseline,
-            "slices": slices,
-            "worst_slice": worst,
-            "errors": errors,
-        },
+        _json_safe(
+            {
+                "threshold": threshold,
+                "operating_point": record["operating_point"].get("target"),
+                "calibration": record["method"],
+                "split": "test",
+                **metrics,
+                "intervals": intervals,
+                "confidence": cfg.confidence,
+                "bootstrap_resamples": cfg.bootstrap_resamples,
+                "baseline": baseline,
+                "champion": comparison,
+                "slices": slices,
+                "worst_slice": worst,
+                "errors": errors,
+            }
+        ),
     )
     ctx.store.write_json(ctx.key("roc.json"), roc)
-    ctx.store.write_json(ctx.key("decision.json"), {"passed": passed, "checks": checks})
+    drawn = curves(y, p)
+    ctx.store.write_json(ctx.key("curves.json"), drawn)
+    rival = (
+        curves(y, champion.probabilities)
+        if comparison and champion and champion.probabilities is not None
+        else None
+    )
+    ctx.store.write_bytes(ctx.key("roc.png"), roc_png(drawn, metrics, rival))
+    ctx.store.write_bytes(ctx.key("pr.png"), pr_png(drawn, metrics, rival))
+    ctx.store.write_json(
+        ctx.key("decision.json"),
+        _json_safe(
+            {
+                "passed": not failed,
+                "promoted": not failed or forced,
+                "forced": forced,
+                "reason": cfg.force_reason if cfg.force_promote else None,
+                "champion": comparison["version"] if comparison else None,
+                "checks": checks,
+            }
+        ),
+    )
     ctx.store.write_text(ctx.key("decision.md"), decision)
     ctx.metrics.update({k: round(metrics[k], 4) for k in ("recall", "precision", "roc_auc")})
     if baseline is not None:
         ctx.metrics["baseline_roc_auc"] = round(baseline["roc_auc"], 4)
-    if not passed:
-        failed = "; ".join(
-            f"{c['metric']} {c['observed']} < {c['required']}" for c in checks if not c["passed"]
-        )
-        raise GateFailed(f"evaluation gate failed: {failed}")
+    if comparison is not None and "metrics" in comparison:
+        ctx.metrics["champion_roc_auc"] = round(comparison["metrics"]["roc_auc"]["reference"], 4)
+    summary = "; ".join(f"{c['check']} (observed {c['observed']})" for c in failed)
+    if forced:
+        ctx.notes.append(f"gate FAILED but overridden by force_promote ({cfg.force_reason}): {summary}")
+    elif failed:
+        raise GateFailed(f"evaluation gate failed: {summary}")
     return metrics, roc, decision

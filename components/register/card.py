@@ -45,6 +45,92 @@ def _slices_section(metrics: dict[str, Any]) -> str:
     return text
 
 
+def _plot(plots: dict[str, bytes], key: str, alt: str) -> str:
+    return img_tag(plots[key], alt) if key in plots else ""
+
+
+def _override(decision: dict[str, Any]) -> str:
+    if not decision.get("forced"):
+        return ""
+    return (
+        "<p class=banner><b>Gate OVERRIDDEN</b> (force_promote): "
+        f"{html.escape(str(decision.get('reason')))}. The failed checks below were let through.</p>"
+    )
+
+
+def _champion_section(comparison: dict[str, Any] | None, confidence: float) -> str:
+    if comparison is None:
+        return "<p>No champion in production when this ran: only the floors applied.</p>"
+    version = html.escape(str(comparison["version"]))
+    if "error" in comparison:
+        return f"<p>Champion v{version} could not be scored: {html.escape(str(comparison['error']))}</p>"
+    rows = [
+        {"metric": metric, **row, "interval": _span(row.get("low"), row.get("high"), signed=True)}
+        for metric, row in comparison["metrics"].items()
+    ]
+    for row in rows:
+        row["champion"] = row.pop("reference")
+    return (
+        f"<h3>Against champion v{version} (same test rows; {confidence:.0%} paired bootstrap)</h3>"
+        + _grid(rows, ("metric", "candidate", "champion", "difference", "interval"))
+    )
+
+
+def _span(low: float | None, high: float | None, signed: bool = False) -> str | None:
+    sign = "+" if signed else ""
+    return None if low is None or high is None else f"{low:{sign}.4f} – {high:{sign}.4f}"
+
+
+def _params(calibration: dict[str, Any]) -> str:
+    params = calibration.get("params", {})
+    if calibration.get("method") == "isotonic":
+        return f"{len(params.get('x', []))} knots"
+    return ", ".join(f"{k} = {v:.4f}" for k, v in params.items())
+
+
+def _calibration_section(calibration: dict[str, Any]) -> str:
+    before, after = calibration["before"], calibration["after"]
+    selection = calibration.get("selection", {}).get("candidates", {})
+    where = (
+        "folded into model.onnx (output <code>probability</code>)"
+        if calibration.get("onnx_probability_output")
+        else "applied by the serving code from calibration.json"
+    )
+    text = _table(
+        [
+            ("method", f"{calibration.get('method')} (configured {calibration.get('configured', 'n/a')})"),
+            ("parameters", _params(calibration)),
+            ("validation NLL per candidate", ", ".join(f"{k} {v:.4f}" for k, v in selection.items())),
+        ]
+    )
+    text += f"<p>The map is {where}.</p>"
+    measures = [
+        {"measure": k, "uncalibrated": before[k], "calibrated": after[k]}
+        for k in ("ece", "mce", "brier", "nll")
+    ]
+    text += _grid(measures, ("measure", "uncalibrated", "calibrated"))
+    point = calibration.get("operating_point")
+    if point:
+        target = point.get("target")
+        aim = ", ".join(f"{k} >= {v}" for k, v in target.items()) if target else "fixed threshold"
+        text += f"<h3>Operating point: threshold {_fmt(float(point['threshold']))} ({html.escape(aim)})</h3>"
+        rates = [
+            {
+                "split": split,
+                "recall": r["recall"],
+                "recall interval": _span(*r["recall_interval"]),
+                "specificity": r["specificity"],
+                "specificity interval": _span(*r["specificity_interval"]),
+            }
+            for split, r in point.get("rates", {}).items()
+        ]
+        if rates:
+            text += _grid(
+                rates, ("split", "recall", "recall interval", "specificity", "specificity interval")
+            )
+    return text
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -84,7 +170,9 @@ def render_card(
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;margin:.5em 0 1.5em}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
-.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#c62828;font-weight:bold}}code{{font-size:90%}}</style></head>
+.ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#c62828;font-weight:bold}}code{{font-size:90%}}
+.row{{display:flex;gap:1em}}.row img{{width:48%}}
+.banner{{background:#fff3cd;border:1px solid #e0a800;padding:.6em}}</style></head>
 <body><h1>{html.escape(name)} &middot; version {version}</h1>
 <p>Run <code>{html.escape(str(lineage.get("run_id")))}</code>, trigger <b>{
         html.escape(str(lineage.get("trigger")))
@@ -105,23 +193,15 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
             ]
         )
     }
-<h2>Gate</h2><table><tr><th>check</th><th>observed</th><th>required</th><th>result</th></tr>{checks}</table>
-<h2>Test-split metrics</h2>{_table(metric_rows)}
+<h2>Gate</h2>{_override(decision)}
+<table><tr><th>check</th><th>observed</th><th>required</th><th>result</th></tr>{checks}</table>
+{_champion_section(metrics.get("champion"), metrics.get("confidence", 0.95))}
+<h2>Test-split metrics</h2>
+<p>Calibrated probabilities at the operating threshold, as serving decides.</p>{_table(metric_rows)}
+<div class=row>{_plot(plots, "roc", "ROC curve")}{_plot(plots, "pr", "precision-recall curve")}</div>
 <h2>Slices</h2>{_slices_section(metrics)}
-<h2>Calibration</h2>
-{
-        _table(
-            [
-                ("method", calibration.get("method")),
-                ("temperature", calibration.get("temperature")),
-                ("ECE before", calibration["before"]["ece"]),
-                ("ECE after", calibration["after"]["ece"]),
-                ("NLL before", calibration["before"]["nll"]),
-                ("NLL after", calibration["after"]["nll"]),
-                ("Brier after", calibration["after"]["brier"]),
-            ]
-        )
-    }
+<h2>Calibration and operating point</h2>
+{_calibration_section(calibration)}
 {img_tag(plots["reliability"], "reliability diagram")}
 <h2>Training</h2>
 {img_tag(plots["loss_curve"], "loss curve")}

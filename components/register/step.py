@@ -1,62 +1,110 @@
-"""Register the evaluated, calibrated model as a new version in the registry."""
+"""Register the calibrated, evaluated model as a new version in the registry."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 from components.common.registry import Registry
 from components.common.step import StepContext
 from components.register.card import render_card
 
-MODEL_FILES = ("model.onnx", "model.pt", "preprocessing.json")
+SPLIT_FILES = ("schema.json", "data_profile.json", "expectation_suite.json")
+"""From validate_data: the next run validates its data against the profile and suite."""
+SERVABLE_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "predictions.parquet")
+"""From calibrate: what serving loads, and the stored predictions recalibration works on."""
+TRAIN_FILES = ("model.pt", "loss_curve.png")
+EVALUATION_FILES = ("metrics.json", "decision.json", "decision.md", "curves.json", "roc.png", "pr.png")
+PLOTS = {"reliability": "reliability.png", "loss_curve": "loss_curve.png", "roc": "roc.png", "pr": "pr.png"}
 
 
-def run(ctx: StepContext, splits: str, model: str, evaluation: str, calibration: str) -> tuple[str, str]:
-    """The step body. Returns (version, model card HTML)."""
-    store = ctx.store
-    lineage = store.read_json(ctx.upstream("validate_data", "lineage.json"))
-    schema = store.read_json(f"{splits}/schema.json")
-    metrics = store.read_json(f"{evaluation}/metrics.json")
-    decision = store.read_json(f"{evaluation}/decision.json")
-    calib = store.read_json(f"{calibration}/calibration.json")
-    registry = Registry(store)
-    name = ctx.config.name
-    info = {
-        "run_id": ctx.run_id,
+def gate_record(decision: dict[str, Any]) -> dict[str, Any]:
+    """What lineage keeps of the gate: the verdict, an override and what it let through."""
+    return {
+        "passed": decision["passed"],
+        "forced": decision.get("forced", False),
+        "reason": decision.get("reason"),
+        "champion": decision.get("champion"),
+        "failed_checks": [c["check"] for c in decision.get("checks", []) if not c["passed"]],
+    }
+
+
+def index_info(
+    run_id: str, lineage: dict[str, Any], metrics: dict[str, Any], calibration: dict[str, Any]
+) -> dict[str, Any]:
+    """The summary the registry index keeps for `kubeloop models`."""
+    return {
+        "run_id": run_id,
         "parent_run": lineage.get("parent_run"),
         "trigger": lineage.get("trigger"),
         "config_hash": lineage.get("config_hash"),
         "data_fingerprint": lineage["data"]["fingerprint"],
         "metrics": {k: round(float(metrics[k]), 4) for k in ("recall", "precision", "roc_auc", "pr_auc")}
-        | {"ece": round(float(calib["after"]["ece"]), 4)},
+        | {"ece": round(float(calibration["after"]["ece"]), 4)},
+        "threshold": round(float(calibration["operating_point"]["threshold"]), 6),
+        "calibration": calibration["method"],
+        "forced": bool(lineage.get("gate", {}).get("forced")),
     }
-    files: dict[str, bytes | str] = {f: store.read_bytes(f"{model}/{f}") for f in MODEL_FILES}
-    files.update(
-        {
-            "calibration.json": store.read_bytes(f"{calibration}/calibration.json"),
-            "metrics.json": store.read_bytes(f"{evaluation}/metrics.json"),
-            "lineage.json": store.read_bytes(ctx.upstream("validate_data", "lineage.json")),
-            "schema.json": store.read_bytes(f"{splits}/schema.json"),
-            # The next run validates its data against these (components.validate_data.reference).
-            "data_profile.json": store.read_bytes(f"{splits}/data_profile.json"),
-            "expectation_suite.json": store.read_bytes(f"{splits}/expectation_suite.json"),
-        }
-    )
-    plots = {
-        "reliability": store.read_bytes(f"{calibration}/reliability.png"),
-        "loss_curve": store.read_bytes(f"{model}/loss_curve.png"),
+
+
+def publish(
+    ctx: StepContext,
+    files: dict[str, bytes],
+    info: dict[str, Any],
+    schema: dict[str, Any],
+) -> tuple[str, str]:
+    """Register `files` plus a card naming the new version; returns (version, card HTML)."""
+    registry = Registry(ctx.store)
+    name = ctx.config.name
+    load = {
+        k: json.loads(files[k]) for k in ("metrics.json", "decision.json", "calibration.json", "lineage.json")
     }
+    plots = {key: files[file] for key, file in PLOTS.items() if file in files}
+    plots["reliability"] = files["reliability.png"]
     cards: dict[str, str] = {}
 
     def card_for(version: str) -> dict[str, bytes]:
-        cards[version] = render_card(name, version, metrics, decision, calib, lineage, schema, plots)
+        cards[version] = render_card(
+            name,
+            version,
+            load["metrics.json"],
+            load["decision.json"],
+            load["calibration.json"],
+            load["lineage.json"],
+            schema,
+            plots,
+        )
         return {"card.html": cards[version].encode()}
 
     version = registry.register(name, files, info, versioned_files=card_for)
     card = cards[version]
-    store.write_text(ctx.key("card.html"), card)
-    store.write_json(
+    ctx.store.write_text(ctx.key("card.html"), card)
+    ctx.store.write_json(
         ctx.key("result.json"),
         {"model": name, "version": version, "prefix": registry.version_prefix(name, version)},
     )
     ctx.metrics["version"] = int(version)
     ctx.notes.append(f"registered {name} version {version}")
     return version, card
+
+
+def run(ctx: StepContext, splits: str, model: str, evaluation: str, calibration: str) -> tuple[str, str]:
+    """The step body. Returns (version, model card HTML)."""
+    store = ctx.store
+    lineage = store.read_json(ctx.upstream("validate_data", "lineage.json"))
+    decision = store.read_json(f"{evaluation}/decision.json")
+    lineage["gate"] = gate_record(decision)
+    files: dict[str, bytes] = {f: store.read_bytes(f"{splits}/{f}") for f in SPLIT_FILES}
+    files |= {f: store.read_bytes(f"{calibration}/{f}") for f in (*SERVABLE_FILES, "reliability.png")}
+    files |= {f: store.read_bytes(f"{model}/{f}") for f in TRAIN_FILES}
+    files |= {f: store.read_bytes(f"{evaluation}/{f}") for f in EVALUATION_FILES}
+    files["lineage.json"] = json.dumps(lineage, indent=2, sort_keys=True).encode()
+    info = index_info(
+        ctx.run_id,
+        lineage,
+        store.read_json(f"{evaluation}/metrics.json"),
+        store.read_json(f"{calibration}/calibration.json"),
+    )
+    if lineage["gate"]["forced"]:
+        ctx.notes.append(f"gate overridden: {lineage['gate']['reason']}")
+    return publish(ctx, files, info, json.loads(files["schema.json"]))

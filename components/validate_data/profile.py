@@ -62,6 +62,8 @@ def build_profile(
         "rows": len(frame),
         "prevalence": float(is_positive(frame[dataset.label], dataset.positive_value).mean()),
         "columns": columns,
+        # Stores write JSON with sorted keys, so the column order needs its own list.
+        "order": list(columns),
     }
 
 
@@ -174,8 +176,11 @@ def column_order_check(columns: list[str], profile: dict[str, Any], severity: st
     """Whether the reference's columns arrive in the reference's relative order."""
     from components.validate_data.checks import CheckResult
 
-    reference = [c for c in profile["columns"] if c in columns]
-    arrived = [c for c in columns if c in profile["columns"]]
+    order = profile.get("order")
+    if order is None:  # a profile from before the order was recorded: nothing to compare with
+        order = [c for c in columns if c in profile["columns"]]
+    reference = [c for c in order if c in columns]
+    arrived = [c for c in columns if c in order]
     moved = [a for a, b in zip(arrived, reference, strict=True) if a != b]
     return CheckResult(
         check="column_order",

@@ -30,6 +30,14 @@ MODEL_FILES = {
     "data_profile.json",
     "expectation_suite.json",
     "card.html",
+    "predictions.parquet",
+    "reliability.png",
+    "loss_curve.png",
+    "decision.json",
+    "decision.md",
+    "curves.json",
+    "roc.png",
+    "pr.png",
 }
 
 
@@ -129,10 +137,27 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
         metrics["fn"] + metrics["fp"]
     )
     calibration = store.read_json("models/screening/1/calibration.json")
-    assert calibration["temperature"] > 0 and calibration["method"] == "temperature"
+    candidates = calibration["selection"]["candidates"]
+    assert calibration["configured"] == "auto" and set(candidates) == {
+        "temperature",
+        "platt",
+        "isotonic",
+        "none",
+    }
+    assert candidates[calibration["method"]] == min(
+        candidates[m] for m in ("temperature", "platt", "isotonic")
+    )
+    assert calibration["after"]["ece"] < calibration["before"]["ece"]
+    point = calibration["operating_point"]
+    assert point["target"] == {"recall": 0.9} and point["rates"]["validation"]["recall"] >= 0.9
+    assert metrics["threshold"] == point["threshold"]  # the gate measured the operating point
+    predictions = pd.read_parquet(first_run["store"] / "models/screening/1/predictions.parquet")
+    assert set(predictions["split"]) == {"calibration", "validation", "test"}
     card = store.read_text("models/screening/1/card.html")
     assert "screening &middot; version 1" in card and "data:image/png;base64," in card
     assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
+    assert 'alt="ROC curve"' in card and 'alt="precision-recall curve"' in card
+    assert "Operating point: threshold" in card and "No champion in production" in card
     assert "(95% CI " in card and "<th>npv</th>" in card and "<h2>Slices</h2>" in card
     assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
     assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
@@ -190,6 +215,7 @@ def test_next_run_validates_against_the_champion_profile(first_run: dict[str, An
             tmp,
             "dataset.generator.params.scanners={A: 0.5, B: 0.5}",
             f"dataset.path={tmp / 'mixed.parquet'}",
+            "evaluation.max_regression={}",  # this test is about the data gate, not the champion
         ),
     )
     assert result.returncode == 0, result.stdout[-3000:]
@@ -201,6 +227,39 @@ def test_next_run_validates_against_the_champion_profile(first_run: dict[str, An
     report = LocalStore(store).read_text(f"runs/{run_id}/validate_data/report.md")
     assert "Reference profile: champion screening v1." in report
     assert "| profile_range | intensity_mean |" in report
+
+
+def test_a_worse_challenger_stops_at_the_champion_gate_unless_overridden(first_run: dict[str, Any]) -> None:
+    tmp, store = first_run["tmp"], first_run["store"]
+    registry = Registry(LocalStore(store))
+    registry.set_stage("screening", "1", "production")
+    before = set(registry.versions("screening"))
+    weak = small_screening(
+        tmp,
+        "dataset.features=[age, prior_exams, scanner]",  # drops every lesion feature
+        "validation.max_split_overlap=1",  # three coarse columns repeat across splits
+        "evaluation.min_roc_auc=0.5",
+    )
+    result = run_screening(store, tmp, *weak)
+    assert result.returncode == 1 and "stopped at evaluate" in result.stdout, result.stdout[-3000:]
+    assert "roc_auc candidate - champion v1 >= -0.02" in result.stdout
+    run_dir = store / "runs" / run_id_of(result.stdout)
+    decision = json.loads((run_dir / "evaluate" / "decision.json").read_text())
+    [failed] = [c for c in decision["checks"] if not c["passed"]]
+    assert failed["metric"] == "roc_auc vs champion" and failed["champion"] - failed["candidate"] > 0.02
+    assert "## Against the champion (production v1" in (run_dir / "evaluate" / "decision.md").read_text()
+    assert not (run_dir / "register").exists() and set(registry.versions("screening")) == before
+
+    reason = "pilot on site 3: accepted by Dr. Lee (ticket 42)"
+    forced = run_screening(store, tmp, *weak, "--force-promote", "--reason", reason)
+    assert forced.returncode == 0, forced.stdout[-3000:]
+    version = max(registry.versions("screening"), key=int)
+    assert version not in before and registry.versions("screening")[version]["forced"] is True
+    gate = LocalStore(store).read_json(f"models/screening/{version}/lineage.json")["gate"]
+    assert gate["forced"] is True and gate["reason"] == reason and gate["champion"] == "1"
+    assert gate["failed_checks"] == ["roc_auc candidate - champion v1 >= -0.02"]
+    card = LocalStore(store).read_text(f"models/screening/{version}/card.html")
+    assert "Gate OVERRIDDEN" in card and "Dr. Lee" in card and "Against champion v1" in card
 
 
 def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) -> None:
@@ -240,7 +299,8 @@ def test_failed_evaluation_gate_registers_nothing(tmp_path: Path) -> None:
     output, run_dir = failed_small_run(tmp_path, "evaluation.min_precision=0.99", "evaluate")
     assert "precision" in output
     assert json.loads((run_dir / "evaluate" / "decision.json").read_text())["passed"] is False
-    assert not (run_dir / "calibrate").exists()
+    assert (run_dir / "calibrate" / "calibration.json").exists()  # calibrate runs before the gate
+    assert not (run_dir / "register").exists()
 
 
 def test_a_model_that_cannot_learn_stops_at_the_smoke_test(tmp_path: Path) -> None:

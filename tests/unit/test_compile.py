@@ -59,7 +59,9 @@ def test_ir_orders_the_dag_and_configures_the_cluster(compiled: Path) -> None:
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"validate-data", "train", "evaluate", "calibrate", "register"}
     assert tasks["train"]["dependentTasks"] == ["validate-data"]
-    assert set(tasks["calibrate"]["dependentTasks"]) == {"evaluate", "train", "validate-data"}
+    # Calibrate before evaluate: the gate measures calibrated scores at the operating point.
+    assert set(tasks["calibrate"]["dependentTasks"]) == {"train", "validate-data"}
+    assert set(tasks["evaluate"]["dependentTasks"]) == {"calibrate", "validate-data"}
     assert set(tasks["register"]["dependentTasks"]) == {"calibrate", "evaluate", "train", "validate-data"}
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for executor in executors.values():

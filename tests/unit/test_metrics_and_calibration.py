@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from components.calibrate.temperature import ece, fit_temperature, nll, summary
+from components.calibrate.fit import fit_temperature
+from components.calibrate.measures import ece_mce, logit_nll, summary
 from components.common.config import EvaluationConfig
 from components.common.scoring import sigmoid
 from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
@@ -55,8 +56,9 @@ def test_temperature_recovers_the_true_temperature() -> None:
     overconfident = true_logits * 3.0  # a model whose logits are 3x too large
     t = fit_temperature(overconfident, y)
     assert t == pytest.approx(3.0, rel=0.05)
-    assert nll(overconfident, y, t) < nll(overconfident, y, 1.0)
-    before, after = summary(overconfident, y, 1.0, 15), summary(overconfident, y, t, 15)
+    assert logit_nll(overconfident, y, t) < logit_nll(overconfident, y, 1.0)
+    before = summary(sigmoid(overconfident), y, 15)
+    after = summary(sigmoid(overconfident / t), y, 15)
     assert after["ece"] < before["ece"] / 3
 
 
@@ -64,8 +66,8 @@ def test_ece_is_zero_for_perfect_calibration_and_large_for_overconfidence() -> N
     rng = np.random.default_rng(2)
     p = rng.uniform(0, 1, 200_000)
     y = (rng.random(200_000) < p).astype(int)
-    assert ece(p, y)[0] < 0.01
-    assert ece(np.where(p > 0.5, 0.99, 0.01), y)[0] > 0.2
+    assert ece_mce(p, y)[0] < 0.01
+    assert ece_mce(np.where(p > 0.5, 0.99, 0.01), y)[0] > 0.2
 
 
 def test_the_baseline_gate_names_both_numbers_and_needs_the_baseline() -> None:

@@ -133,3 +133,16 @@ def test_screening_profile_flags_scanner_b_and_passes_fresh_scanner_a() -> None:
     assert ("unseen_categories", "scanner") in flagged
     assert {("profile_range", "intensity_mean"), ("profile_range", "texture_contrast")} <= flagged
     assert [r for r in scanner_b if r.blocking] == []  # flagged as warnings: retraining may proceed
+
+
+def test_column_order_survives_a_stored_profile(profile: dict, tmp_path: Path) -> None:
+    from components.validate_data.profile import column_order_check
+
+    store = LocalStore(tmp_path)
+    store.write_json("profile.json", profile)  # stores sort keys: the dict order is lost
+    stored = store.read_json("profile.json")
+    columns = list(generate(rows=10, seed=5).columns)
+    assert column_order_check(columns, stored, "warning").passed
+    swapped = columns[:]
+    swapped[3], swapped[5] = swapped[5], swapped[3]
+    assert not column_order_check(swapped, stored, "warning").passed
