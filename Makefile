@@ -15,7 +15,7 @@ PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3";
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run test lint bench compile clean tools lock $(addprefix bench-,$(BENCHES))
+.PHONY: help setup run test lint bench compile clean tools lock chromium card-png $(addprefix bench-,$(BENCHES))
 
 help:
 	@echo "make run      set up, then run the screening example end to end (kfp.local)"
@@ -23,6 +23,7 @@ help:
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
 	@echo "make compile  refresh the compiled pipelines in manifests/pipelines/"
+	@echo "make card-png render the newest model card to PNG (headless Chromium, no network)"
 	@echo "make tools    put helm and kubectl in $(TOOLS)"
 	@echo "make clean    remove environments, tools and local run outputs"
 
@@ -47,7 +48,20 @@ $(TOOLS)/helm $(TOOLS)/kubectl: scripts/fetch_tools.py
 
 tools: $(TOOLS)/helm $(TOOLS)/kubectl
 
-setup: $(VENV)/.ready $(SERVING_VENV)/.ready tools
+setup: $(VENV)/.ready $(SERVING_VENV)/.ready tools chromium
+
+# Headless Chromium (Debian's package) renders model cards to PNG for tests and `make card-png`.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+	  else echo "model cards render with Chromium: run 'sudo apt-get install chromium'"; exit 1; fi; }
+
+CARD ?= $(shell ls -t .kubeloop/models/*/*/card.html 2>/dev/null | head -1)
+card-png: $(VENV)/.ready chromium
+	@test -n "$(CARD)" || { echo "no model card yet: 'make run' first, or CARD=path/to/card.html"; exit 1; }
+	$(PY) -m pipelines.render $(CARD) $(CARD:.html=.png)
 
 run: $(VENV)/.ready
 	$(VENV)/bin/kubeloop run --config $(CONFIG)

@@ -38,25 +38,11 @@ def _key_metrics(metrics: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Validate the config, make the dataset if needed, run the DAG, print the summary."""
-    config = _load(args)
+def _report(console: Any, config: KubeloopConfig, store: Any, result: Any, title: str) -> int:
+    """The summary table, the steps' notes, and where the model card or the reports are."""
     from rich.table import Table
 
-    from components.common.store import open_store
-    from pipelines.local import materialize_dataset, new_run_id, run_training
-    from pipelines.output_filter import quiet_executor_dumps
-
-    console = _console()
-    store = open_store(args.store or config.store)
-    if materialize_dataset(config):
-        console.print(f"generated dataset {config.dataset.path}")
-    run_id = args.run_id or new_run_id()
-    console.print(f"[bold]run {run_id}[/bold]: {config.name}, store {store.uri}")
-    started = time.monotonic()
-    with quiet_executor_dumps(enabled=not args.verbose):
-        result = run_training(config, store, run_id, parent_run=args.parent_run, trigger=args.trigger)
-    table = Table(title=f"kubeloop run {run_id} ({time.monotonic() - started:.1f} s)")
+    table = Table(title=title)
     for column in ("step", "status", "seconds", "key metrics"):
         table.add_column(column)
     for step in result.steps:
@@ -71,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for step in result.steps:
         for note in step.get("notes", []):
             console.print(f"{step['step']}: {note}")
-    console.print(f"artifacts: {store.uri}/runs/{run_id}/")
+    console.print(f"artifacts: {store.uri}/runs/{result.run_id}/")
     if result.succeeded:
         version = result.steps[-1]["metrics"].get("version")
         console.print(
@@ -86,6 +72,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         console.print(f"[red]pipeline failed[/red]: {result.error}")
     return EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the config, make the dataset if needed, run the DAG, print the summary."""
+    config = _load(args)
+    from components.common.store import open_store
+    from pipelines.local import materialize_dataset, new_run_id, run_training
+    from pipelines.output_filter import quiet_executor_dumps
+
+    console = _console()
+    store = open_store(args.store or config.store)
+    if materialize_dataset(config):
+        console.print(f"generated dataset {config.dataset.path}")
+    run_id = args.run_id or new_run_id()
+    console.print(f"[bold]run {run_id}[/bold]: {config.name}, store {store.uri}")
+    started = time.monotonic()
+    with quiet_executor_dumps(enabled=not args.verbose):
+        result = run_training(config, store, run_id, parent_run=args.parent_run, trigger=args.trigger)
+    return _report(
+        console, config, store, result, f"kubeloop run {run_id} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+TARGETS = ("target_recall", "target_specificity")
+
+
+def recalibration_overrides(overrides: list[str]) -> list[str]:
+    """`target_recall=0.97` is short for calibration.target_recall=0.97, and clears the other target."""
+    out = []
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key in TARGETS:
+            other = next(t for t in TARGETS if t != key)
+            out += [f"calibration.{key}={value}", f"calibration.{other}=null"]
+        else:
+            out.append(text)
+    return out
+
+
+def cmd_recalibrate(args: argparse.Namespace) -> int:
+    """Move a registered version's operating point and register it as a new version (no training)."""
+    args.overrides = recalibration_overrides(args.overrides)
+    config = _load(args)
+    from components.common.store import open_store
+    from pipelines.local import new_run_id, run_recalibration
+    from pipelines.output_filter import quiet_executor_dumps
+
+    console = _console()
+    store = open_store(args.store or config.store)
+    run_id = args.run_id or new_run_id()
+    console.print(f"[bold]recalibrate {config.name} v{args.model}[/bold] (run {run_id}, store {store.uri})")
+    started = time.monotonic()
+    with quiet_executor_dumps(enabled=not args.verbose):
+        result = run_recalibration(config, store, run_id, args.model)
+    title = f"kubeloop recalibrate {run_id} ({time.monotonic() - started:.1f} s)"
+    return _report(console, config, store, result, title)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -173,6 +215,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             "precision",
             "roc_auc",
             "ece",
+            "threshold",
         ):
             table.add_column(column)
         for version, info in versions.items():
@@ -185,6 +228,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                 info.get("parent_run") or "-",
                 info.get("trigger", ""),
                 *(f"{m[k]:.4f}" if k in m else "-" for k in ("recall", "precision", "roc_auc", "ece")),
+                f"{info['threshold']:.4g}" if "threshold" in info else "-",
             )
         console.print(table)
     return 0
@@ -241,6 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--store", help="store whose production model's profile is the reference")
     check.add_argument("overrides", nargs="*", metavar="key=value")
     check.set_defaults(func=cmd_validate)
+
+    recal = sub.add_parser(
+        "recalibrate",
+        help="move a registered model's operating point; registers a version with the same weights",
+    )
+    recal.add_argument("--config", required=True, help="project YAML (name, store, evaluation gate)")
+    recal.add_argument("--model", required=True, metavar="VERSION", help="registered version to start from")
+    recal.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    recal.add_argument("--run-id", default="", help="default: a new time-stamped id")
+    recal.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
+    recal.add_argument("--force-promote", action="store_true", help="register even if a gate check fails")
+    recal.add_argument("--reason", help="why the gate is overridden (with --force-promote)")
+    recal.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. target_recall=0.97")
+    recal.set_defaults(func=cmd_recalibrate)
 
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")

@@ -9,6 +9,7 @@ from kfp import compiler
 from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
 from components.common.config_loader import load_config
+from pipelines.recalibrate import RECALIBRATE_PIPELINE, make_recalibrate_pipeline
 from pipelines.training import PIPELINE_NAME, make_training_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,9 +31,10 @@ GPU_OVERRIDES = [
 """The GPU variant: one pod with 4 GPUs (one torchrun process each) on a tainted H100 pool."""
 
 
-def compile_pipeline(config_json: str, name: str, out: Path) -> list[Path]:
+def compile_pipeline(config_json: str, name: str, out: Path, recalibrate: bool = False) -> list[Path]:
     """Write `<name>.yaml` (IR) and `<name>.k8s.yaml` (Pipeline + PipelineVersion manifests)."""
-    pipeline = make_training_pipeline(config_json, CLUSTER_STORE, cluster=True, name=name)
+    make = make_recalibrate_pipeline if recalibrate else make_training_pipeline
+    pipeline = make(config_json, CLUSTER_STORE, cluster=True, name=name)
     ir_path = out / f"{name}.yaml"
     k8s_path = out / f"{name}.k8s.yaml"
     with warnings.catch_warnings():
@@ -60,7 +62,8 @@ def compile_all(
     Without a config: the shipped variants, `kubeloop-training` (CPU) and
     `kubeloop-training-gpu` (GPU_OVERRIDES), from the screening example pointed at the cluster
     store, so a run started from the Kubeflow UI with no parameters works once the dataset is
-    uploaded. With a config (and overrides): that one, as `kubeloop-training-<name>`.
+    uploaded, and `kubeloop-recalibrate` (a run names the model_version; its config_json sets
+    the target). With a config (and overrides): that one, as `kubeloop-training-<name>`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,6 +77,10 @@ def compile_all(
         config = load_config(Path(config_path), [f"store={CLUSTER_STORE}", *(overrides or [])])
         variants = {f"{PIPELINE_NAME}-{config.name}": config}
     paths = [path for name, cfg in variants.items() for path in compile_pipeline(cfg.to_json(), name, out)]
+    if config_path is None:
+        paths += compile_pipeline(
+            variants[PIPELINE_NAME].to_json(), RECALIBRATE_PIPELINE, out, recalibrate=True
+        )
     kustomization = out / "kustomization.yaml"
     resources = "".join(f"  - {p.name}\n" for p in paths if p.name.endswith(".k8s.yaml"))
     kustomization.write_text(

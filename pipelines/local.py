@@ -53,15 +53,39 @@ class RunResult:
         return next((s for s in self.steps if s.get("status") != "succeeded"), None)
 
 
-def read_statuses(store: Store, run_id: str) -> list[dict[str, Any]]:
+def read_statuses(store: Store, run_id: str, steps: tuple[str, ...] = STEPS) -> list[dict[str, Any]]:
     """status.json of every step that ran, in DAG order."""
     found = []
-    for step in STEPS:
+    for step in steps:
         try:
             found.append(store.read_json(f"{run_prefix(run_id, step)}/status.json"))
         except NotFoundError:
             continue
     return found
+
+
+def run_local(
+    pipeline: Any, arguments: dict[str, str], store: Store, run_id: str, steps: tuple[str, ...]
+) -> RunResult:
+    """Run a pipeline function under kfp.local; every step runs as its own Python subprocess."""
+    from kfp import local
+
+    kfp_root = store.root / "kfp-local" if isinstance(store, LocalStore) else Path(".kubeloop/kfp-local")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(kfp_root), raise_on_error=True
+    )
+    error = None
+    with warnings.catch_warnings():
+        # kfp warns that the image name does not say "python"; locally no image is used.
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        try:
+            pipeline(**arguments)
+        except RuntimeError as exc:
+            error = str(exc)
+    found = read_statuses(store, run_id, steps)
+    ok = error is None and len(found) == len(steps) and all(s["status"] == "succeeded" for s in found)
+    return RunResult(run_id=run_id, store_uri=store.uri, succeeded=ok, steps=found, error=error)
 
 
 def run_training(
@@ -71,31 +95,29 @@ def run_training(
     parent_run: str = "",
     trigger: str = "manual",
 ) -> RunResult:
-    """Run the training DAG locally; every step runs as its own Python subprocess."""
-    from kfp import local
-
+    """Run the training DAG locally."""
     from pipelines.training import make_training_pipeline
 
-    kfp_root = store.root / "kfp-local" if isinstance(store, LocalStore) else Path(".kubeloop/kfp-local")
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(kfp_root), raise_on_error=True
-    )
     pipeline = make_training_pipeline(config.to_json(), store.uri, cluster=False)
-    error = None
-    with warnings.catch_warnings():
-        # kfp warns that the image name does not say "python"; locally no image is used.
-        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
-        try:
-            pipeline(
-                config_json=config.to_json(),
-                store_uri=store.uri,
-                run_id=run_id,
-                parent_run=parent_run,
-                trigger=trigger,
-            )
-        except RuntimeError as exc:
-            error = str(exc)
-    steps = read_statuses(store, run_id)
-    ok = error is None and len(steps) == len(STEPS) and all(s["status"] == "succeeded" for s in steps)
-    return RunResult(run_id=run_id, store_uri=store.uri, succeeded=ok, steps=steps, error=error)
+    arguments = {
+        "config_json": config.to_json(),
+        "store_uri": store.uri,
+        "run_id": run_id,
+        "parent_run": parent_run,
+        "trigger": trigger,
+    }
+    return run_local(pipeline, arguments, store, run_id, STEPS)
+
+
+def run_recalibration(config: KubeloopConfig, store: Store, run_id: str, version: str) -> RunResult:
+    """Run the recalibrate DAG locally for one registered version."""
+    from pipelines.recalibrate import RECALIBRATE_STEPS, make_recalibrate_pipeline
+
+    pipeline = make_recalibrate_pipeline(config.to_json(), store.uri, cluster=False)
+    arguments = {
+        "config_json": config.to_json(),
+        "store_uri": store.uri,
+        "run_id": run_id,
+        "model_version": version,
+    }
+    return run_local(pipeline, arguments, store, run_id, RECALIBRATE_STEPS)

@@ -22,7 +22,7 @@ from components.validate_data.component import validate_data
 PIPELINE_NAME = "kubeloop-training"
 
 
-def _on_cluster(task: Any, cpu: str, memory: str) -> None:
+def on_cluster(task: Any, cpu: str, memory: str) -> None:
     """Store credentials from the Secret, the endpoint, and resource requests (cluster only)."""
     from kfp import kubernetes
 
@@ -116,7 +116,7 @@ def make_training_pipeline(
                 (scored, "1", "2Gi"),
                 (registered, "500m", "1Gi"),
             ):
-                _on_cluster(task, cpu, memory)
+                on_cluster(task, cpu, memory)
             _train_pod(fitted, resources)
 
     return training

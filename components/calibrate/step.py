@@ -30,7 +30,10 @@ def reliability_png(curves: dict[str, dict[str, list[float]]], split: str = "tes
     def draw(ax: Any) -> None:
         ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
         for name, curve in curves.items():
-            ax.plot(curve["predicted"], curve["observed"], marker="o", label=name)
+            line = ax.plot(curve["predicted"], curve["observed"], alpha=0.6, label=name)[0]
+            # Marker area grows with the rows in the bin: a wild point on 3 rows looks small.
+            sizes = [8 + 120 * (count / max(curve["count"])) ** 0.5 for count in curve["count"]]
+            ax.scatter(curve["predicted"], curve["observed"], s=sizes, color=line.get_color())
         ax.set(
             xlabel="predicted probability",
             ylabel="observed positive rate",
@@ -38,7 +41,7 @@ def reliability_png(curves: dict[str, dict[str, list[float]]], split: str = "tes
             xlim=(0, 1),
             ylim=(0, 1),
         )
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper left", title="marker area ~ rows in bin", title_fontsize="small")
 
     return png(draw)
 

@@ -43,6 +43,6 @@ def pr_png(curves: dict[str, Any], point: dict[str, float], champion: dict[str, 
             xlim=(0, 1),
             ylim=(0, 1.01),
         )
-        ax.legend(loc="upper right")
+        ax.legend(loc="best")
 
     return png(draw)

@@ -104,6 +104,14 @@ def _calibration_section(calibration: dict[str, Any]) -> str:
         ]
     )
     text += f"<p>The map is {where}.</p>"
+    source = calibration.get("recalibrated_from")
+    if source:
+        new = float(calibration["operating_point"]["threshold"])
+        text += (
+            f"<p class=banner>Recalibrated from version {html.escape(str(source['version']))}: same weights "
+            f"(model.onnx sha256 {html.escape(source['model_sha256'][:12])}…), same map; threshold "
+            f"{_fmt(float(source['threshold']))} → {_fmt(new)}.</p>"
+        )
     measures = [
         {"measure": k, "uncalibrated": before[k], "calibrated": after[k]}
         for k in ("ece", "mce", "brier", "nll")
@@ -204,7 +212,7 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
 {_calibration_section(calibration)}
 {img_tag(plots["reliability"], "reliability diagram")}
 <h2>Training</h2>
-{img_tag(plots["loss_curve"], "loss curve")}
+{_plot(plots, "loss_curve", "loss curve") or "<p>No loss curve was stored with these weights.</p>"}
 <h2>Lineage</h2>
 {
         _table(

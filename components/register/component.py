@@ -18,6 +18,7 @@ def register(
     evaluation: str,
     calibration: str,
     card: Output[HTML],
+    lineage: str = "",
 ) -> NamedTuple("RegisterOutputs", [("version", str)]):  # type: ignore[valid-type]  # noqa: F821,UP006
     """Write the model version (ONNX, checkpoint, calibration, metrics, lineage, card)."""
     from collections import namedtuple
@@ -26,7 +27,7 @@ def register(
     from components.register.step import run
 
     with step_context(config_json, store_uri, run_id, "register") as ctx:
-        version, html = run(ctx, splits, model, evaluation, calibration)
+        version, html = run(ctx, splits, model, evaluation, calibration, lineage)
         write_kfp_text(card, html)
     RegisterOutputs = namedtuple("RegisterOutputs", ["version"])
     return RegisterOutputs(version)

@@ -88,15 +88,26 @@ def publish(
     return version, card
 
 
-def run(ctx: StepContext, splits: str, model: str, evaluation: str, calibration: str) -> tuple[str, str]:
-    """The step body. Returns (version, model card HTML)."""
+def run(
+    ctx: StepContext, splits: str, model: str, evaluation: str, calibration: str, lineage_key: str = ""
+) -> tuple[str, str]:
+    """The step body. Returns (version, model card HTML).
+
+    Args:
+        ctx: The step context.
+        splits: validate_data's prefix (schema, profile, suite).
+        model: Where the checkpoint and loss curve are (train's prefix, or a version's).
+        evaluation: evaluate's prefix (metrics, decision, curves).
+        calibration: The servable folder (model.onnx, preprocessing, calibration.json).
+        lineage_key: The lineage record; default: this run's validate_data lineage.json.
+    """
     store = ctx.store
-    lineage = store.read_json(ctx.upstream("validate_data", "lineage.json"))
+    lineage = store.read_json(lineage_key or ctx.upstream("validate_data", "lineage.json"))
     decision = store.read_json(f"{evaluation}/decision.json")
     lineage["gate"] = gate_record(decision)
     files: dict[str, bytes] = {f: store.read_bytes(f"{splits}/{f}") for f in SPLIT_FILES}
     files |= {f: store.read_bytes(f"{calibration}/{f}") for f in (*SERVABLE_FILES, "reliability.png")}
-    files |= {f: store.read_bytes(f"{model}/{f}") for f in TRAIN_FILES}
+    files |= {f: store.read_bytes(f"{model}/{f}") for f in TRAIN_FILES if store.exists(f"{model}/{f}")}
     files |= {f: store.read_bytes(f"{evaluation}/{f}") for f in EVALUATION_FILES}
     files["lineage.json"] = json.dumps(lineage, indent=2, sort_keys=True).encode()
     info = index_info(

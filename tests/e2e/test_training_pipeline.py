@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -260,6 +261,49 @@ def test_a_worse_challenger_stops_at_the_champion_gate_unless_overridden(first_r
     assert gate["failed_checks"] == ["roc_auc candidate - champion v1 >= -0.02"]
     card = LocalStore(store).read_text(f"models/screening/{version}/card.html")
     assert "Gate OVERRIDDEN" in card and "Dr. Lee" in card and "Against champion v1" in card
+
+
+def test_recalibrate_moves_the_operating_point_without_retraining(first_run: dict[str, Any]) -> None:
+    tmp, store = first_run["tmp"], first_run["store"]
+    local = LocalStore(store)
+    registry = Registry(local)
+    registry.set_stage("screening", "1", "production")
+    old = local.read_json("models/screening/1/calibration.json")["operating_point"]
+    args = ["recalibrate", "--config", str(SCREENING), "--store", str(store), "--model", "1"]
+    result = kubeloop([*args, "target_recall=0.97", *small_screening(tmp)], tmp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    version = max(registry.versions("screening"), key=int)
+    new = f"models/screening/{version}"
+    assert local.read_bytes(f"{new}/model.onnx") == local.read_bytes("models/screening/1/model.onnx")
+    record = local.read_json(f"{new}/calibration.json")
+    point = record["operating_point"]
+    assert point["target"] == {"recall": 0.97} and point["rates"]["validation"]["recall"] >= 0.97
+    assert point["threshold"] <= old["threshold"] and record["recalibrated_from"]["version"] == "1"
+    assert record["params"] == local.read_json("models/screening/1/calibration.json")["params"]  # same map
+    metrics = local.read_json(f"{new}/metrics.json")
+    assert metrics["threshold"] == point["threshold"]  # evaluated at the new operating point
+    assert metrics["recall"] >= local.read_json("models/screening/1/metrics.json")["recall"]
+    lineage = local.read_json(f"{new}/lineage.json")
+    assert lineage["trigger"] == "recalibrate" and lineage["parent_run"] == run_id_of(
+        first_run["result"].stdout
+    )
+    assert "Recalibrated from version 1" in local.read_text(f"{new}/card.html")
+    missing = kubeloop([*args[:-1], "99", *small_screening(tmp)], tmp)
+    assert missing.returncode == 1 and "has no ready version '99'" in missing.stdout
+
+
+def test_the_model_card_renders_offline_to_a_full_page(first_run: dict[str, Any], tmp_path: Path) -> None:
+    from PIL import Image
+
+    from pipelines.render import render_png
+
+    card = first_run["store"] / "models" / "screening" / "1" / "card.html"
+    text = card.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(|@import""", text)  # nothing to fetch
+    image = Image.open(render_png(card, tmp_path / "card.png")).convert("L")
+    assert image.width == 1000 and image.height > 2500  # every section laid out, not a blank page
+    dark = sum(1 for value in image.getdata() if value < 128)
+    assert dark > 0.01 * image.width * image.height  # text and plots were drawn
 
 
 def test_bad_data_stops_before_training_and_registers_nothing(tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
     assert main(["compile", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kubeloop-recalibrate.k8s.yaml",
+        "kubeloop-recalibrate.yaml",
         "kubeloop-training-gpu.k8s.yaml",
         "kubeloop-training-gpu.yaml",
         "kubeloop-training.k8s.yaml",
@@ -107,3 +109,17 @@ def test_validate_names_an_unreadable_file(tmp_path: Path, capsys: pytest.Captur
         == 1
     )
     assert "empty.csv: the file is empty" in capsys.readouterr().err
+
+
+def test_recalibrate_shorthand_sets_one_target_and_clears_the_other() -> None:
+    from pipelines.cli import recalibration_overrides
+
+    assert recalibration_overrides(["target_recall=0.97", "evaluation.min_recall=0.9"]) == [
+        "calibration.target_recall=0.97",
+        "calibration.target_specificity=null",
+        "evaluation.min_recall=0.9",
+    ]
+    assert recalibration_overrides(["target_specificity=0.8"]) == [
+        "calibration.target_specificity=0.8",
+        "calibration.target_recall=null",
+    ]

@@ -101,7 +101,18 @@ def test_the_cpu_variant_asks_for_no_gpu_and_still_gets_shared_memory(compiled: 
     assert pod["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
 
 
-@pytest.mark.parametrize("name", ["kubeloop-training", "kubeloop-training-gpu"])
+def test_recalibrate_pipeline_evaluates_before_it_registers(compiled: Path) -> None:
+    spec, platform = yaml.safe_load_all((compiled / "kubeloop-recalibrate.yaml").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"recalibrate", "evaluate", "register"}
+    assert tasks["evaluate"]["dependentTasks"] == ["recalibrate"]
+    assert set(tasks["register"]["dependentTasks"]) == {"recalibrate", "evaluate"}
+    assert "model_version" in spec["root"]["inputDefinitions"]["parameters"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert len(executors) == 3 and all(e["secretAsEnv"] for e in executors.values())
+
+
+@pytest.mark.parametrize("name", ["kubeloop-training", "kubeloop-training-gpu", "kubeloop-recalibrate"])
 def test_manifests_validate_against_the_shared_crds(compiled: Path, name: str) -> None:
     crds = load_crds()
     docs = list(yaml.safe_load_all((compiled / f"{name}.k8s.yaml").read_text()))
