@@ -58,3 +58,54 @@ def test_serving_env_reproduces_training_logits(serving_python: Path, tmp_path: 
         expected = model(torch.from_numpy(x[:64])).numpy().reshape(-1)
     assert np.abs(np.array(served["logits"]) - expected).max() <= 1e-5
     assert not pd.isna(served["logits"]).any()
+
+
+CALIBRATE = """
+import json, sys
+import numpy as np, onnxruntime as ort
+from components.common import calibration
+records, x = json.load(open(sys.argv[2])), np.array(json.load(open(sys.argv[3])), dtype=np.float32)
+session = ort.InferenceSession(sys.argv[1])
+logit, folded = session.run(["logit", "probability"], {"features": x})
+out = {r["method"]: calibration.apply(r, logit).tolist() for r in records}
+print(json.dumps({"folded": folded.reshape(-1).tolist(), **out}))
+"""
+
+
+def test_serving_env_applies_every_calibration_record(serving_python: Path, tmp_path: Path) -> None:
+    from components.calibrate.fit import fit
+    from components.common import calibration
+
+    model, _, x, y = fit_screening(
+        TrainingConfig(epochs=2, hidden_sizes=[16]), rows=2000, seed=4, train_rows=1500
+    )
+    plain = tmp_path / "plain.onnx"
+    export_onnx(model, x.shape[1], plain)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy().reshape(-1).astype(np.float64)
+    records = [fit(method, logits[1500:], y[1500:]) for method in ("temperature", "platt", "isotonic")]
+    folded = tmp_path / "model.onnx"
+    folded.write_bytes(calibration.fold_temperature(plain.read_bytes(), records[0]["params"]["temperature"]))
+    (tmp_path / "records.json").write_text(json.dumps(records))
+    (tmp_path / "rows.json").write_text(json.dumps(x[:64].tolist()))
+    result = subprocess.run(
+        [
+            str(serving_python),
+            "-c",
+            CALIBRATE,
+            str(folded),
+            str(tmp_path / "records.json"),
+            str(tmp_path / "rows.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 0, result.stderr
+    served = json.loads(result.stdout)
+    for record in records:
+        expected = calibration.apply(record, logits[:64])
+        assert np.abs(np.array(served[record["method"]]) - expected).max() <= 1e-5, record["method"]
+    assert np.abs(np.array(served["folded"]) - np.array(served["temperature"])).max() <= 1e-6
