@@ -65,9 +65,13 @@ def read_statuses(store: Store, run_id: str, steps: tuple[str, ...] = STEPS) -> 
 
 
 def run_local(
-    pipeline: Any, arguments: dict[str, str], store: Store, run_id: str, steps: tuple[str, ...]
+    pipeline: Any, config: KubeloopConfig, store: Store, run_id: str, steps: tuple[str, ...], **extra: str
 ) -> RunResult:
-    """Run a pipeline function under kfp.local; every step runs as its own Python subprocess."""
+    """Run a pipeline function under kfp.local; every step runs as its own Python subprocess.
+
+    The pipeline gets the config, store and run id, plus its own `extra` parameters.
+    """
+    arguments = {"config_json": config.to_json(), "store_uri": store.uri, "run_id": run_id, **extra}
     from kfp import local
 
     kfp_root = store.root / "kfp-local" if isinstance(store, LocalStore) else Path(".kubeloop/kfp-local")
@@ -99,14 +103,7 @@ def run_training(
     from pipelines.training import make_training_pipeline
 
     pipeline = make_training_pipeline(config.to_json(), store.uri, cluster=False)
-    arguments = {
-        "config_json": config.to_json(),
-        "store_uri": store.uri,
-        "run_id": run_id,
-        "parent_run": parent_run,
-        "trigger": trigger,
-    }
-    return run_local(pipeline, arguments, store, run_id, STEPS)
+    return run_local(pipeline, config, store, run_id, STEPS, parent_run=parent_run, trigger=trigger)
 
 
 def run_recalibration(config: KubeloopConfig, store: Store, run_id: str, version: str) -> RunResult:
@@ -114,10 +111,4 @@ def run_recalibration(config: KubeloopConfig, store: Store, run_id: str, version
     from pipelines.recalibrate import RECALIBRATE_STEPS, make_recalibrate_pipeline
 
     pipeline = make_recalibrate_pipeline(config.to_json(), store.uri, cluster=False)
-    arguments = {
-        "config_json": config.to_json(),
-        "store_uri": store.uri,
-        "run_id": run_id,
-        "model_version": version,
-    }
-    return run_local(pipeline, arguments, store, run_id, RECALIBRATE_STEPS)
+    return run_local(pipeline, config, store, run_id, RECALIBRATE_STEPS, model_version=version)
