@@ -1,0 +1,1 @@
+"""Serving and progressive delivery: the Seldon model class, request checks, deployments."""

@@ -1,0 +1,143 @@
+"""Turning a Seldon request payload into checked feature rows, or a 400 that says what is wrong.
+
+Two payload shapes are accepted (the Seldon protocol's `data` and `jsonData`):
+
+- `{"data": {"names": [...], "ndarray": [[...], ...]}}`: one row per inner list; `names`
+  may reorder the columns, and without it the columns follow the model's feature order;
+- `{"jsonData": {"instances": [{"age": 61, "scanner": "A", ...}, ...]}}` or a single
+  `{"jsonData": {"age": 61, ...}}`: named features per row.
+
+Every check names the feature, the row and the fix, and runs before the model sees a value,
+so bad input never reaches onnxruntime (where it would become a 500).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MAX_ROWS = 10_000
+"""Rows per request; larger batches are refused (split them) so one caller cannot stall a worker."""
+
+
+class BadRequest(ValueError):
+    """The request cannot be scored; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a request must carry: every feature, in order, and which ones are categories."""
+
+    features: list[str]
+    categorical: frozenset[str]
+
+    @classmethod
+    def from_schema(cls, schema: Mapping[str, Any]) -> FeatureSchema:
+        """From a version's schema.json."""
+        return cls(list(schema["features"]), frozenset(schema.get("categorical", [])))
+
+
+def _records(payload: Any, schema: FeatureSchema) -> list[Mapping[str, Any]]:
+    """jsonData: a list of named rows."""
+    rows = payload.get("instances", payload) if isinstance(payload, Mapping) else payload
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise BadRequest(
+            'jsonData must be {"instances": [{feature: value, ...}, ...]} or one {feature: value} object'
+        )
+    expected = set(schema.features)
+    for index, row in enumerate(rows):
+        missing, unknown = sorted(expected - set(row)), sorted(set(row) - expected)
+        if missing or unknown:
+            detail = "; ".join(
+                part
+                for part in (
+                    f"missing {missing}" if missing else "",
+                    f"unknown {unknown}" if unknown else "",
+                )
+                if part
+            )
+            raise BadRequest(f"row {index}: {detail}; send exactly the features {schema.features}")
+    return rows
+
+
+def _matrix(values: Any, names: Sequence[str] | None, schema: FeatureSchema) -> list[Mapping[str, Any]]:
+    """data.ndarray (with optional data.names): rows of values in a known column order."""
+    array = np.asarray(values, dtype=object)
+    if array.size == 0:
+        raise BadRequest("the request holds no rows")
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise BadRequest(
+            f"send rows as data.ndarray (a list of rows, 2 dimensions) or named features as jsonData; "
+            f"got {array.ndim} dimensions"
+        )
+    columns = list(names) if names else schema.features
+    if names and sorted(columns) != sorted(schema.features):
+        missing = sorted(set(schema.features) - set(columns))
+        unknown = sorted(set(columns) - set(schema.features))
+        raise BadRequest(f"names do not match the model's features: missing {missing}, unknown {unknown}")
+    if len(set(columns)) != len(columns):
+        raise BadRequest(f"names repeat a feature: {columns}")
+    if array.shape[1] != len(columns):
+        raise BadRequest(f"each row needs {len(columns)} values ({', '.join(columns)}), got {array.shape[1]}")
+    return [dict(zip(columns, row, strict=True)) for row in array.tolist()]
+
+
+def _number(value: Any, feature: str, row: int) -> float:
+    if isinstance(value, bool) or value is None:
+        raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise BadRequest(f"row {row}: {feature} is {value!r}; the model needs a finite number (impute it)")
+    return number
+
+
+def _category(value: Any, feature: str, row: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise BadRequest(f"row {row}: {feature} is missing; send the category as text")
+    if isinstance(value, Mapping | list):
+        raise BadRequest(f"row {row}: {feature} must be a category (text), got {type(value).__name__}")
+    return str(value)
+
+
+def parse(
+    data: Any,
+    names: Sequence[str] | None,
+    schema: FeatureSchema,
+    max_rows: int = MAX_ROWS,
+) -> pd.DataFrame:
+    """Checked rows as a frame with the model's feature columns.
+
+    Args:
+        data: What Seldon hands to predict: the ndarray, or the jsonData object.
+        names: `data.names`, when the caller sent them.
+        schema: The model's features.
+        max_rows: Largest batch accepted.
+
+    Raises:
+        BadRequest: With a message naming the problem and the fix.
+    """
+    is_json = isinstance(data, Mapping) or (
+        isinstance(data, list) and len(data) > 0 and isinstance(data[0], Mapping)
+    )
+    rows = _records(data, schema) if is_json else _matrix(data, names, schema)
+    if not rows:
+        raise BadRequest("the request holds no rows")
+    if len(rows) > max_rows:
+        raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}: split the batch")
+    columns: dict[str, list[Any]] = {}
+    for feature in schema.features:
+        convert = _category if feature in schema.categorical else _number
+        columns[feature] = [convert(row[feature], feature, index) for index, row in enumerate(rows)]
+    return pd.DataFrame(columns)

@@ -1,0 +1,146 @@
+"""The Seldon Core model class: a registered kubeloop version behind `seldon-core-microservice`.
+
+    seldon-core-microservice components.deploy.seldon_model.KubeloopModel --service-type MODEL \\
+        --parameters '[{"name": "model_dir", "value": "/mnt/models", "type": "STRING"}]'
+
+It loads what the registry holds for one version (model.onnx, preprocessing.json,
+calibration.json, schema.json) and answers each row with its calibrated probability and the
+decision at the version's operating threshold: exactly what evaluate measured. Runs in the
+serving environment (Python 3.12, seldon-core 1.19): only numpy, pandas and onnxruntime here.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.common import calibration
+from components.common.preprocessing import Preprocessing
+from components.deploy.requests import MAX_ROWS, BadRequest, FeatureSchema, parse
+
+OUTPUTS = ["probability", "decision"]
+"""The columns of every response row."""
+
+
+class KubeloopModel:
+    """One registered model version, scored as the evaluate step scored it."""
+
+    def __init__(
+        self, model_dir: str = "/mnt/models", model_version: str = "", max_rows: int = MAX_ROWS
+    ) -> None:
+        """Load the version's files.
+
+        Args:
+            model_dir: A registry version folder (Seldon's storage initializer puts the
+                SeldonDeployment's modelUri at /mnt/models).
+            model_version: Version reported in tags and metrics; default: the folder's name.
+            max_rows: Largest batch one request may carry.
+        """
+        import onnxruntime as ort
+
+        folder = Path(model_dir)
+        self.version = model_version or folder.name
+        self.max_rows = int(max_rows)
+        schema = json.loads((folder / "schema.json").read_text())
+        self.name = str(json.loads((folder / "lineage.json").read_text())["config"]["name"])
+        self.schema = FeatureSchema.from_schema(schema)
+        self.prep = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text()))
+        record = json.loads((folder / "calibration.json").read_text())
+        self.calibration = calibration.normalise(record, 0.5)
+        self.threshold = float(self.calibration["operating_point"]["threshold"])
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.class_names = list(OUTPUTS)
+        self._lock = threading.Lock()
+        # Seldon asks for metrics() right after predict() on the same thread.
+        self._request = threading.local()
+        self._rows = 0
+        self._positives = 0
+
+    def score(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(calibrated probability, 0/1 decision) per row of a checked frame."""
+        outputs = dict(
+            zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
+        )
+        logit = np.asarray(outputs["logit"], dtype=np.float64).reshape(-1)
+        if calibration.PROBABILITY_OUTPUT in outputs:  # the temperature is folded into the graph
+            probability = np.asarray(outputs[calibration.PROBABILITY_OUTPUT], dtype=np.float64).reshape(-1)
+        else:
+            probability = calibration.apply(self.calibration, logit)
+        return probability, (probability >= self.threshold).astype(np.int64)
+
+    def predict(
+        self, X: Any, features_names: list[str] | None = None, meta: dict[str, Any] | None = None
+    ) -> Any:
+        """Seldon's entry point: rows in, [[probability, decision], ...] out; bad input is a 400.
+
+        A jsonData request gets jsonData back: {"predictions": [{"probability", "decision"}, ...]}.
+        """
+        from seldon_core.flask_utils import SeldonMicroserviceException
+
+        started = time.perf_counter()
+        try:
+            frame = parse(X, features_names, self.schema, self.max_rows)
+        except BadRequest as exc:
+            raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST") from exc
+        probability, decision = self.score(frame)
+        with self._lock:
+            self._rows += len(decision)
+            self._positives += int(decision.sum())
+        self._request.counts = (len(decision), int(decision.sum()))
+        self._request.milliseconds = 1000 * (time.perf_counter() - started)
+        if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
+            return {
+                "predictions": [
+                    {"probability": float(p), "decision": int(d)}
+                    for p, d in zip(probability, decision, strict=True)
+                ]
+            }
+        return np.column_stack([probability, decision.astype(np.float64)])
+
+    def tags(self) -> dict[str, Any]:
+        """Sent back in every response's meta: which version answered, at which threshold."""
+        return {"model_name": self.name, "model_version": self.version, "threshold": self.threshold}
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """Per-version counters Seldon exports on its Prometheus endpoint after each request."""
+        rows, positives = getattr(self._request, "counts", (0, 0))
+        milliseconds = getattr(self._request, "milliseconds", None)
+        self._request.counts, self._request.milliseconds = (0, 0), None
+        # Seldon's own labels include model_version (the image tag); the registry version needs its own.
+        tags = {"kubeloop_model": self.name, "kubeloop_version": self.version}
+        metrics: list[dict[str, Any]] = [
+            {"type": "COUNTER", "key": "kubeloop_predictions_total", "value": rows, "tags": tags},
+            {"type": "COUNTER", "key": "kubeloop_positive_decisions_total", "value": positives, "tags": tags},
+        ]
+        if milliseconds is not None:  # a histogram of the model's own time (checks, encoding, scoring)
+            metrics.append(
+                {"type": "TIMER", "key": "kubeloop_predict_seconds", "value": milliseconds, "tags": tags}
+            )
+        return metrics
+
+    def health_status(self) -> dict[str, Any]:
+        """Readiness: the model is loaded and scores a row of its own (the feature means)."""
+        row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
+        row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
+        frame = parse([row], None, self.schema, 1)
+        probability, _ = self.score(frame)
+        if not np.isfinite(probability).all():
+            raise RuntimeError("the model returned a non-finite probability on its health-check row")
+        return {"model_version": self.version, "rows_served": self._rows}
+
+    def init_metadata(self) -> dict[str, Any]:
+        """Seldon's /metadata: inputs by name, the two outputs, the version."""
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "kubeloop-onnx",
+            "inputs": [{"messagetype": "ndarray", "schema": {"names": self.schema.features}}],
+            "outputs": [{"messagetype": "ndarray", "schema": {"names": OUTPUTS}}],
+            "custom": {"threshold": str(self.threshold), "calibration": str(self.calibration["method"])},
+        }

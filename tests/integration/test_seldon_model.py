@@ -1,0 +1,230 @@
+"""The Seldon model class under a real seldon-core-microservice (serving env) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from components.common.config import TrainingConfig
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.integration
+SERVING = REPO / ".venv-serving" / "bin"
+FEATURES_DROPPED = ("exam_id", "exam_time", "site_id", "label")
+
+
+def registered_version(folder: Path) -> dict[str, Any]:
+    """A version folder as the registry holds it: a small trained model with Platt calibration."""
+    import torch
+
+    from components.calibrate.fit import fit
+    from components.calibrate.operating_point import operating_point
+    from components.common import calibration
+    from components.common.preprocessing import Preprocessing
+    from components.train.recipe import fit as train
+    from components.train.step import export_onnx
+    from examples.screening.generate import generate
+
+    frame = generate(rows=3000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=11)
+    features = [c for c in frame.columns if c not in FEATURES_DROPPED]
+    prep = Preprocessing.fit(frame.iloc[:2000], features, ["scanner"])
+    x, y = prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)
+    model, _ = train(
+        TrainingConfig(epochs=2, hidden_sizes=[16]),
+        x[:1500],
+        y[:1500],
+        x[1500:2000],
+        y[1500:2000],
+        prep,
+        log=lambda _: None,
+    )
+    folder.mkdir(parents=True)
+    export_onnx(model, x.shape[1], folder / "model.onnx")
+    with torch.no_grad():
+        logits = model(torch.from_numpy(x)).numpy().reshape(-1).astype(np.float64)
+    record = fit("platt", logits[2000:2500], y[2000:2500].astype(int))
+    p = calibration.apply(record, logits)
+    labels = y.astype(int)
+    record["operating_point"] = operating_point(
+        ("validation", p[2000:2500], labels[2000:2500]), ("test", p[2500:], labels[2500:]), 0.9, None, 0.5
+    )
+    (folder / "calibration.json").write_text(json.dumps(record))
+    (folder / "preprocessing.json").write_text(json.dumps(prep.to_dict()))
+    (folder / "schema.json").write_text(json.dumps({"features": features, "categorical": ["scanner"]}))
+    (folder / "lineage.json").write_text(json.dumps({"config": {"name": "screening"}}))
+    return {
+        "frame": frame[features].iloc[2500:].reset_index(drop=True),
+        "probability": p[2500:],
+        "record": record,
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not (SERVING / "seldon-core-microservice").exists():
+        if os.environ.get("CI"):
+            pytest.fail("`make test` should have created .venv-serving")
+        pytest.skip(".venv-serving missing; run `make setup`")
+    model_dir = tmp_path_factory.mktemp("models") / "7"
+    version = registered_version(model_dir)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    parameters = [
+        {
+            "name": "model_dir",
+            "value": str(model_dir),
+            "type": "STRING",
+        },
+        {"name": "max_rows", "value": "500", "type": "INT"},
+    ]
+    log = (tmp_path_factory.getbasetemp() / "seldon.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(SERVING / "seldon-core-microservice"),
+            "components.deploy.seldon_model.KubeloopModel",
+            "--service-type",
+            "MODEL",
+            "--http-port",
+            str(http),
+            "--grpc-port",
+            str(grpc),
+            "--metrics-port",
+            str(metrics),
+            "--parameters",
+            json.dumps(parameters),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{SERVING}:{os.environ['PATH']}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: gunicorn workers and the metrics server go too
+    )
+    base = f"http://127.0.0.1:{http}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health/ping", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("microservice did not start:\n" + Path(log.name).read_text()[-3000:])
+            time.sleep(0.3)
+        yield {**version, "base": base, "metrics": f"http://127.0.0.1:{metrics}", "process": process}
+    finally:
+        stop_group(process)
+        log.close()
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever is left after 10 s."""
+    group = os.getpgid(process.pid)
+    os.killpg(group, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def post(base: str, body: Any) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{base}/api/v1.0/predictions", data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_ndarray_and_named_rows_get_calibrated_probability_and_decision(server: dict[str, Any]) -> None:
+    frame, expected = server["frame"], server["probability"]
+    rows = frame.iloc[:50]
+    status, reply = post(
+        server["base"], {"data": {"names": list(rows.columns), "ndarray": rows.values.tolist()}}
+    )
+    assert status == 200, reply
+    assert reply["data"]["names"] == ["probability", "decision"]
+    served = np.array(reply["data"]["ndarray"])
+    np.testing.assert_allclose(served[:, 0], expected[:50], atol=1e-5)
+    threshold = server["record"]["operating_point"]["threshold"]
+    assert (served[:, 1] == (served[:, 0] >= threshold)).all()
+    assert reply["meta"]["tags"] == {"model_name": "screening", "model_version": "7", "threshold": threshold}
+    named = {"jsonData": {"instances": rows.iloc[:5].to_dict(orient="records")}}
+    status, reply = post(server["base"], named)
+    assert status == 200, reply
+    predictions = reply["jsonData"]["predictions"]
+    np.testing.assert_allclose([r["probability"] for r in predictions], expected[:5], atol=1e-5)
+    assert [r["decision"] for r in predictions] == [int(r["probability"] >= threshold) for r in predictions]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"data": {"ndarray": [[1.0, 2.0]]}}, "each row needs 11 values"),
+        ({"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}}, "names do not match"),
+        ({"jsonData": {"age": 61}}, "missing"),
+        ({"jsonData": {"instances": [{"nope": 1}]}}, "unknown ['nope']"),
+        ({"data": {"ndarray": [[math.nan] * 11]}}, "needs a finite number"),
+        ({"data": {"ndarray": [["x"] * 11]}}, "must be a number, got 'x'"),
+        ({"data": {"ndarray": [[1.0] * 11] * 501}}, "the limit is 500"),
+        (
+            {"strData": "61, 4.5, A"},
+            "a list of rows, 2 dimensions) or named features as jsonData; got 0 dimensions",
+        ),
+    ],
+)
+def test_bad_requests_get_a_400_with_the_reason(server: dict[str, Any], body: Any, message: str) -> None:
+    status, reply = post(server["base"], body)
+    assert status == 400, reply
+    assert message in reply["status"]["info"]
+    assert server["process"].poll() is None  # the worker is still alive
+
+
+def test_malformed_json_is_a_400_not_a_crash(server: dict[str, Any]) -> None:
+    status, _ = post(server["base"], b'{"data": {"ndarray": [[1, 2,')
+    assert status == 400
+    status, reply = post(server["base"], {"data": {"ndarray": server["frame"].iloc[:1].values.tolist()}})
+    assert status == 200, reply
+
+
+def test_health_metadata_and_per_version_metrics(server: dict[str, Any]) -> None:
+    with urllib.request.urlopen(f"{server['base']}/health/status", timeout=10) as reply:
+        assert reply.status == 200
+    with urllib.request.urlopen(f"{server['base']}/api/v1.0/metadata", timeout=10) as reply:
+        metadata = json.loads(reply.read())
+    assert metadata["versions"] == ["7"] and metadata["outputs"][0]["schema"]["names"] == [
+        "probability",
+        "decision",
+    ]
+    status, reply = post(server["base"], {"data": {"ndarray": server["frame"].iloc[:3].values.tolist()}})
+    assert status == 200, reply
+    with urllib.request.urlopen(f"{server['metrics']}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    counted = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("kubeloop_predictions_total") and 'kubeloop_version="7"' in line
+    ]
+    assert counted and max(counted) >= 3  # every row served so far, labelled with the version
+    buckets = [line for line in text.splitlines() if line.startswith("kubeloop_predict_seconds_bucket")]
+    assert buckets and 'kubeloop_version="7"' in buckets[0]  # a latency histogram per version
