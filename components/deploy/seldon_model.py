@@ -12,8 +12,10 @@ serving environment (Python 3.12, seldon-core 1.19): only numpy, pandas and onnx
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from components.common import calibration
 from components.common.preprocessing import Preprocessing
+from components.deploy.request_log import RequestLog, now_iso
 from components.deploy.requests import MAX_ROWS, BadRequest, FeatureSchema, parse
 
 OUTPUTS = ["probability", "decision"]
@@ -31,7 +34,14 @@ class KubeloopModel:
     """One registered model version, scored as the evaluate step scored it."""
 
     def __init__(
-        self, model_dir: str = "/mnt/models", model_version: str = "", max_rows: int = MAX_ROWS
+        self,
+        model_dir: str = "/mnt/models",
+        model_version: str = "",
+        max_rows: int = MAX_ROWS,
+        log_uri: str = "",
+        predictor: str = "",
+        flush_rows: int = 1000,
+        flush_seconds: float = 5.0,
     ) -> None:
         """Load the version's files.
 
@@ -40,6 +50,10 @@ class KubeloopModel:
                 SeldonDeployment's modelUri at /mnt/models).
             model_version: Version reported in tags and metrics; default: the folder's name.
             max_rows: Largest batch one request may carry.
+            log_uri: Store (folder or s3://bucket/prefix) for request logs; empty: no logging.
+            predictor: Predictor name in the logs; default: Seldon's PREDICTOR_ID or "default".
+            flush_rows: Log rows written as soon as this many wait.
+            flush_seconds: Log rows written at least this often.
         """
         import onnxruntime as ort
 
@@ -55,12 +69,30 @@ class KubeloopModel:
         self.threshold = float(self.calibration["operating_point"]["threshold"])
         self.session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.class_names = list(OUTPUTS)
         self._lock = threading.Lock()
         # Seldon asks for metrics() right after predict() on the same thread.
         self._request = threading.local()
         self._rows = 0
         self._positives = 0
+        self.predictor = predictor or os.environ.get("PREDICTOR_ID", "default")
+        self.log_uri = log_uri
+        self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
+        self.request_log: RequestLog | None = None
+
+    def load(self) -> None:
+        """Per serving process (Seldon calls it in each gunicorn worker): start the request log.
+
+        The writer thread must start here, not in __init__: the workers are forked after
+        __init__, and a thread does not survive a fork.
+        """
+        if self.log_uri and self.request_log is None:
+            from components.common.store import open_store
+
+            store = open_store(self.log_uri)
+            self.request_log = RequestLog(
+                store, self.name, self.predictor, self.flush_rows, self.flush_seconds
+            )
+            self.request_log.flush_on_sigterm()
 
     def score(self, frame: Any) -> tuple[np.ndarray, np.ndarray]:
         """(calibrated probability, 0/1 decision) per row of a checked frame."""
@@ -84,6 +116,8 @@ class KubeloopModel:
         from seldon_core.flask_utils import SeldonMicroserviceException
 
         started = time.perf_counter()
+        request_id = str((meta or {}).get("puid") or uuid.uuid4().hex)
+        self._request.request_id = request_id
         try:
             frame = parse(X, features_names, self.schema, self.max_rows)
         except BadRequest as exc:
@@ -94,6 +128,8 @@ class KubeloopModel:
             self._positives += int(decision.sum())
         self._request.counts = (len(decision), int(decision.sum()))
         self._request.milliseconds = 1000 * (time.perf_counter() - started)
+        if self.request_log is not None:
+            self.request_log.log(self._records(request_id, frame, probability, decision))
         if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
             return {
                 "predictions": [
@@ -103,9 +139,42 @@ class KubeloopModel:
             }
         return np.column_stack([probability, decision.astype(np.float64)])
 
+    def _records(
+        self, request_id: str, frame: Any, probability: np.ndarray, decision: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """One log record per served row."""
+        time_iso, latency = now_iso(), round(self._request.milliseconds, 3)
+        return [
+            {
+                "request_id": request_id,
+                "row": index,
+                "time": time_iso,
+                "predictor": self.predictor,
+                "model": self.name,
+                "model_version": self.version,
+                "features": features,
+                "probability": float(p),
+                "decision": int(d),
+                "latency_ms": latency,
+            }
+            for index, (features, p, d) in enumerate(
+                zip(frame.to_dict(orient="records"), probability, decision, strict=True)
+            )
+        ]
+
+    def class_names(self) -> list[str]:
+        """Column names of the ndarray response."""
+        return list(OUTPUTS)
+
     def tags(self) -> dict[str, Any]:
-        """Sent back in every response's meta: which version answered, at which threshold."""
-        return {"model_name": self.name, "model_version": self.version, "threshold": self.threshold}
+        """Sent back in every response's meta: which version answered, at which threshold, and
+        the request id the logs carry (the caller's meta.puid when it sent one)."""
+        return {
+            "model_name": self.name,
+            "model_version": self.version,
+            "threshold": self.threshold,
+            "request_id": getattr(self._request, "request_id", None),
+        }
 
     def metrics(self) -> list[dict[str, Any]]:
         """Per-version counters Seldon exports on its Prometheus endpoint after each request."""

@@ -72,38 +72,26 @@ def registered_version(folder: Path) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+@contextlib.contextmanager
+def microservice(model_dir: Path, folder: Path, **parameters: Any) -> Iterator[dict[str, Any]]:
+    """seldon-core-microservice serving `model_dir` on 127.0.0.1, stopped (whole group) on exit."""
     if not (SERVING / "seldon-core-microservice").exists():
         if os.environ.get("CI"):
             pytest.fail("`make test` should have created .venv-serving")
         pytest.skip(".venv-serving missing; run `make setup`")
-    model_dir = tmp_path_factory.mktemp("models") / "7"
-    version = registered_version(model_dir)
     http, grpc, metrics = free_port(), free_port(), free_port()
-    parameters = [
-        {
-            "name": "model_dir",
-            "value": str(model_dir),
-            "type": "STRING",
-        },
-        {"name": "max_rows", "value": "500", "type": "INT"},
+    typed = {str: "STRING", int: "INT", float: "FLOAT"}
+    values = [
+        {"name": name, "value": str(value), "type": typed[type(value)]}
+        for name, value in {"model_dir": str(model_dir), **parameters}.items()
     ]
-    log = (tmp_path_factory.getbasetemp() / "seldon.log").open("w")
+    log = (folder / f"seldon-{http}.log").open("w")
     process = subprocess.Popen(
         [
             str(SERVING / "seldon-core-microservice"),
             "components.deploy.seldon_model.KubeloopModel",
-            "--service-type",
-            "MODEL",
-            "--http-port",
-            str(http),
-            "--grpc-port",
-            str(grpc),
-            "--metrics-port",
-            str(metrics),
-            "--parameters",
-            json.dumps(parameters),
+            *("--service-type", "MODEL", "--http-port", str(http), "--grpc-port", str(grpc)),
+            *("--metrics-port", str(metrics), "--parameters", json.dumps(values)),
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{SERVING}:{os.environ['PATH']}"},
@@ -125,10 +113,45 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 log.flush()
                 pytest.fail("microservice did not start:\n" + Path(log.name).read_text()[-3000:])
             time.sleep(0.3)
-        yield {**version, "base": base, "metrics": f"http://127.0.0.1:{metrics}", "process": process}
+        yield {
+            "base": base,
+            "metrics": f"http://127.0.0.1:{metrics}",
+            "process": process,
+            "log": Path(log.name),
+        }
     finally:
         stop_group(process)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    model_dir = tmp_path_factory.mktemp("models") / "7"
+    return {**registered_version(model_dir), "model_dir": model_dir}
+
+
+@pytest.fixture(scope="module")
+def server(version: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("serving")
+    logs = folder / "store"
+    options = {
+        "max_rows": 500,
+        "log_uri": str(logs),
+        "predictor": "main",
+        "flush_rows": 5,
+        "flush_seconds": 0.5,
+    }
+    with microservice(version["model_dir"], folder, **options) as running:
+        yield {**version, **running, "logs": logs}
+
+
+def logged_rows(store: Path) -> list[dict[str, Any]]:
+    """Every record of every log file under the store's logs/ folder."""
+    return [
+        json.loads(line)
+        for path in sorted((store / "logs").rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
@@ -168,7 +191,13 @@ def test_ndarray_and_named_rows_get_calibrated_probability_and_decision(server: 
     np.testing.assert_allclose(served[:, 0], expected[:50], atol=1e-5)
     threshold = server["record"]["operating_point"]["threshold"]
     assert (served[:, 1] == (served[:, 0] >= threshold)).all()
-    assert reply["meta"]["tags"] == {"model_name": "screening", "model_version": "7", "threshold": threshold}
+    tags = reply["meta"]["tags"]
+    assert {k: tags[k] for k in ("model_name", "model_version", "threshold")} == {
+        "model_name": "screening",
+        "model_version": "7",
+        "threshold": threshold,
+    }
+    assert len(tags["request_id"]) == 32  # none was sent: the server made one
     named = {"jsonData": {"instances": rows.iloc[:5].to_dict(orient="records")}}
     status, reply = post(server["base"], named)
     assert status == 200, reply
@@ -228,3 +257,66 @@ def test_health_metadata_and_per_version_metrics(server: dict[str, Any]) -> None
     assert counted and max(counted) >= 3  # every row served so far, labelled with the version
     buckets = [line for line in text.splitlines() if line.startswith("kubeloop_predict_seconds_bucket")]
     assert buckets and 'kubeloop_version="7"' in buckets[0]  # a latency histogram per version
+
+
+def test_every_served_row_is_logged_once_with_its_request_id(server: dict[str, Any]) -> None:
+    frame = server["frame"]
+    sent = {}
+    for index in range(12):
+        puid = f"req-{index:03d}"
+        rows = frame.iloc[index : index + 1 + index % 3]
+        status, reply = post(
+            server["base"], {"meta": {"puid": puid}, "data": {"ndarray": rows.values.tolist()}}
+        )
+        assert status == 200 and reply["meta"]["tags"]["request_id"] == puid
+        sent[puid] = (rows, np.array(reply["data"]["ndarray"]))
+    expected = {(puid, row) for puid, (rows, _) in sent.items() for row in range(len(rows))}
+    deadline = time.monotonic() + 20
+    while True:
+        records = [r for r in logged_rows(server["logs"]) if r["request_id"] in sent]
+        if len(records) >= len(expected) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    keys = [(r["request_id"], r["row"]) for r in records]
+    assert sorted(keys) == sorted(expected)  # every row, none twice
+    for record in records:
+        rows, served = sent[record["request_id"]]
+        assert record["features"] == {
+            k: (v if isinstance(v, str) else float(v)) for k, v in rows.iloc[record["row"]].items()
+        }
+        assert record["probability"] == pytest.approx(served[record["row"], 0])
+        assert record["decision"] == served[record["row"], 1]
+        assert (
+            record["predictor"] == "main"
+            and record["model"] == "screening"
+            and record["model_version"] == "7"
+        )
+        assert record["latency_ms"] > 0 and record["time"].endswith("+00:00")
+    folders = {
+        p.parent.relative_to(server["logs"]).parts[:3] for p in (server["logs"] / "logs").rglob("*.jsonl")
+    }
+    assert folders == {("logs", "screening", "main")}
+
+
+def test_a_graceful_shutdown_writes_every_queued_row(version: dict[str, Any], tmp_path: Path) -> None:
+    logs = tmp_path / "store"
+    # Nothing is written on its own for an hour: only the SIGTERM flush can write these rows.
+    options = {"log_uri": str(logs), "predictor": "canary", "flush_rows": 100_000, "flush_seconds": 3600.0}
+    with microservice(version["model_dir"], tmp_path, **options) as running:
+        frame = version["frame"]
+        for index in range(30):
+            body = {
+                "meta": {"puid": f"s-{index}"},
+                "data": {"ndarray": frame.iloc[index : index + 2].values.tolist()},
+            }
+            assert post(running["base"], body)[0] == 200
+        assert logged_rows(logs) == []
+        os.kill(running["process"].pid, signal.SIGTERM)  # as Kubernetes does: to the main process only
+        expected = sorted((f"s-{i}", row) for i in range(30) for row in (0, 1))
+        deadline = time.monotonic() + 45  # gunicorn passes the signal on to its worker at once
+        while len(logged_rows(logs)) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        records = logged_rows(logs)
+        assert "Worker exiting" in running["log"].read_text()
+    keys = sorted((r["request_id"], r["row"]) for r in records)
+    assert keys == expected

@@ -1,0 +1,160 @@
+"""Request logs: every served row, batched off the request path, as JSONL files in the store.
+
+Layout: `logs/<model>/<predictor>/<window start, UTC %Y%m%dT%H%M>/<pid>-<token>-<seq>.jsonl`,
+one JSON object per served row. Each file is written once, atomically, under a name no other
+process or batch uses, so a reader (the monitor, the rollout analysis) never sees half a
+batch and never sees a row twice. A background thread writes a batch when `flush_rows` rows
+are waiting or every `flush_seconds`; on SIGTERM (a graceful shutdown) everything queued is
+written at once, and rows served after that are written as they come.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import signal
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from components.common.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+def window_start(time_iso: str, minutes: int) -> str:
+    """The window a record belongs to, as a folder name (UTC, floored to `minutes`)."""
+    moment = datetime.fromisoformat(time_iso)
+    floored = int(moment.timestamp()) // (60 * minutes) * (60 * minutes)
+    return datetime.fromtimestamp(floored, UTC).strftime("%Y%m%dT%H%M")
+
+
+class RequestLog:
+    """Queues served rows and writes them to the store in batches, from a background thread."""
+
+    def __init__(
+        self,
+        store: Store,
+        model: str,
+        predictor: str,
+        flush_rows: int = 1000,
+        flush_seconds: float = 5.0,
+        window_minutes: int = 60,
+    ) -> None:
+        """Start the writer thread.
+
+        Args:
+            store: Where the log files go.
+            model: Model name (a folder level).
+            predictor: The Seldon predictor serving (main, canary, shadow...).
+            flush_rows: Write as soon as this many rows wait.
+            flush_seconds: Write at least this often while rows wait.
+            window_minutes: Time window per folder.
+        """
+        self.store, self.model, self.predictor = store, model, predictor
+        self.flush_rows, self.flush_seconds, self.window_minutes = flush_rows, flush_seconds, window_minutes
+        self._queue: list[dict[str, Any]] = []
+        self._lock = threading.Lock()  # guards the queue and the closing flag
+        self._write_lock = threading.Lock()  # one batch written at a time
+        self._wake = threading.Event()
+        self._closing = False
+        self._sequence = itertools.count()
+        self._token = uuid.uuid4().hex[:8]
+        self.written_rows = 0
+        self._thread = threading.Thread(target=self._run, name="kubeloop-request-log", daemon=True)
+        self._thread.start()
+
+    def prefix(self) -> str:
+        """Store prefix of this predictor's logs."""
+        return f"logs/{self.model}/{self.predictor}"
+
+    def log(self, records: Iterable[dict[str, Any]]) -> None:
+        """Queue rows; returns at once (after a shutdown began, writes them before returning)."""
+        with self._lock:
+            self._queue.extend(records)
+            waiting, closing = len(self._queue), self._closing
+        if closing:
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the caller's response must not fail for its log line
+                logger.exception("request log: writing during shutdown failed; rows stay queued")
+        elif waiting >= self.flush_rows:
+            self._wake.set()
+
+    def flush(self) -> int:
+        """Write everything queued now; returns the rows written. A failed write keeps its rows queued."""
+        with self._write_lock:
+            with self._lock:
+                batch, self._queue = self._queue, []
+            if not batch:
+                return 0
+            windows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for record in batch:
+                windows[window_start(record["time"], self.window_minutes)].append(record)
+            written: list[str] = []
+            try:
+                for window, rows in sorted(windows.items()):
+                    name = f"{os.getpid()}-{self._token}-{next(self._sequence):06d}.jsonl"
+                    key = f"{self.prefix()}/{window}/{name}"
+                    body = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+                    self.store.write_bytes(key, body.encode())
+                    written.append(window)
+            except Exception:
+                # Put back only the windows not written yet: a row must be neither lost nor doubled.
+                unwritten = [r for w, rows in windows.items() if w not in written for r in rows]
+                with self._lock:
+                    self._queue[:0] = unwritten
+                raise
+            self.written_rows += len(batch)
+            return len(batch)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            with self._lock:
+                if self._closing:
+                    return
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the store may be briefly away; the rows stay queued
+                logger.exception("request log: writing a batch failed; retrying in %ss", self.flush_seconds)
+
+    def close(self) -> None:
+        """Stop the thread and write what is queued; later `log` calls write synchronously."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        self.flush()
+
+    def flush_on_sigterm(self) -> bool:
+        """Chain a SIGTERM handler that closes the log before the server's own handler runs.
+
+        Only the main thread can set handlers; returns False where that is not possible.
+        """
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def handler(signum: int, frame: Any) -> None:
+            try:
+                self.close()
+            finally:
+                if callable(previous):
+                    previous(signum, frame)
+                elif previous == signal.SIG_DFL:
+                    raise SystemExit(128 + signum)
+
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:
+            return False
+        return True
+
+
+def now_iso() -> str:
+    """UTC now with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

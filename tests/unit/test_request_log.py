@@ -1,0 +1,96 @@
+"""The request log: batches off the request path, every row once, nothing lost on failure or close."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from components.common.store import LocalStore
+from components.deploy.request_log import RequestLog, window_start
+
+
+def rows_in(store_root: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for p in sorted(store_root.rglob("*.jsonl")) for line in p.read_text().splitlines()
+    ]
+
+
+def record(request: str, row: int = 0, time_iso: str = "2026-11-23T10:17:03.120+00:00") -> dict[str, Any]:
+    return {"request_id": request, "row": row, "time": time_iso}
+
+
+def test_windows_floor_to_the_configured_minutes() -> None:
+    assert window_start("2026-11-23T10:17:03.120+00:00", 60) == "20261123T1000"
+    assert window_start("2026-11-23T10:17:03.120+00:00", 15) == "20261123T1015"
+
+
+def test_a_full_batch_is_written_by_the_thread_and_split_by_window(tmp_path: Path) -> None:
+    log = RequestLog(LocalStore(tmp_path), "screening", "main", flush_rows=4, flush_seconds=60)
+    log.log([record("a", i) for i in range(3)] + [record("b", 0, "2026-11-23T11:00:00.000+00:00")])
+    deadline = time.monotonic() + 10
+    while len(rows_in(tmp_path)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    folders = sorted(p.parent.name for p in tmp_path.rglob("*.jsonl"))
+    assert folders == ["20261123T1000", "20261123T1100"]
+    assert all(p.parent.parent.name == "main" for p in tmp_path.rglob("*.jsonl"))
+    log.close()
+
+
+def test_concurrent_callers_lose_and_double_nothing(tmp_path: Path) -> None:
+    log = RequestLog(LocalStore(tmp_path), "screening", "main", flush_rows=7, flush_seconds=0.01)
+
+    def caller(name: str) -> None:
+        for i in range(200):
+            log.log([record(f"{name}-{i}", 0), record(f"{name}-{i}", 1)])
+
+    threads = [threading.Thread(target=caller, args=(f"t{k}",)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    log.close()
+    keys = [(r["request_id"], r["row"]) for r in rows_in(tmp_path)]
+    assert len(keys) == len(set(keys)) == 4 * 200 * 2
+
+
+class FlakyStore(LocalStore):
+    """Fails the first `failures` writes, as a store that is briefly away."""
+
+    def __init__(self, root: Path, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unavailable")
+        super().write_bytes(key, data)
+
+
+def test_a_failed_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) -> None:
+    log = RequestLog(
+        FlakyStore(tmp_path, failures=1), "screening", "main", flush_rows=10**6, flush_seconds=3600
+    )
+    log.log([record("a", i) for i in range(5)])
+    try:
+        log.flush()
+    except ConnectionError:
+        pass
+    assert rows_in(tmp_path) == []
+    log.log([record("b")])
+    assert log.flush() == 6
+    assert sorted((r["request_id"], r["row"]) for r in rows_in(tmp_path)) == [("a", i) for i in range(5)] + [
+        ("b", 0)
+    ]
+
+
+def test_after_close_rows_are_written_as_they_come(tmp_path: Path) -> None:
+    log = RequestLog(LocalStore(tmp_path), "screening", "main", flush_rows=10**6, flush_seconds=3600)
+    log.log([record("early")])
+    log.close()
+    assert [r["request_id"] for r in rows_in(tmp_path)] == ["early"]
+    log.log([record("late")])  # a request still in flight when the shutdown began
+    assert sorted(r["request_id"] for r in rows_in(tmp_path)) == ["early", "late"]
