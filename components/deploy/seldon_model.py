@@ -30,6 +30,24 @@ OUTPUTS = ["probability", "decision"]
 """The columns of every response row."""
 
 
+VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "schema.json", "lineage.json")
+"""What serving needs of a registered version."""
+
+
+def fetch_version(model_uri: str) -> Path:
+    """Copy a version's serving files from the store into a new private folder."""
+    import tempfile
+
+    from components.common.store import open_store
+
+    store = open_store(model_uri)
+    folder = Path(tempfile.mkdtemp(prefix="kubeloop-model-")) / model_uri.rstrip("/").rsplit("/", 1)[-1]
+    folder.mkdir()
+    for name in VERSION_FILES:
+        (folder / name).write_bytes(store.read_bytes(name))
+    return folder
+
+
 class KubeloopModel:
     """One registered model version, scored as the evaluate step scored it."""
 
@@ -42,6 +60,7 @@ class KubeloopModel:
         predictor: str = "",
         flush_rows: int = 1000,
         flush_seconds: float = 5.0,
+        model_uri: str = "",
     ) -> None:
         """Load the version's files.
 
@@ -54,10 +73,12 @@ class KubeloopModel:
             predictor: Predictor name in the logs; default: Seldon's PREDICTOR_ID or "default".
             flush_rows: Log rows written as soon as this many wait.
             flush_seconds: Log rows written at least this often.
+            model_uri: A version's prefix in the store (s3://bucket/models/<name>/<version>);
+                when set, its files are fetched into a private folder and model_dir is ignored.
         """
         import onnxruntime as ort
 
-        folder = Path(model_dir)
+        folder = fetch_version(model_uri) if model_uri else Path(model_dir)
         self.version = model_version or folder.name
         self.max_rows = int(max_rows)
         schema = json.loads((folder / "schema.json").read_text())

@@ -141,7 +141,9 @@ def server(version: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
         "flush_rows": 5,
         "flush_seconds": 0.5,
     }
-    with microservice(version["model_dir"], folder, **options) as running:
+    # model_uri: the files are fetched from the store, as on a cluster (model_dir goes unused).
+    options["model_uri"] = str(version["model_dir"])
+    with microservice(folder / "unused", folder, **options) as running:
         yield {**version, **running, "logs": logs}
 
 

@@ -1,0 +1,210 @@
+"""Rendering a SeldonDeployment (machinelearning.seldon.io/v1) and checking Seldon's admission rules.
+
+Each predictor runs the serving image with `components.deploy.seldon_model.KubeloopModel`,
+which fetches its registered version from the store (`model_uri`) and writes request logs
+per predictor. A canary is a second predictor with a traffic weight; a shadow is a predictor
+with `shadow: true`, which receives a copy of every request and answers nobody.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from components.common.cluster import restricted_container_security, store_env
+from components.common.images import SERVING_IMAGE
+
+MODEL_CLASS = "components.deploy.seldon_model.KubeloopModel"
+CONTAINER = "model"
+"""The graph node and its container share this name: Seldon matches them by name."""
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """One predictor: a registered version and how much traffic it gets."""
+
+    name: str
+    version: str
+    traffic: int = 100
+    shadow: bool = False
+    replicas: int = 1
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """What every predictor pod shares."""
+
+    store_uri: str = "s3://kubeloop"
+    image: str = SERVING_IMAGE
+    cpu: str = "500m"
+    memory: str = "1Gi"
+    cpu_limit: str = "2"
+    memory_limit: str = "2Gi"
+    flush_rows: int = 1000
+    flush_seconds: float = 5.0
+    max_rows: int = 10_000
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _parameters(model: str, predictor: Predictor, settings: ServingSettings) -> list[dict[str, str]]:
+    values: list[tuple[str, str, str]] = [
+        ("model_uri", f"{settings.store_uri.rstrip('/')}/models/{model}/{predictor.version}", "STRING"),
+        ("model_version", predictor.version, "STRING"),
+        ("predictor", predictor.name, "STRING"),
+        ("log_uri", settings.store_uri, "STRING"),
+        ("flush_rows", str(settings.flush_rows), "INT"),
+        ("flush_seconds", str(settings.flush_seconds), "FLOAT"),
+        ("max_rows", str(settings.max_rows), "INT"),
+    ]
+    return [{"name": name, "value": value, "type": kind} for name, value, kind in values]
+
+
+def _labels(model: str, predictor: Predictor, settings: ServingSettings) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "kubeloop-serving",
+        "app.kubernetes.io/part-of": "kubeloop",
+        "kubeloop.dev/model": model,
+        "kubeloop.dev/version": predictor.version,
+        "kubeloop.dev/predictor": predictor.name,
+        **settings.labels,
+    }
+
+
+def _predictor(model: str, predictor: Predictor, settings: ServingSettings) -> dict[str, Any]:
+    container = {
+        "name": CONTAINER,
+        "image": settings.image,
+        "securityContext": restricted_container_security(),
+        "resources": {
+            "requests": {"cpu": settings.cpu, "memory": settings.memory},
+            "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+        },
+        "env": [
+            {"name": "MODEL_NAME", "value": MODEL_CLASS},  # what the image's entrypoint serves
+            {"name": "SERVICE_TYPE", "value": "MODEL"},
+            *store_env(),
+        ],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # the model files land here
+    }
+    body: dict[str, Any] = {
+        "name": predictor.name,
+        "replicas": predictor.replicas,
+        "labels": _labels(model, predictor, settings),
+        "componentSpecs": [
+            {
+                "metadata": {"labels": _labels(model, predictor, settings)},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+                },
+            }
+        ],
+        "graph": {
+            "name": CONTAINER,
+            "type": "MODEL",
+            "endpoint": {"type": "REST"},
+            "parameters": _parameters(model, predictor, settings),
+            "children": [],
+        },
+    }
+    if predictor.shadow:
+        body["shadow"] = True
+    else:
+        body["traffic"] = predictor.traffic
+    return body
+
+
+def render_seldondeployment(
+    name: str,
+    namespace: str,
+    model: str,
+    predictors: list[Predictor],
+    settings: ServingSettings | None = None,
+) -> dict[str, Any]:
+    """The SeldonDeployment for `predictors` of registered `model`.
+
+    Raises:
+        ValueError: The predictors break one of Seldon's admission rules (see `admission_errors`).
+    """
+    settings = settings or ServingSettings()
+    sdep = {
+        "apiVersion": "machinelearning.seldon.io/v1",
+        "kind": "SeldonDeployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "kubeloop", "kubeloop.dev/model": model},
+        },
+        "spec": {
+            "name": name,
+            "protocol": "seldon",
+            "predictors": [_predictor(model, p, settings) for p in predictors],
+        },
+    }
+    errors = admission_errors(sdep)
+    if errors:
+        raise ValueError("SeldonDeployment would be rejected: " + "; ".join(errors))
+    return sdep
+
+
+def admission_errors(sdep: dict[str, Any]) -> list[str]:
+    """What Seldon Core v1's admission webhook would reject, beyond the CRD schema."""
+    predictors = sdep.get("spec", {}).get("predictors", [])
+    errors: list[str] = []
+    names = [p.get("name") for p in predictors]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        errors.append(f"predictor names repeat: {duplicates}")
+    shadows = [p for p in predictors if p.get("shadow")]
+    serving = [p for p in predictors if not p.get("shadow")]
+    if len(shadows) > 1:
+        errors.append(f"{len(shadows)} shadow predictors; at most one is allowed")
+    if shadows and not serving:
+        errors.append("a shadow cannot be the only predictor: nothing would answer")
+    if len(serving) > 1:
+        total = sum(int(p.get("traffic", 0)) for p in serving)
+        if total != 100:
+            errors.append(f"traffic over the non-shadow predictors sums to {total}, not 100")
+    elif len(serving) == 1 and 0 < int(serving[0].get("traffic", 0)) < 100:
+        errors.append(f"a single predictor cannot take {serving[0]['traffic']}% of traffic: use 0 or 100")
+    for predictor in predictors:
+        containers = {
+            c.get("name")
+            for spec in predictor.get("componentSpecs", [])
+            for c in spec.get("spec", {}).get("containers", [])
+        }
+        for unit in _units(predictor.get("graph", {})):
+            if unit.get("name") not in containers and not unit.get("implementation"):
+                errors.append(
+                    f"predictor {predictor.get('name')}: graph unit {unit.get('name')!r} has no container "
+                    "of that name and no implementation"
+                )
+    return errors
+
+
+def _units(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(unit for child in node.get("children", []) for unit in _units(child))]
+
+
+def rollout_predictors(
+    strategy: str, production: str | None, candidate: str, canary_weight: int = 10
+) -> list[Predictor]:
+    """The predictors of a rollout step: main (production) plus the candidate as canary or shadow.
+
+    Args:
+        strategy: shadow, canary or replace.
+        production: The version serving now, or None before the first deployment.
+        candidate: The version being rolled out.
+        canary_weight: The canary's share of traffic (canary strategy).
+    """
+    if production is None or production == candidate or strategy == "replace" or canary_weight >= 100:
+        return [Predictor("main", candidate, traffic=100)]
+    if strategy == "shadow":
+        return [Predictor("main", production, traffic=100), Predictor("shadow", candidate, shadow=True)]
+    if strategy == "canary":
+        return [
+            Predictor("main", production, traffic=100 - canary_weight),
+            Predictor("canary", candidate, traffic=canary_weight),
+        ]
+    raise ValueError(f"unknown strategy {strategy!r}; use shadow, canary or replace")
