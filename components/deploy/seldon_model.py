@@ -142,8 +142,14 @@ class KubeloopModel:
         try:
             frame = parse(X, features_names, self.schema, self.max_rows)
         except BadRequest as exc:
+            self._log_failure(request_id, started, 400, str(exc))
             raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST") from exc
-        probability, decision = self.score(frame)
+        try:
+            probability, decision = self.score(frame)
+        except Exception as exc:
+            # A server-side failure: logged so the rollout analysis counts it, then Seldon's 500.
+            self._log_failure(request_id, started, 500, f"{type(exc).__name__}: {exc}")
+            raise
         with self._lock:
             self._rows += len(decision)
             self._positives += int(decision.sum())
@@ -159,6 +165,24 @@ class KubeloopModel:
                 ]
             }
         return np.column_stack([probability, decision.astype(np.float64)])
+
+    def _log_failure(self, request_id: str, started: float, status: int, error: str) -> None:
+        if self.request_log is not None:
+            self.request_log.log(
+                [
+                    {
+                        "request_id": request_id,
+                        "row": 0,
+                        "time": now_iso(),
+                        "predictor": self.predictor,
+                        "model": self.name,
+                        "model_version": self.version,
+                        "status": status,
+                        "error": error[:500],
+                        "latency_ms": round(1000 * (time.perf_counter() - started), 3),
+                    }
+                ]
+            )
 
     def _records(
         self, request_id: str, frame: Any, probability: np.ndarray, decision: np.ndarray
@@ -176,6 +200,7 @@ class KubeloopModel:
                 "features": features,
                 "probability": float(p),
                 "decision": int(d),
+                "status": 200,
                 "latency_ms": latency,
             }
             for index, (features, p, d) in enumerate(

@@ -272,6 +272,9 @@ def test_every_served_row_is_logged_once_with_its_request_id(server: dict[str, A
         )
         assert status == 200 and reply["meta"]["tags"]["request_id"] == puid
         sent[puid] = (rows, np.array(reply["data"]["ndarray"]))
+    status, _ = post(server["base"], {"meta": {"puid": "bad-1"}, "data": {"ndarray": [[1.0, 2.0]]}})
+    assert status == 400
+    sent["bad-1"] = (frame.iloc[:1], None)  # one record: the refusal, with its status and reason
     expected = {(puid, row) for puid, (rows, _) in sent.items() for row in range(len(rows))}
     deadline = time.monotonic() + 20
     while True:
@@ -281,7 +284,11 @@ def test_every_served_row_is_logged_once_with_its_request_id(server: dict[str, A
         time.sleep(0.2)
     keys = [(r["request_id"], r["row"]) for r in records]
     assert sorted(keys) == sorted(expected)  # every row, none twice
+    [refused] = [r for r in records if r["request_id"] == "bad-1"]
+    assert refused["status"] == 400 and "each row needs 11 values" in refused["error"]
     for record in records:
+        if record["request_id"] == "bad-1":
+            continue
         rows, served = sent[record["request_id"]]
         assert record["features"] == {
             k: (v if isinstance(v, str) else float(v)) for k, v in rows.iloc[record["row"]].items()
@@ -293,7 +300,7 @@ def test_every_served_row_is_logged_once_with_its_request_id(server: dict[str, A
             and record["model"] == "screening"
             and record["model_version"] == "7"
         )
-        assert record["latency_ms"] > 0 and record["time"].endswith("+00:00")
+        assert record["latency_ms"] > 0 and record["time"].endswith("+00:00") and record["status"] == 200
     folders = {
         p.parent.relative_to(server["logs"]).parts[:3] for p in (server["logs"] / "logs").rglob("*.jsonl")
     }

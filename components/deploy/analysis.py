@@ -1,0 +1,198 @@
+"""Rollout analysis on request logs alone: promote, hold or roll back, with the reasons.
+
+Pure functions of the logged records (see request_log.py), so the local CLI and the cluster
+operator reach the same verdict on the same logs:
+
+- canary vs main: error rate (one-sided two-proportion z-test, plus a minimum increase that
+  matters), latency (one-sided Mann-Whitney U on per-request latency, plus a p99 ratio), and
+  the shift of the score distribution (PSI over the main predictor's deciles);
+- shadow vs main: on the same requests (paired by request id and row), the share of equal
+  decisions and the correlation of the probabilities, and the shadow's own error rate.
+
+No verdict before `min_requests` requests on each side: until then the answer is hold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from scipy.stats import mannwhitneyu, norm
+
+from components.common.store import Store
+
+Decision = Literal["promote", "hold", "rollback"]
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Thresholds of the rollout analysis (deployment.analysis in the config)."""
+
+    min_requests: int = 200
+    alpha: float = 0.05
+    max_error_increase: float = 0.01
+    max_p99_ratio: float = 1.5
+    max_psi: float = 0.2
+    min_agreement: float = 0.95
+    min_correlation: float = 0.9
+
+
+@dataclass
+class Verdict:
+    """The decision, one line per reason, and every check with its numbers."""
+
+    decision: Decision
+    reasons: list[str]
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as recorded with the rollout."""
+        return asdict(self)
+
+
+def read_logs(store: Store, model: str, predictor: str, since_window: str = "") -> list[dict[str, Any]]:
+    """Every record one predictor logged, from window folder `since_window` (inclusive) on."""
+    records = []
+    for key in sorted(store.list(f"logs/{model}/{predictor}")):
+        window = key.rsplit("/", 2)[-2]
+        if key.endswith(".jsonl") and window >= since_window:
+            records += [json.loads(line) for line in store.read_text(key).splitlines() if line]
+    return records
+
+
+def _requests(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One entry per request id: its status and latency (client errors left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        status = int(r.get("status", 200))
+        if 400 <= status < 500:
+            continue  # the caller's mistake, not the model's: it says nothing about a version
+        entry = out.setdefault(r["request_id"], {"status": status, "latency_ms": float(r["latency_ms"])})
+        entry["status"] = max(entry["status"], status)
+    return out
+
+
+def _scores(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], tuple[float, int]]:
+    return {
+        (r["request_id"], int(r["row"])): (float(r["probability"]), int(r["decision"]))
+        for r in records
+        if int(r.get("status", 200)) == 200
+    }
+
+
+def two_proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
+    """One-sided p-value that b's error rate exceeds a's (pooled two-proportion z-test)."""
+    pooled = (errors_a + errors_b) / (n_a + n_b)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    if se == 0:
+        return 1.0
+    z = (errors_b / n_b - errors_a / n_a) / se
+    return float(norm.sf(z))
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of `current` against `reference`, over reference deciles."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    ref = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
+    cur = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
+    p = np.clip(ref / ref.sum(), 1e-4, None)
+    q = np.clip(cur / cur.sum(), 1e-4, None)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _check(name: str, observed: float, limit: float, passed: bool, detail: str) -> dict[str, Any]:
+    return {"check": name, "observed": round(observed, 6), "limit": limit, "passed": passed, "detail": detail}
+
+
+def _error_check(
+    main: dict[str, Any], other: dict[str, Any], label: str, s: AnalysisSettings
+) -> dict[str, Any]:
+    e_main = sum(1 for r in main.values() if r["status"] >= 500)
+    e_other = sum(1 for r in other.values() if r["status"] >= 500)
+    rate_main, rate_other = e_main / len(main), e_other / len(other)
+    p = two_proportion_p(e_main, len(main), e_other, len(other))
+    worse = p < s.alpha and rate_other - rate_main > s.max_error_increase
+    detail = f"{label} {rate_other:.2%} ({e_other}/{len(other)}) vs main {rate_main:.2%}, one-sided p={p:.3g}"
+    return _check("error rate", rate_other - rate_main, s.max_error_increase, not worse, detail)
+
+
+def _sample_hold(sizes: dict[str, int], s: AnalysisSettings) -> Verdict | None:
+    short = {k: n for k, n in sizes.items() if n < s.min_requests}
+    if not short:
+        return None
+    text = ", ".join(f"{k} {n}" for k, n in short.items())
+    return Verdict("hold", [f"too few requests for a verdict ({text}; need {s.min_requests} each)"])
+
+
+def _verdict(checks: list[dict[str, Any]]) -> Verdict:
+    failed = [c for c in checks if not c["passed"]]
+    if failed:
+        return Verdict("rollback", [f"{c['check']}: {c['detail']}" for c in failed], checks)
+    return Verdict("promote", ["every check passed: " + "; ".join(c["detail"] for c in checks)], checks)
+
+
+def analyse_canary(
+    main_records: list[dict[str, Any]], canary_records: list[dict[str, Any]], settings: AnalysisSettings
+) -> Verdict:
+    """Canary against main: errors, latency and score shift."""
+    main, canary = _requests(main_records), _requests(canary_records)
+    held = _sample_hold({"main": len(main), "canary": len(canary)}, settings)
+    if held:
+        return held
+    checks = [_error_check(main, canary, "canary", settings)]
+    lat_main = np.array([r["latency_ms"] for r in main.values()])
+    lat_canary = np.array([r["latency_ms"] for r in canary.values()])
+    p = float(mannwhitneyu(lat_canary, lat_main, alternative="greater").pvalue)
+    p99_main, p99_canary = np.percentile(lat_main, 99), np.percentile(lat_canary, 99)
+    ratio = float(p99_canary / p99_main) if p99_main > 0 else math.inf
+    slower = p < settings.alpha and ratio > settings.max_p99_ratio
+    detail = (
+        f"canary p50 {np.median(lat_canary):.1f} ms / p99 {p99_canary:.1f} ms vs main "
+        f"{np.median(lat_main):.1f} / {p99_main:.1f} ms (p99 ratio {ratio:.2f}, Mann-Whitney p={p:.3g})"
+    )
+    checks.append(_check("latency", ratio, settings.max_p99_ratio, not slower, detail))
+    scores_main = np.array([v[0] for v in _scores(main_records).values()])
+    scores_canary = np.array([v[0] for v in _scores(canary_records).values()])
+    if len(scores_main) and len(scores_canary):
+        shift = psi(scores_main, scores_canary)
+        detail = f"PSI of canary scores against main's {shift:.3f}"
+        checks.append(_check("score shift", shift, settings.max_psi, shift <= settings.max_psi, detail))
+    return _verdict(checks)
+
+
+def analyse_shadow(
+    main_records: list[dict[str, Any]], shadow_records: list[dict[str, Any]], settings: AnalysisSettings
+) -> Verdict:
+    """Shadow against main on the same requests: agreement, correlation, the shadow's errors."""
+    main_scores, shadow_scores = _scores(main_records), _scores(shadow_records)
+    paired = sorted(set(main_scores) & set(shadow_scores))
+    main, shadow = _requests(main_records), _requests(shadow_records)
+    held = _sample_hold({"paired requests": len({k[0] for k in paired}), "shadow": len(shadow)}, settings)
+    if held:
+        return held
+    a = np.array([main_scores[k] for k in paired])
+    b = np.array([shadow_scores[k] for k in paired])
+    agreement = float(np.mean(a[:, 1] == b[:, 1]))
+    correlation = float(np.corrcoef(a[:, 0], b[:, 0])[0, 1]) if a[:, 0].std() and b[:, 0].std() else 1.0
+    checks = [
+        _error_check(main, shadow, "shadow", settings),
+        _check(
+            "agreement",
+            agreement,
+            settings.min_agreement,
+            agreement >= settings.min_agreement,
+            f"same decision on {agreement:.2%} of {len(paired)} paired rows",
+        ),
+        _check(
+            "score correlation",
+            correlation,
+            settings.min_correlation,
+            correlation >= settings.min_correlation,
+            f"Pearson r {correlation:.3f} between shadow and main probabilities",
+        ),
+    ]
+    return _verdict(checks)
