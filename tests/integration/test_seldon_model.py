@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import signal
-import subprocess
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,110 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from components.common.config import TrainingConfig
-from tests.conftest import REPO, free_port
+from tests.serving import logged_rows, microservice, post, registered_version
 
 pytestmark = pytest.mark.integration
-SERVING = REPO / ".venv-serving" / "bin"
-FEATURES_DROPPED = ("exam_id", "exam_time", "site_id", "label")
-
-
-def registered_version(folder: Path) -> dict[str, Any]:
-    """A version folder as the registry holds it: a small trained model with Platt calibration."""
-    import torch
-
-    from components.calibrate.fit import fit
-    from components.calibrate.operating_point import operating_point
-    from components.common import calibration
-    from components.common.preprocessing import Preprocessing
-    from components.train.recipe import fit as train
-    from components.train.step import export_onnx
-    from examples.screening.generate import generate
-
-    frame = generate(rows=3000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=11)
-    features = [c for c in frame.columns if c not in FEATURES_DROPPED]
-    prep = Preprocessing.fit(frame.iloc[:2000], features, ["scanner"])
-    x, y = prep.encode(frame), frame["label"].to_numpy(dtype=np.float32)
-    model, _ = train(
-        TrainingConfig(epochs=2, hidden_sizes=[16]),
-        x[:1500],
-        y[:1500],
-        x[1500:2000],
-        y[1500:2000],
-        prep,
-        log=lambda _: None,
-    )
-    folder.mkdir(parents=True)
-    export_onnx(model, x.shape[1], folder / "model.onnx")
-    with torch.no_grad():
-        logits = model(torch.from_numpy(x)).numpy().reshape(-1).astype(np.float64)
-    record = fit("platt", logits[2000:2500], y[2000:2500].astype(int))
-    p = calibration.apply(record, logits)
-    labels = y.astype(int)
-    record["operating_point"] = operating_point(
-        ("validation", p[2000:2500], labels[2000:2500]), ("test", p[2500:], labels[2500:]), 0.9, None, 0.5
-    )
-    (folder / "calibration.json").write_text(json.dumps(record))
-    (folder / "preprocessing.json").write_text(json.dumps(prep.to_dict()))
-    (folder / "schema.json").write_text(json.dumps({"features": features, "categorical": ["scanner"]}))
-    (folder / "lineage.json").write_text(json.dumps({"config": {"name": "screening"}}))
-    return {
-        "frame": frame[features].iloc[2500:].reset_index(drop=True),
-        "probability": p[2500:],
-        "record": record,
-    }
-
-
-@contextlib.contextmanager
-def microservice(model_dir: Path, folder: Path, **parameters: Any) -> Iterator[dict[str, Any]]:
-    """seldon-core-microservice serving `model_dir` on 127.0.0.1, stopped (whole group) on exit."""
-    if not (SERVING / "seldon-core-microservice").exists():
-        if os.environ.get("CI"):
-            pytest.fail("`make test` should have created .venv-serving")
-        pytest.skip(".venv-serving missing; run `make setup`")
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    typed = {str: "STRING", int: "INT", float: "FLOAT"}
-    values = [
-        {"name": name, "value": str(value), "type": typed[type(value)]}
-        for name, value in {"model_dir": str(model_dir), **parameters}.items()
-    ]
-    log = (folder / f"seldon-{http}.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(SERVING / "seldon-core-microservice"),
-            "components.deploy.seldon_model.KubeloopModel",
-            *("--service-type", "MODEL", "--http-port", str(http), "--grpc-port", str(grpc)),
-            *("--metrics-port", str(metrics), "--parameters", json.dumps(values)),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{SERVING}:{os.environ['PATH']}"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: gunicorn workers and the metrics server go too
-    )
-    base = f"http://127.0.0.1:{http}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("microservice did not start:\n" + Path(log.name).read_text()[-3000:])
-            time.sleep(0.3)
-        yield {
-            "base": base,
-            "metrics": f"http://127.0.0.1:{metrics}",
-            "process": process,
-            "log": Path(log.name),
-        }
-    finally:
-        stop_group(process)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -145,40 +41,6 @@ def server(version: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
     options["model_uri"] = str(version["model_dir"])
     with microservice(folder / "unused", folder, **options) as running:
         yield {**version, **running, "logs": logs}
-
-
-def logged_rows(store: Path) -> list[dict[str, Any]]:
-    """Every record of every log file under the store's logs/ folder."""
-    return [
-        json.loads(line)
-        for path in sorted((store / "logs").rglob("*.jsonl"))
-        for line in path.read_text().splitlines()
-    ]
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever is left after 10 s."""
-    group = os.getpgid(process.pid)
-    os.killpg(group, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    process.wait(timeout=10)
-
-
-def post(base: str, body: Any) -> tuple[int, dict[str, Any]]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{base}/api/v1.0/predictions", data=data, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 def test_ndarray_and_named_rows_get_calibrated_probability_and_decision(server: dict[str, Any]) -> None:
