@@ -1,0 +1,114 @@
+"""The rollout state machine: which predictors serve at each step, and what a verdict does.
+
+Pure: the state is a small JSON record (kept at `deployments/<model>/rollout.json`); the CLI
+in local mode and the operator on a cluster both call `advance` with the analysis verdict
+and then render the SeldonDeployment of the new state and move the registry stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from components.common.registry import Registry, Stage, now_iso
+from components.deploy.analysis import Verdict
+from components.deploy.seldondeployment import Predictor, rollout_predictors
+
+Phase = Literal["progressing", "promoted", "rolled_back"]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One candidate version on its way to production."""
+
+    model: str
+    strategy: str
+    production: str | None
+    candidate: str
+    steps: tuple[int, ...] = (10, 50, 100)
+    step: int = 0
+    phase: Phase = "progressing"
+    started: str = field(default_factory=now_iso)
+    history: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def weight(self) -> int:
+        """The candidate's traffic share now (a shadow's is 0: it answers nobody)."""
+        if self.phase == "promoted":
+            return 100
+        if self.phase == "rolled_back" or self.strategy == "shadow":
+            return 0
+        if self.strategy == "replace" or self.production is None:
+            return 100
+        return self.steps[self.step]
+
+    def predictors(self) -> list[Predictor]:
+        """The predictors of this state, for render_seldondeployment."""
+        if self.phase == "promoted":
+            return [Predictor("main", self.candidate)]
+        if self.phase == "rolled_back":
+            return [Predictor("main", self.production)] if self.production else []
+        return rollout_predictors(self.strategy, self.production, self.candidate, self.weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {**asdict(self), "steps": list(self.steps), "history": list(self.history)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rollout:
+        """Inverse of to_dict."""
+        return cls(**{**data, "steps": tuple(data["steps"]), "history": tuple(data["history"])})
+
+
+def start(model: str, strategy: str, production: str | None, candidate: str, steps: list[int]) -> Rollout:
+    """A new rollout; with nothing in production yet the candidate goes straight to main."""
+    if strategy not in ("shadow", "canary", "replace"):
+        raise ValueError(f"unknown strategy {strategy!r}; use shadow, canary or replace")
+    if production == candidate:
+        raise ValueError(f"version {candidate} is already in production; register a new one to roll out")
+    rollout = Rollout(model, strategy, production, candidate, tuple(steps))
+    if production is None or strategy == "replace":
+        return _record(
+            replace(rollout, phase="promoted"),
+            "promote",
+            "nothing to compare with" if production is None else "replace strategy",
+        )
+    return _record(rollout, "start", f"{strategy} of v{candidate} beside v{production}")
+
+
+def _record(rollout: Rollout, action: str, reason: str) -> Rollout:
+    entry = {"time": now_iso(), "action": action, "weight": rollout.weight, "reason": reason}
+    return replace(rollout, history=(*rollout.history, entry))
+
+
+def advance(rollout: Rollout, verdict: Verdict) -> tuple[Rollout, str]:
+    """Apply an analysis verdict: (new state, what happened: hold, step, promote or rollback)."""
+    if rollout.phase != "progressing":
+        return rollout, "done"
+    reason = "; ".join(verdict.reasons)
+    if verdict.decision == "hold":
+        return _record(rollout, "hold", reason), "hold"
+    if verdict.decision == "rollback":
+        return _record(replace(rollout, phase="rolled_back"), "rollback", reason), "rollback"
+    last = (
+        rollout.strategy == "shadow"
+        or rollout.step + 1 >= len(rollout.steps)
+        or rollout.steps[rollout.step + 1] >= 100
+    )
+    if last:
+        return _record(replace(rollout, phase="promoted"), "promote", reason), "promote"
+    moved = replace(rollout, step=rollout.step + 1)
+    return _record(moved, "step", f"canary to {moved.weight}%: {reason}"), "step"
+
+
+def apply_stages(registry: Registry, rollout: Rollout) -> None:
+    """Make the registry's stages say what the rollout state says."""
+    reason = rollout.history[-1]["reason"] if rollout.history else ""
+    if rollout.phase == "promoted":
+        registry.set_stage(rollout.model, rollout.candidate, "production", reason=reason)
+    elif rollout.phase == "rolled_back":
+        registry.set_stage(rollout.model, rollout.candidate, "archived", reason=f"rolled back: {reason}")
+    else:
+        stage: Stage = "shadow" if rollout.strategy == "shadow" else "canary"
+        if registry.stage_of(rollout.model, rollout.candidate) != stage:
+            registry.set_stage(rollout.model, rollout.candidate, stage, reason=reason)

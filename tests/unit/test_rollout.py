@@ -1,0 +1,96 @@
+"""The rollout state machine and the registry stages it moves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.common.registry import Registry
+from components.common.store import LocalStore
+from components.deploy.analysis import Verdict
+from components.deploy.rollout import Rollout, advance, apply_stages, start
+from components.deploy.seldondeployment import admission_errors, render_seldondeployment
+
+PROMOTE, HOLD = Verdict("promote", ["checks passed"]), Verdict("hold", ["too few requests"])
+ROLLBACK = Verdict("rollback", ["error rate: canary 8.00% vs main 0.00%"])
+
+
+def valid(rollout: Rollout) -> list[tuple[str, str, int | None]]:
+    """The rendered predictors (name, version, traffic), after checking Seldon would accept them."""
+    sdep = render_seldondeployment("screening", "kubeloop", "screening", rollout.predictors())
+    assert admission_errors(sdep) == []
+    return [
+        (p["name"], p["labels"]["kubeloop.dev/version"], p.get("traffic")) for p in sdep["spec"]["predictors"]
+    ]
+
+
+def test_a_healthy_canary_walks_every_step_to_production() -> None:
+    rollout = start("screening", "canary", "1", "2", [10, 50, 100])
+    assert valid(rollout) == [("main", "1", 90), ("canary", "2", 10)]
+    rollout, action = advance(rollout, HOLD)
+    assert action == "hold" and rollout.weight == 10
+    rollout, action = advance(rollout, PROMOTE)
+    assert action == "step" and valid(rollout) == [("main", "1", 50), ("canary", "2", 50)]
+    rollout, action = advance(rollout, PROMOTE)
+    assert action == "promote" and rollout.phase == "promoted" and valid(rollout) == [("main", "2", 100)]
+    assert [h["action"] for h in rollout.history] == ["start", "hold", "step", "promote"]
+    assert advance(rollout, ROLLBACK) == (rollout, "done")  # a finished rollout stays finished
+
+
+def test_a_failing_canary_goes_back_to_the_production_version() -> None:
+    rollout, _ = advance(start("screening", "canary", "1", "2", [10, 50, 100]), PROMOTE)
+    rollout, action = advance(rollout, ROLLBACK)
+    assert action == "rollback" and rollout.phase == "rolled_back" and valid(rollout) == [("main", "1", 100)]
+    assert "error rate" in rollout.history[-1]["reason"]
+
+
+def test_a_shadow_is_promoted_in_one_step() -> None:
+    rollout = start("screening", "shadow", "1", "2", [10, 50, 100])
+    assert valid(rollout) == [("main", "1", 100), ("shadow", "2", None)] and rollout.weight == 0
+    rollout, action = advance(rollout, PROMOTE)
+    assert action == "promote" and valid(rollout) == [("main", "2", 100)]
+
+
+def test_first_deployment_and_replace_go_straight_to_main() -> None:
+    assert start("screening", "canary", None, "1", [10, 100]).phase == "promoted"
+    assert valid(start("screening", "replace", "1", "2", [10, 100])) == [("main", "2", 100)]
+    with pytest.raises(ValueError, match="already in production"):
+        start("screening", "canary", "2", "2", [10, 100])
+    with pytest.raises(ValueError, match="unknown strategy 'blue'"):
+        start("screening", "blue", "1", "2", [10, 100])
+
+
+def test_state_survives_a_json_round_trip() -> None:
+    rollout, _ = advance(start("screening", "canary", "1", "2", [10, 50, 100]), PROMOTE)
+    again = Rollout.from_dict(json.loads(json.dumps(rollout.to_dict())))
+    assert again == rollout and again.weight == 50
+
+
+def registry_with(tmp_path: Path, versions: int) -> Registry:
+    registry = Registry(LocalStore(tmp_path))
+    for _ in range(versions):
+        registry.register("screening", {"model.onnx": b"weights"}, {"run_id": "r"})
+    registry.set_stage("screening", "1", "production")
+    return registry
+
+
+def test_stages_follow_a_promotion(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, 2)
+    rollout = start("screening", "canary", "1", "2", [10, 100])
+    apply_stages(registry, rollout)
+    assert registry.stage_of("screening", "2") == "canary"
+    rollout, _ = advance(rollout, PROMOTE)
+    apply_stages(registry, rollout)
+    stages = registry.stages("screening")
+    assert stages["production"] == "2" and stages["archived"] == ["1"] and stages["canary"] is None
+
+
+def test_stages_follow_a_rollback(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, 2)
+    rollout, _ = advance(start("screening", "shadow", "1", "2", [10, 100]), ROLLBACK)
+    apply_stages(registry, rollout)
+    stages = registry.stages("screening")
+    assert stages["production"] == "1" and stages["archived"] == ["2"] and stages["shadow"] is None
+    assert stages["history"][-1]["reason"].startswith("rolled back: error rate")
