@@ -249,6 +249,63 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rollout(rollout: Any) -> None:
+    print(
+        f"{rollout.model}: v{rollout.candidate} {rollout.strategy} beside "
+        f"v{rollout.production or '-'}: {rollout.phase}, candidate traffic {rollout.weight}%"
+    )
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Start rolling out a registered version (local mode: state and SeldonDeployment in the store)."""
+    config = _load(args)
+    from components.common.store import open_store
+    from pipelines.rollout_local import deploy
+
+    store = open_store(args.store or config.store)
+    try:
+        rollout = deploy(store, config, args.model, args.strategy)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _print_rollout(rollout)
+    print(f"SeldonDeployment: {store.uri}/deployments/{config.name}/seldondeployment.json")
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """status: the analysis' verdict now; step: apply it; promote/rollback: decide by hand."""
+    config = _load(args)
+    from components.common.store import open_store
+    from components.deploy.analysis import Verdict
+    from pipelines.rollout_local import analyse, load, step
+
+    store = open_store(args.store or config.store)
+    try:
+        if args.action == "status":
+            rollout = load(store, config.name)
+            _print_rollout(rollout)
+            if rollout.phase == "progressing":
+                verdict = analyse(store, config, rollout)
+                print(f"analysis: {verdict.decision}")
+                for line in verdict.reasons:
+                    print(f"  {line}")
+            return 0
+        reason = [f"by hand: {args.reason or 'no reason given'}"]
+        given = None  # step: the analysis decides
+        if args.action == "promote":
+            given = Verdict("promote", reason)
+        elif args.action == "rollback":
+            given = Verdict("rollback", reason)
+        rollout, action, verdict = step(store, config, given)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{action}: " + "; ".join(verdict.reasons))
+    _print_rollout(rollout)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the fully resolved config (every default written out) and its hash."""
     config = _load(args)
@@ -299,6 +356,24 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--reason", help="why the gate is overridden (with --force-promote)")
     recal.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. target_recall=0.97")
     recal.set_defaults(func=cmd_recalibrate)
+
+    dep = sub.add_parser("deploy", help="start rolling out a registered version (shadow, canary or replace)")
+    dep.add_argument("--config", required=True, help="project YAML (deployment section)")
+    dep.add_argument("--model", required=True, metavar="VERSION", help="registered version to roll out")
+    dep.add_argument(
+        "--strategy", choices=["shadow", "canary", "replace"], help="default: deployment.strategy"
+    )
+    dep.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    dep.add_argument("overrides", nargs="*", metavar="key=value")
+    dep.set_defaults(func=cmd_deploy)
+
+    roll = sub.add_parser("rollout", help="status | step (apply the analysis) | promote | rollback")
+    roll.add_argument("action", choices=["status", "step", "promote", "rollback"])
+    roll.add_argument("--config", required=True, help="project YAML (deployment.analysis thresholds)")
+    roll.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    roll.add_argument("--reason", help="why, for a promote or rollback by hand (kept in the history)")
+    roll.add_argument("overrides", nargs="*", metavar="key=value")
+    roll.set_defaults(func=cmd_rollout)
 
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")

@@ -390,6 +390,25 @@ class CalibrationConfig(Section):
         return self
 
 
+class RolloutAnalysis(Section):
+    """When a canary or shadow is promoted, held or rolled back (read from request logs only)."""
+
+    min_requests: int = Field(200, ge=1)
+    """Requests each side needs before any verdict; fewer: hold."""
+    alpha: float = Field(0.05, gt=0, lt=1)
+    """Significance level of the error-rate and latency tests."""
+    max_error_increase: float = Field(0.01, ge=0, le=1)
+    """Largest tolerated rise of the 5xx rate over main (with a significant test)."""
+    max_p99_ratio: float = Field(1.5, ge=1)
+    """Largest tolerated candidate/main p99 latency ratio (with a significant test)."""
+    max_psi: float = Field(0.2, ge=0)
+    """Largest tolerated PSI of the candidate's scores against main's."""
+    min_agreement: float = Field(0.95, ge=0, le=1)
+    """Shadow: smallest share of paired rows with the same decision as main."""
+    min_correlation: float = Field(0.9, ge=-1, le=1)
+    """Shadow: smallest Pearson correlation of paired probabilities."""
+
+
 class DeploymentConfig(Section):
     """How a registered model reaches traffic (used by the deploy step)."""
 
@@ -399,6 +418,8 @@ class DeploymentConfig(Section):
     """Traffic percentages of the canary, in order; the last must be 100."""
     namespace: str = "kubeloop"
     """Kubernetes namespace of the SeldonDeployment."""
+    analysis: RolloutAnalysis = Field(default_factory=lambda: RolloutAnalysis())
+    """Thresholds of the rollout analysis on the request logs."""
 
     @model_validator(mode="after")
     def _steps_reach_full_traffic(self) -> DeploymentConfig:
