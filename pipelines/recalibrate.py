@@ -51,7 +51,7 @@ def make_recalibrate_pipeline(
             **common, run_id=run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, model_version=model_version
         ).set_display_name("recalibrate")
         rid, splits, servable = moved.outputs["run_id"], moved.outputs["splits"], moved.outputs["calibration"]
-        scored = evaluate(**common, run_id=rid, splits=splits, model=servable, calibration=servable)
+        scored = evaluate(**common, run_id=rid, splits=splits, model=servable)
         scored.set_display_name("evaluate")
         registered = register(
             **common,

@@ -97,7 +97,7 @@ def make_training_pipeline(
         model = fitted.outputs["Output"]
         calibrated = calibrate(**common, run_id=rid, splits=splits, model=model).set_display_name("calibrate")
         servable = calibrated.outputs["Output"]
-        scored = evaluate(**common, run_id=rid, splits=splits, model=servable, calibration=servable)
+        scored = evaluate(**common, run_id=rid, splits=splits, model=servable)
         scored.set_display_name("evaluate")
         registered = register(
             **common,

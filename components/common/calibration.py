@@ -54,9 +54,15 @@ def apply(record: Mapping[str, Any], logits: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
 
 
-def decide(record: Mapping[str, Any], probabilities: np.ndarray) -> np.ndarray:
-    """1 where the calibrated probability reaches the record's operating threshold."""
-    return (np.asarray(probabilities) >= float(record["operating_point"]["threshold"])).astype(np.int64)
+def probabilities(record: Mapping[str, Any], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Calibrated probabilities from an ONNX run's named outputs, as serving computes them.
+
+    A graph with the temperature folded in gives its `probability` output; otherwise the
+    record's map is applied to the `logit` output.
+    """
+    if PROBABILITY_OUTPUT in outputs:
+        return np.asarray(outputs[PROBABILITY_OUTPUT], dtype=np.float64).reshape(-1)
+    return apply(record, outputs["logit"])
 
 
 def fold_temperature(onnx_model: bytes, temperature: float) -> bytes:

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
-from components.common.calibration import sigmoid
 from components.common.data import is_positive
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
@@ -62,15 +61,6 @@ def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame) -> np.ndar
 def calibrated_scores(
     store: Store, model_prefix: str, record: dict[str, Any], frame: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, calibrated probabilities) as serving computes them.
-
-    A graph with the temperature folded in gives its `probability` output; otherwise the
-    record's map is applied to the logit, exactly as the serving code does.
-    """
+    """(logits, calibrated probabilities) as serving computes them (`calibration.probabilities`)."""
     outputs = _run_onnx(store, model_prefix, frame)
-    if calibration.PROBABILITY_OUTPUT in outputs:
-        return outputs["logit"], outputs[calibration.PROBABILITY_OUTPUT]
-    return outputs["logit"], calibration.apply(record, outputs["logit"])
-
-
-__all__ = ["METRICS", "calibrated_scores", "labels", "load_split", "onnx_logits", "sigmoid"]
+    return outputs["logit"], calibration.probabilities(record, outputs)

@@ -94,7 +94,6 @@ class KubeloopModel:
         # Seldon asks for metrics() right after predict() on the same thread.
         self._request = threading.local()
         self._rows = 0
-        self._positives = 0
         self.predictor = predictor or os.environ.get("PREDICTOR_ID", "default")
         self.log_uri = log_uri
         self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
@@ -120,11 +119,7 @@ class KubeloopModel:
         outputs = dict(
             zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
         )
-        logit = np.asarray(outputs["logit"], dtype=np.float64).reshape(-1)
-        if calibration.PROBABILITY_OUTPUT in outputs:  # the temperature is folded into the graph
-            probability = np.asarray(outputs[calibration.PROBABILITY_OUTPUT], dtype=np.float64).reshape(-1)
-        else:
-            probability = calibration.apply(self.calibration, logit)
+        probability = calibration.probabilities(self.calibration, outputs)
         return probability, (probability >= self.threshold).astype(np.int64)
 
     def predict(
@@ -152,7 +147,6 @@ class KubeloopModel:
             raise
         with self._lock:
             self._rows += len(decision)
-            self._positives += int(decision.sum())
         self._request.counts = (len(decision), int(decision.sum()))
         self._request.milliseconds = 1000 * (time.perf_counter() - started)
         if self.request_log is not None:

@@ -13,7 +13,6 @@ def evaluate(
     run_id: str,
     splits: str,
     model: str,
-    calibration: str,
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     decision: Output[Markdown],
@@ -25,7 +24,7 @@ def evaluate(
 
     with step_context(config_json, store_uri, run_id, "evaluate") as ctx:
         try:
-            values, roc, _ = run(ctx, splits, model, calibration)
+            values, roc, _ = run(ctx, splits, model)
             classification.log_confusion_matrix(
                 ["negative", "positive"],
                 [[values["tn"], values["fp"]], [values["fn"], values["tp"]]],

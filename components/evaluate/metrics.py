@@ -45,17 +45,13 @@ def roc_points(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, list
     return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": finite[keep].tolist()}
 
 
-def curves(y: np.ndarray, p: np.ndarray, limit: int = 400) -> dict[str, dict[str, list[float]]]:
-    """ROC and precision-recall curves, each thinned to at most `limit` points (for the card)."""
-    fpr, tpr, _ = roc_curve(y, p)
+def curves(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, dict[str, Any]]:
+    """ROC (`roc_points`, with thresholds for the Kubeflow UI) and precision-recall curves,
+    each thinned to at most `limit` points."""
     precision, recall, _ = precision_recall_curve(y, p)
-
-    def thin(n: int) -> np.ndarray:
-        return np.unique(np.linspace(0, n - 1, min(limit, n)).astype(int))
-
-    r, q = thin(len(fpr)), thin(len(recall))
+    q = np.unique(np.linspace(0, len(recall) - 1, min(limit, len(recall))).astype(int))
     return {
-        "roc": {"fpr": fpr[r].tolist(), "tpr": tpr[r].tolist()},
+        "roc": roc_points(y, p, limit),
         "pr": {
             "recall": recall[q].tolist(),
             "precision": precision[q].tolist(),

@@ -22,7 +22,6 @@ from components.evaluate.metrics import (
     curves,
     gate_checks,
     matching_recall_threshold,
-    roc_points,
 )
 from components.evaluate.plots import pr_png, roc_png
 from components.evaluate.slices import SLICE_METRICS, error_table, slice_table, worst_slice
@@ -187,16 +186,14 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def run(
-    ctx: StepContext, splits: str, model: str, calibration_prefix: str
-) -> tuple[dict[str, float], dict[str, list[float]], str]:
+def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], dict[str, list[float]], str]:
     """The step body: score test as serving will, compare, gate. Raises GateFailed.
 
     Args:
         ctx: The step context.
         splits: Prefix of validate_data's outputs.
-        model: Prefix of a servable model folder (model.onnx and preprocessing.json).
-        calibration_prefix: Prefix holding calibration.json (map and operating point).
+        model: Prefix of a servable model folder, as calibrate writes it: model.onnx,
+            preprocessing.json and calibration.json (map and operating point).
 
     Returns:
         (metrics, ROC points, decision markdown).
@@ -205,9 +202,7 @@ def run(
     test = load_split(ctx.store, splits, "test")
     y = labels(test, schema)
     cfg = ctx.config.evaluation
-    record = calibration.normalise(
-        ctx.store.read_json(f"{calibration_prefix}/calibration.json"), cfg.threshold
-    )
+    record = calibration.normalise(ctx.store.read_json(f"{model}/calibration.json"), cfg.threshold)
     _, p = calibrated_scores(ctx.store, model, record, test)
     threshold = float(record["operating_point"]["threshold"])
     metrics = binary_metrics(y, p, threshold)
@@ -232,7 +227,8 @@ def run(
             checks += champion_checks
     failed = [c for c in checks if not c["passed"]]
     forced = bool(failed) and cfg.force_promote
-    roc = roc_points(y, p)
+    drawn = curves(y, p)
+    roc = drawn["roc"]
     decision = render_decision(metrics, checks, threshold, intervals, cfg.confidence, baseline)
     decision += render_champion(comparison, cfg) if cfg.max_regression else ""
     decision += render_override(cfg.force_promote, cfg.force_reason, failed)
@@ -257,8 +253,6 @@ def run(
             }
         ),
     )
-    ctx.store.write_json(ctx.key("roc.json"), roc)
-    drawn = curves(y, p)
     ctx.store.write_json(ctx.key("curves.json"), drawn)
     rival = (
         curves(y, champion.probabilities)

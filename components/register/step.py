@@ -60,7 +60,6 @@ def publish(
         k: json.loads(files[k]) for k in ("metrics.json", "decision.json", "calibration.json", "lineage.json")
     }
     plots = {key: files[file] for key, file in PLOTS.items() if file in files}
-    plots["reliability"] = files["reliability.png"]
     cards: dict[str, str] = {}
 
     def card_for(version: str) -> dict[str, bytes]:

@@ -8,8 +8,8 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from components.calibrate.fit import fit_temperature
 from components.calibrate.measures import ece_mce, logit_nll, summary
+from components.common.calibration import sigmoid
 from components.common.config import EvaluationConfig
-from components.common.scoring import sigmoid
 from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
 
 
