@@ -3,17 +3,29 @@
 The state (`deployments/<model>/rollout.json`) and the SeldonDeployment of each step
 (`deployments/<model>/seldondeployment.json`) live in the store, so `kubeloop rollout`
 can run from any shell, and the operator of the cluster mode reads the same record.
+
+Several writers meet here (`kubeloop serve --auto` stepping on its interval, a person
+running `kubeloop rollout rollback`), so every change is a compare-and-swap on the record,
+decided again on the state that won when another writer got there first.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from components.common.config import KubeloopConfig
 from components.common.registry import Registry
-from components.common.store import NotFoundError, Store
+from components.common.store import ConflictError, NotFoundError, Store
 from components.deploy.analysis import AnalysisSettings, Verdict, analyse_canary, analyse_shadow, read_logs
 from components.deploy.request_log import window_start
 from components.deploy.rollout import Rollout, advance, apply_stages, start
 from components.deploy.seldondeployment import ServingSettings, render_seldondeployment
+
+ATTEMPTS = 20
 
 
 def state_key(model: str) -> str:
@@ -21,27 +33,74 @@ def state_key(model: str) -> str:
     return f"deployments/{model}/rollout.json"
 
 
-def save(store: Store, config: KubeloopConfig, rollout: Rollout) -> None:
-    """Write the rollout record and the SeldonDeployment its state calls for."""
+def sdep_key(model: str) -> str:
+    """Store key of the SeldonDeployment of the rollout's current state."""
+    return f"deployments/{model}/seldondeployment.json"
+
+
+def _read(store: Store, model: str) -> tuple[Rollout | None, str | None]:
+    try:
+        data, tag = store.read_versioned(state_key(model))
+    except NotFoundError:
+        return None, None
+    return Rollout.from_dict(json.loads(data)), tag
+
+
+def render(store: Store, config: KubeloopConfig, rollout: Rollout) -> dict[str, Any] | None:
+    """The SeldonDeployment a rollout state calls for (None when nothing serves)."""
     predictors = rollout.predictors()
-    if predictors:
-        sdep = render_seldondeployment(
-            config.name,
-            config.deployment.namespace,
-            config.name,
-            predictors,
-            ServingSettings(store_uri=store.uri),
-        )
-        store.write_json(f"deployments/{config.name}/seldondeployment.json", sdep)
-    store.write_json(state_key(config.name), rollout.to_dict())
+    if not predictors:
+        return None
+    settings = ServingSettings.from_config(store.uri, config.deployment.serving)
+    namespace = config.deployment.namespace
+    return render_seldondeployment(config.name, namespace, config.name, predictors, settings)
+
+
+def _publish(store: Store, config: KubeloopConfig) -> None:
+    """Write the SeldonDeployment of the current state; again if the state moved meanwhile, so
+    a slower writer never leaves an older step's deployment behind a newer record."""
+    for _ in range(ATTEMPTS):
+        rollout, tag = _read(store, config.name)
+        if rollout is None:
+            return
+        sdep = render(store, config, rollout)
+        if sdep is not None:
+            store.write_json(sdep_key(config.name), sdep)
+        if _read(store, config.name)[1] == tag:
+            return
+    raise ConflictError(f"{state_key(config.name)} kept changing while its deployment was written")
+
+
+def commit(
+    store: Store, config: KubeloopConfig, decide: Callable[[Rollout | None], Rollout | None]
+) -> Rollout | None:
+    """Apply `decide` to the current record and swap it in; decide again on a conflict.
+
+    `decide` returns the new state, or None to leave the record alone.
+    """
+    for attempt in range(ATTEMPTS):
+        current, tag = _read(store, config.name)
+        new = decide(current)
+        if new is None:
+            return current
+        data = json.dumps(new.to_dict(), indent=2).encode()
+        try:
+            store.write_if(state_key(config.name), data, tag)
+        except ConflictError:
+            time.sleep(min(0.01 * 2**attempt, 0.5))
+            continue
+        _publish(store, config)
+        apply_stages(Registry(store), new)
+        return new
+    raise ConflictError(f"{state_key(config.name)}: gave up after {ATTEMPTS} conflicting updates")
 
 
 def load(store: Store, model: str) -> Rollout:
     """The model's rollout record; ValueError when nothing was deployed yet."""
-    try:
-        return Rollout.from_dict(store.read_json(state_key(model)))
-    except NotFoundError:
-        raise ValueError(f"{model} has no rollout yet: `kubeloop deploy --model VERSION` first") from None
+    rollout, _ = _read(store, model)
+    if rollout is None:
+        raise ValueError(f"{model} has no rollout yet: `kubeloop deploy --model VERSION` first")
+    return rollout
 
 
 def deploy(store: Store, config: KubeloopConfig, version: str, strategy: str | None = None) -> Rollout:
@@ -49,40 +108,44 @@ def deploy(store: Store, config: KubeloopConfig, version: str, strategy: str | N
     registry = Registry(store)
     if version not in registry.versions(config.name):
         raise ValueError(f"{config.name} has no ready version {version!r}; see `kubeloop models`")
-    try:
-        current = load(store, config.name)
-    except ValueError:
-        current = None
-    if current is not None and current.phase == "progressing":
-        raise ValueError(
-            f"v{current.candidate} is still rolling out ({current.strategy}, {current.weight}%): "
-            "`kubeloop rollout promote` or `rollback` it first"
+
+    def begin(current: Rollout | None) -> Rollout:
+        if current is not None and current.phase == "progressing":
+            raise ValueError(
+                f"v{current.candidate} is still rolling out ({current.strategy}, {current.weight}%): "
+                "`kubeloop rollout promote` or `rollback` it first"
+            )
+        return start(
+            config.name,
+            strategy or config.deployment.strategy,
+            registry.champion(config.name),
+            version,
+            config.deployment.canary_steps,
         )
-    rollout = start(
-        config.name,
-        strategy or config.deployment.strategy,
-        registry.champion(config.name),
-        version,
-        config.deployment.canary_steps,
-    )
-    save(store, config, rollout)
-    apply_stages(registry, rollout)
+
+    rollout = commit(store, config, begin)
+    assert rollout is not None  # begin always returns a state
     return rollout
 
 
 def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
-    """The verdict on the logs since the rollout started (each side's own version only)."""
-    since = window_start(rollout.started, 60)
+    """The verdict on the logs of the current step (each side's own version only).
+
+    Each canary weight is judged on its own traffic, as Flagger does per interval: rows logged
+    before the last weight change say nothing about the candidate at the new weight.
+    """
+    since = datetime.fromisoformat(rollout.step_started)
     name = "shadow" if rollout.strategy == "shadow" else "canary"
-    main = [
-        r
-        for r in read_logs(store, config.name, "main", since)
-        if r.get("model_version") == rollout.production
-    ]
-    candidate = [
-        r for r in read_logs(store, config.name, name, since) if r.get("model_version") == rollout.candidate
-    ]
-    settings = AnalysisSettings(**config.deployment.analysis.model_dump())
+
+    def rows(predictor: str, version: str | None) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in read_logs(store, config.name, predictor, window_start(rollout.step_started, 60))
+            if r.get("model_version") == version and datetime.fromisoformat(r["time"]) >= since
+        ]
+
+    main, candidate = rows("main", rollout.production), rows(name, rollout.candidate)
+    settings = AnalysisSettings(**config.deployment.analysis.model_dump(exclude={"interval_seconds"}))
     if rollout.strategy == "shadow":
         return analyse_shadow(main, candidate, settings)
     return analyse_canary(main, candidate, settings)
@@ -92,11 +155,19 @@ def step(
     store: Store, config: KubeloopConfig, verdict: Verdict | None = None
 ) -> tuple[Rollout, str, Verdict]:
     """Advance the rollout by a verdict (the analysis' unless given) and move the stages."""
-    rollout = load(store, config.name)
-    if rollout.phase != "progressing":
-        return rollout, "done", Verdict("hold", [f"the rollout of v{rollout.candidate} is {rollout.phase}"])
-    verdict = verdict or analyse(store, config, rollout)
-    rollout, action = advance(rollout, verdict)
-    save(store, config, rollout)
-    apply_stages(Registry(store), rollout)
-    return rollout, action, verdict
+    outcome: dict[str, Any] = {}
+
+    def decide(current: Rollout | None) -> Rollout | None:
+        if current is None:
+            raise ValueError(f"{config.name} has no rollout yet: `kubeloop deploy --model VERSION` first")
+        if current.phase != "progressing":
+            reason = f"the rollout of v{current.candidate} is {current.phase}"
+            outcome.update(action="done", verdict=Verdict("hold", [reason]), rollout=current)
+            return None
+        judged = verdict or analyse(store, config, current)
+        moved, action = advance(current, judged)
+        outcome.update(action=action, verdict=judged, rollout=moved)
+        return moved
+
+    commit(store, config, decide)
+    return outcome["rollout"], outcome["action"], outcome["verdict"]

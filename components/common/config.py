@@ -399,14 +399,43 @@ class RolloutAnalysis(Section):
     """Significance level of the error-rate and latency tests."""
     max_error_increase: float = Field(0.01, ge=0, le=1)
     """Largest tolerated rise of the 5xx rate over main (with a significant test)."""
+    max_p50_ratio: float = Field(1.25, ge=1)
+    """Largest tolerated candidate/main median latency ratio (with a significant test)."""
     max_p99_ratio: float = Field(1.5, ge=1)
-    """Largest tolerated candidate/main p99 latency ratio (with a significant test)."""
+    """Largest tolerated candidate/main tail latency ratio: p99 from 1,000 requests, p95 from 200."""
+    min_latency_increase_ms: float = Field(5.0, ge=0)
+    """A latency rise smaller than this (median or tail) is never a regression."""
     max_psi: float = Field(0.2, ge=0)
     """Largest tolerated PSI of the candidate's scores against main's."""
     min_agreement: float = Field(0.95, ge=0, le=1)
     """Shadow: smallest share of paired rows with the same decision as main."""
     min_correlation: float = Field(0.9, ge=-1, le=1)
     """Shadow: smallest Pearson correlation of paired probabilities."""
+    interval_seconds: float = Field(60.0, gt=0)
+    """How often an automatic rollout (`kubeloop serve --auto`, the operator) analyses and steps."""
+
+
+class ServingConfig(Section):
+    """The predictor pods (cluster) or processes (local) and their request logs."""
+
+    workers: int = Field(2, ge=1, le=64)
+    """gunicorn worker processes per predictor (GUNICORN_WORKERS)."""
+    replicas: int = Field(1, ge=1)
+    """Pods per predictor on a cluster."""
+    cpu: str = "500m"
+    """CPU request of each predictor pod."""
+    memory: str = "1Gi"
+    """Memory request of each predictor pod."""
+    cpu_limit: str = "2"
+    """CPU limit of each predictor pod."""
+    memory_limit: str = "2Gi"
+    """Memory limit of each predictor pod."""
+    flush_rows: int = Field(1000, ge=1)
+    """Request-log rows written as soon as this many wait."""
+    flush_seconds: float = Field(5.0, gt=0)
+    """Request-log rows written at least this often."""
+    max_rows: int = Field(10_000, ge=1)
+    """Largest batch one request may carry (more: a 400)."""
 
 
 class DeploymentConfig(Section):
@@ -420,6 +449,8 @@ class DeploymentConfig(Section):
     """Kubernetes namespace of the SeldonDeployment."""
     analysis: RolloutAnalysis = Field(default_factory=lambda: RolloutAnalysis())
     """Thresholds of the rollout analysis on the request logs."""
+    serving: ServingConfig = Field(default_factory=lambda: ServingConfig())
+    """Predictor processes, pod resources and request logging."""
 
     @model_validator(mode="after")
     def _steps_reach_full_traffic(self) -> DeploymentConfig:

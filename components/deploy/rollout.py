@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
-from components.common.registry import Registry, Stage, now_iso
+from components.common.registry import Registry, Stage
 from components.deploy.analysis import Verdict
+from components.deploy.request_log import now_iso
 from components.deploy.seldondeployment import Predictor, rollout_predictors
 
 Phase = Literal["progressing", "promoted", "rolled_back"]
@@ -41,6 +42,12 @@ class Rollout:
         if self.strategy == "replace" or self.production is None:
             return 100
         return self.steps[self.step]
+
+    @property
+    def step_started(self) -> str:
+        """When the current step began (the last start or weight change): its traffic is judged."""
+        moves = [h["time"] for h in self.history if h["action"] in ("start", "step")]
+        return moves[-1] if moves else self.started
 
     def predictors(self) -> list[Predictor]:
         """The predictors of this state, for render_seldondeployment."""
@@ -87,6 +94,12 @@ def advance(rollout: Rollout, verdict: Verdict) -> tuple[Rollout, str]:
         return rollout, "done"
     reason = "; ".join(verdict.reasons)
     if verdict.decision == "hold":
+        if rollout.history and rollout.history[-1]["action"] == "hold":
+            # One entry per run of holds (an automatic rollout analyses every interval).
+            held = int(rollout.history[-1].get("count", 1)) + 1
+            rollout = replace(rollout, history=rollout.history[:-1])
+            moved = _record(rollout, "hold", reason)
+            return replace(moved, history=(*moved.history[:-1], {**moved.history[-1], "count": held})), "hold"
         return _record(rollout, "hold", reason), "hold"
     if verdict.decision == "rollback":
         return _record(replace(rollout, phase="rolled_back"), "rollback", reason), "rollback"

@@ -120,6 +120,9 @@ class KubeloopModel:
             zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
         )
         probability = calibration.probabilities(self.calibration, outputs)
+        bad = np.flatnonzero(~np.isfinite(probability))
+        if bad.size:  # never serve a NaN as a score: the caller gets a 500 and the logs count it
+            raise ValueError(f"the model returned a non-finite probability for row(s) {bad[:10].tolist()}")
         return probability, (probability >= self.threshold).astype(np.int64)
 
     def predict(
@@ -238,9 +241,7 @@ class KubeloopModel:
         row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
         row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
         frame = parse([row], None, self.schema, 1)
-        probability, _ = self.score(frame)
-        if not np.isfinite(probability).all():
-            raise RuntimeError("the model returned a non-finite probability on its health-check row")
+        self.score(frame)  # raises on a non-finite probability
         return {"model_version": self.version, "rows_served": self._rows}
 
     def init_metadata(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components.common.cluster import restricted_container_security, store_env
+from components.common.config import ServingConfig
 from components.common.images import SERVING_IMAGE
 
 MODEL_CLASS = "components.deploy.seldon_model.KubeloopModel"
@@ -27,7 +28,6 @@ class Predictor:
     version: str
     traffic: int = 100
     shadow: bool = False
-    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,14 @@ class ServingSettings:
     flush_rows: int = 1000
     flush_seconds: float = 5.0
     max_rows: int = 10_000
+    workers: int = 2
+    replicas: int = 1
     labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, store_uri: str, serving: ServingConfig) -> ServingSettings:
+        """Settings from the config's deployment.serving section."""
+        return cls(store_uri=store_uri, **serving.model_dump())
 
 
 def _parameters(model: str, predictor: Predictor, settings: ServingSettings) -> list[dict[str, str]]:
@@ -82,13 +89,14 @@ def _predictor(model: str, predictor: Predictor, settings: ServingSettings) -> d
         "env": [
             {"name": "MODEL_NAME", "value": MODEL_CLASS},  # what the image's entrypoint serves
             {"name": "SERVICE_TYPE", "value": "MODEL"},
+            {"name": "GUNICORN_WORKERS", "value": str(settings.workers)},
             *store_env(),
         ],
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # the model files land here
     }
     body: dict[str, Any] = {
         "name": predictor.name,
-        "replicas": predictor.replicas,
+        "replicas": settings.replicas,
         "labels": _labels(model, predictor, settings),
         "componentSpecs": [
             {

@@ -57,6 +57,10 @@ def test_a_healthy_canary_is_promoted_through_every_step(
     assert "analysis: promote" in capsys.readouterr().out
     assert cli(store, "rollout", "step") == 0
     assert "candidate traffic 50%" in capsys.readouterr().out
+    assert cli(store, "rollout", "step") == 0  # each weight is judged on its own traffic
+    assert "hold: too few requests" in capsys.readouterr().out
+    log_traffic(store, "main", "1", traffic("main", 400, 3))
+    log_traffic(store, "canary", "2", traffic("canary", 400, 4))
     assert cli(store, "rollout", "step") == 0
     assert "step: " not in capsys.readouterr().out
     stages = registry.stages("screening")
@@ -88,3 +92,42 @@ def test_a_rollback_by_hand_records_the_reason(store: Path) -> None:
     assert history[-1]["stage"] == "archived" and "by hand: pager fired" in history[-1]["reason"]
     assert cli(store, "rollout", "status") == 0
     assert cli(store, "deploy", "--model", "7") == 1
+
+
+def test_a_decision_on_a_stale_record_is_taken_again_on_the_new_one(store: Path) -> None:
+    from components.common.config_loader import load_config
+    from components.deploy.analysis import Verdict
+    from components.deploy.rollout import Rollout, advance
+    from pipelines.rollout_local import commit, step
+
+    assert cli(store, "deploy", "--model", "1") == 0
+    assert cli(store, "deploy", "--model", "2") == 0
+    config, local = load_config(CONFIG, []), LocalStore(store)
+    seen: list[str] = []
+
+    def promote_slowly(current: Rollout | None) -> Rollout | None:
+        assert current is not None
+        seen.append(current.phase)
+        if len(seen) == 1:  # someone rolls back by hand while this writer is still deciding
+            step(local, config, Verdict("rollback", ["by hand: pager fired"]))
+        if current.phase != "progressing":
+            return None
+        return advance(current, Verdict("promote", ["analysis"]))[0]
+
+    commit(local, config, promote_slowly)
+    assert seen == ["progressing", "rolled_back"]
+    sdep = local.read_json("deployments/screening/seldondeployment.json")
+    assert [(p["name"], p["labels"]["kubeloop.dev/version"]) for p in sdep["spec"]["predictors"]] == [
+        ("main", "1")
+    ]
+    assert Registry(local).stages("screening")["archived"] == ["2"]
+
+
+def test_overrides_may_follow_the_options(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(store, "deploy", "--model", "1") == 0
+    assert cli(store, "deploy", "--model", "2", "deployment.analysis.min_requests=5") == 0
+    log_traffic(store, "main", "1", traffic("main", 20, 1))
+    log_traffic(store, "canary", "2", traffic("canary", 20, 2))
+    capsys.readouterr()
+    assert cli(store, "rollout", "status", "deployment.analysis.min_requests=5") == 0
+    assert "analysis: promote" in capsys.readouterr().out
