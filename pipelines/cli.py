@@ -306,6 +306,39 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the model locally: predictors and the gateway, following the rollout in the store."""
+    import signal
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from components.common.store import LocalStore, open_store
+    from components.deploy.local_serving import LocalServing
+    from pipelines.serve_local import follow, state_key
+
+    config = _load(args)
+    store = open_store(args.store or config.store)
+    log_dir = store.root / "serving" if isinstance(store, LocalStore) else Path(tempfile.mkdtemp())
+    try:
+        serving = LocalServing(log_dir, port=args.port, drain_seconds=args.drain_seconds)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    mode = f"analysis every {config.deployment.analysis.interval_seconds:g}s" if args.auto else "manual steps"
+    print(f"serving {config.name} from {store.uri} on 127.0.0.1:{args.port} ({mode})", flush=True)
+    try:
+        follow(store, config, serving, stop, args.poll, args.auto, say=lambda line: print(line, flush=True))
+    finally:
+        print("stopping: predictors flush their request logs", flush=True)
+        serving.close()
+        store.delete(state_key(config.name))
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """Print the fully resolved config (every default written out) and its hash."""
     config = _load(args)
@@ -375,6 +408,24 @@ def build_parser() -> argparse.ArgumentParser:
     roll.add_argument("overrides", nargs="*", metavar="key=value")
     roll.set_defaults(func=cmd_rollout)
 
+    srv = sub.add_parser(
+        "serve", help="serve locally: one microservice per predictor and the gateway, following the rollout"
+    )
+    srv.add_argument("--config", required=True, help="project YAML (deployment section)")
+    srv.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    srv.add_argument("--port", type=int, default=8080, help="gateway port on 127.0.0.1 (default 8080)")
+    srv.add_argument(
+        "--auto",
+        action="store_true",
+        help="analyse the logs and step the rollout every deployment.analysis.interval_seconds",
+    )
+    srv.add_argument("--poll", type=float, default=1.0, help="seconds between checks of the deployment")
+    srv.add_argument(
+        "--drain-seconds", type=float, default=2.0, help="how long a replaced predictor keeps running"
+    )
+    srv.add_argument("overrides", nargs="*", metavar="key=value")
+    srv.set_defaults(func=cmd_serve)
+
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")
     comp.add_argument("--config", help="compile this config (default: the shipped CPU and GPU variants)")
@@ -403,7 +454,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kubeloop` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse ends a positional list at the first option: `rollout step --config C key=value`
+    # leaves key=value over; it belongs to the overrides.
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from components.common.config import TrainingConfig
+from components.deploy.local_serving import stop_process
 from tests.conftest import REPO, free_port
 
 SERVING = REPO / ".venv-serving" / "bin"
@@ -132,16 +132,8 @@ def logged_rows(store: Path) -> list[dict[str, Any]]:
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever is left after 10 s."""
-    group = os.getpgid(process.pid)
-    os.killpg(group, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
-    process.wait(timeout=10)
+    """SIGTERM the server's process group, wait for its workers (they flush), SIGKILL the rest."""
+    stop_process(process)
 
 
 def post(base: str, body: Any) -> tuple[int, dict[str, Any]]:
@@ -154,3 +146,77 @@ def post(base: str, body: Any) -> tuple[int, dict[str, Any]]:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def _add_to_logit(onnx_path: Path, nodes: list[Any], initializers: list[Any], term: str) -> None:
+    """Rewrite a model so that its `logit` output becomes logit + `term` (a [batch, 1] tensor)."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["logit_raw" if out == "logit" else out for out in node.output]
+    graph.node.extend([*nodes, helper.make_node("Add", ["logit_raw", term], ["logit"])])
+    graph.initializer.extend(initializers)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_path))
+
+
+def make_variant(source: Path, folder: Path, kind: str) -> Path:
+    """A copy of a version folder that misbehaves as a real bad model would.
+
+    healthy: the same files. erroring: NaN scores (so 500s) for rows with age below 49 (about
+    a fifth). slow: every row also goes through 4096x4096
+    matrix products that change nothing. shifted: Platt intercept +1.5 (scores move up).
+    """
+    import shutil
+
+    from onnx import helper, numpy_helper
+
+    shutil.copytree(source, folder)
+    onnx_path = folder / "model.onnx"
+    if kind == "erroring":
+        nodes = [
+            helper.make_node("Gather", ["features", "column"], ["first"], axis=1),  # age
+            helper.make_node("Add", ["first", "offset"], ["shifted_first"]),
+            helper.make_node("Sqrt", ["shifted_first"], ["root"]),  # NaN below the offset
+            helper.make_node("Mul", ["root", "zero"], ["nan_or_zero"]),
+        ]
+        constants = [
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "column"),
+            numpy_helper.from_array(np.array(-49.0, dtype=np.float32), "offset"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+        _add_to_logit(onnx_path, nodes, constants, "nan_or_zero")
+    elif kind == "slow":
+        rng = np.random.default_rng(0)
+        n_inputs = _n_inputs(onnx_path)
+        nodes = [helper.make_node("MatMul", ["features", "w_in"], ["h0"])]
+        for i in range(4):
+            nodes.append(helper.make_node("MatMul", [f"h{i}", "w_big"], [f"h{i + 1}"]))
+        nodes += [
+            helper.make_node("ReduceSum", ["h4", "axes"], ["total"], keepdims=1),
+            helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        ]
+        constants = [
+            numpy_helper.from_array(rng.normal(size=(n_inputs, 4096)).astype(np.float32), "w_in"),
+            numpy_helper.from_array((rng.normal(size=(4096, 4096)) / 64).astype(np.float32), "w_big"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+        _add_to_logit(onnx_path, nodes, constants, "nothing")
+    elif kind == "shifted":
+        record = json.loads((folder / "calibration.json").read_text())
+        record["params"]["b"] = float(record["params"]["b"]) + 1.5
+        (folder / "calibration.json").write_text(json.dumps(record))
+    elif kind != "healthy":
+        raise ValueError(f"unknown variant {kind!r}")
+    return folder
+
+
+def _n_inputs(onnx_path: Path) -> int:
+    import onnx
+
+    dims = onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[1].dim_value)
