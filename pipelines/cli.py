@@ -270,6 +270,29 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     _print_rollout(rollout)
     print(f"SeldonDeployment: {store.uri}/deployments/{config.name}/seldondeployment.json")
+    return _apply_to_cluster(args, store, config)
+
+
+def _apply_to_cluster(args: argparse.Namespace, store: Any, config: KubeloopConfig) -> int:
+    """With --cluster: apply the store's SeldonDeployment through the Kubernetes API."""
+    if not getattr(args, "cluster", False):
+        return 0
+    from components.common.store import NotFoundError
+    from components.deploy.cluster import ApplyError, apply_seldondeployment, custom_objects_api
+    from pipelines.rollout_local import sdep_key
+
+    try:
+        sdep = store.read_json(sdep_key(config.name))
+        outcome, live = apply_seldondeployment(custom_objects_api(args.context), sdep)
+    except NotFoundError:
+        print(f"error: nothing to apply: {config.name} has no deployment yet", file=sys.stderr)
+        return EXIT_FAILED
+    except ApplyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("the rollout record is saved: `kubeloop rollout apply --cluster` tries again", file=sys.stderr)
+        return EXIT_FAILED
+    meta = live.get("metadata", {})
+    print(f"cluster: SeldonDeployment {meta.get('namespace')}/{meta.get('name')} {outcome}")
     return 0
 
 
@@ -281,6 +304,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from pipelines.rollout_local import analyse, load, step
 
     store = open_store(args.store or config.store)
+    if args.action == "apply":
+        args.cluster = True
+        return _apply_to_cluster(args, store, config)
     try:
         if args.action == "status":
             rollout = load(store, config.name)
@@ -303,7 +329,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"{action}: " + "; ".join(verdict.reasons))
     _print_rollout(rollout)
-    return 0
+    return _apply_to_cluster(args, store, config)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -345,6 +371,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     print(yaml.safe_dump(config.resolved(), sort_keys=False), end="")
     print(f"# config hash sha256:{config.digest()}")
     return 0
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also apply the SeldonDeployment with the Kubernetes API (in-cluster account or kubeconfig)",
+    )
+    parser.add_argument("--context", help="kubeconfig context (default: the current one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,11 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategy", choices=["shadow", "canary", "replace"], help="default: deployment.strategy"
     )
     dep.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    _cluster_options(dep)
     dep.add_argument("overrides", nargs="*", metavar="key=value")
     dep.set_defaults(func=cmd_deploy)
 
-    roll = sub.add_parser("rollout", help="status | step (apply the analysis) | promote | rollback")
-    roll.add_argument("action", choices=["status", "step", "promote", "rollback"])
+    roll = sub.add_parser(
+        "rollout", help="status | step (apply the analysis) | promote | rollback | apply (to the cluster)"
+    )
+    roll.add_argument("action", choices=["status", "step", "promote", "rollback", "apply"])
+    _cluster_options(roll)
     roll.add_argument("--config", required=True, help="project YAML (deployment.analysis thresholds)")
     roll.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     roll.add_argument("--reason", help="why, for a promote or rollback by hand (kept in the history)")

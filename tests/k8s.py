@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,13 @@ import yaml
 SCHEMAS = Path(__file__).resolve().parent.parent.parent / "shared" / "schemas"
 
 
+_VALIDATORS: dict[int, Any] = {}
+
+
+@functools.cache
 def load_crds() -> dict[tuple[str, str], dict[str, Any]]:
-    """(apiVersion, kind) -> openAPIV3Schema of every served version of every shared CRD."""
+    """(apiVersion, kind) -> openAPIV3Schema of every served version of every shared CRD (parsed once;
+    do not modify)."""
     found = {}
     for path in SCHEMAS.glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -33,4 +39,12 @@ def validate_object(obj: dict[str, Any], crds: dict[tuple[str, str], dict[str, A
         raise AssertionError(f"no CRD in {SCHEMAS} serves {key}")
     if not obj.get("metadata", {}).get("name"):
         raise AssertionError(f"{key} has no metadata.name")
-    jsonschema.validate(obj, crds[key])
+    schema = crds[key]
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:  # checking a large CRD schema itself takes a second; do it once
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS.setdefault(id(schema), cls(schema))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+    if error is not None:
+        raise error
