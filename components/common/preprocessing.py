@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -55,12 +56,22 @@ class Preprocessing:
             encoding=encoding,
         )
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """Rows -> float32 matrix in `encoded_names` order (standardisation happens in the model)."""
-        blocks = [frame[self.numeric].to_numpy(dtype=np.float32)]
+    def encode(self, frame: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """Rows -> float32 matrix in `encoded_names` order (standardisation happens in the model).
+
+        `frame` is a DataFrame (training, evaluation) or feature -> values (serving's checked
+        rows, where building a DataFrame would cost more than scoring).
+        """
+        if isinstance(frame, pd.DataFrame):
+            numeric = frame[self.numeric].to_numpy(dtype=np.float32)
+            categories = {c: frame[c].astype(str).to_numpy() for c in self.categorical}
+        else:
+            rows = len(frame[next(iter(frame))]) if frame else 0
+            numeric = np.array([frame[c] for c in self.numeric], dtype=np.float32).T.reshape(rows, -1)
+            categories = {c: np.array([str(v) for v in frame[c]]) for c in self.categorical}
+        blocks = [numeric]
         for column, values in self.categorical.items():
-            col = frame[column].astype(str).to_numpy()
-            matches = col[:, None] == np.array(values)[None, :]
+            matches = categories[column][:, None] == np.array(values)[None, :]
             if self.encoding == "embedding":
                 codes = np.where(matches.any(axis=1), matches.argmax(axis=1) + 1, 0)
                 blocks.append(codes.astype(np.float32)[:, None])

@@ -14,12 +14,11 @@ so bad input never reaches onnxruntime (where it would become a 500).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 MAX_ROWS = 10_000
 """Rows per request; larger batches are refused (split them) so one caller cannot stall a worker."""
@@ -40,6 +39,40 @@ class FeatureSchema:
     def from_schema(cls, schema: Mapping[str, Any]) -> FeatureSchema:
         """From a version's schema.json."""
         return cls(list(schema["features"]), frozenset(schema.get("categorical", [])))
+
+
+class Rows(Mapping[str, list[Any]]):
+    """Checked request rows: feature -> one converted value per row, in the model's order.
+
+    Plain lists rather than a DataFrame: building a frame costs more than scoring a row.
+    """
+
+    def __init__(self, columns: dict[str, list[Any]]) -> None:
+        self._columns = columns
+
+    def __getitem__(self, feature: str) -> list[Any]:
+        return self._columns[feature]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    @property
+    def n_rows(self) -> int:
+        """How many rows."""
+        return len(next(iter(self._columns.values()), []))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, features), as a frame would say."""
+        return self.n_rows, len(self._columns)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One {feature: value} per row (for the request log)."""
+        names = list(self._columns)
+        return [dict(zip(names, values, strict=True)) for values in zip(*self._columns.values(), strict=True)]
 
 
 def _records(payload: Any, schema: FeatureSchema) -> list[Mapping[str, Any]]:
@@ -116,8 +149,8 @@ def parse(
     names: Sequence[str] | None,
     schema: FeatureSchema,
     max_rows: int = MAX_ROWS,
-) -> pd.DataFrame:
-    """Checked rows as a frame with the model's feature columns.
+) -> Rows:
+    """Checked rows with the model's feature columns.
 
     Args:
         data: What Seldon hands to predict: the ndarray, or the jsonData object.
@@ -140,4 +173,4 @@ def parse(
     for feature in schema.features:
         convert = _category if feature in schema.categorical else _number
         columns[feature] = [convert(row[feature], feature, index) for index, row in enumerate(rows)]
-    return pd.DataFrame(columns)
+    return Rows(columns)

@@ -13,10 +13,10 @@ SCHEMA = FeatureSchema(["age", "lesion_size_mm", "scanner"], frozenset({"scanner
 
 def test_ndarray_rows_in_feature_order_and_reordered_by_names() -> None:
     frame = parse([[61, 4.5, "A"], [45.0, 0.5, "B"]], None, SCHEMA)
-    assert list(frame.columns) == SCHEMA.features and frame["age"].tolist() == [61.0, 45.0]
-    assert frame["scanner"].tolist() == ["A", "B"]
+    assert list(frame) == SCHEMA.features and frame["age"] == [61.0, 45.0]
+    assert frame["scanner"] == ["A", "B"]
     named = parse([["A", 4.5, 61]], ["scanner", "lesion_size_mm", "age"], SCHEMA)
-    assert named.iloc[0].to_dict() == {"age": 61.0, "lesion_size_mm": 4.5, "scanner": "A"}
+    assert named.records() == [{"age": 61.0, "lesion_size_mm": 4.5, "scanner": "A"}]
     assert parse([61, 4.5, "A"], None, SCHEMA).shape == (1, 3)  # one flat row
 
 
@@ -55,3 +55,22 @@ def test_bad_payloads_say_what_is_wrong(data: object, names: list[str] | None, m
 def test_oversized_batches_are_refused() -> None:
     with pytest.raises(BadRequest, match="3 rows in one request; the limit is 2: split the batch"):
         parse([[61, 4.5, "A"]] * 3, None, SCHEMA, max_rows=2)
+
+
+def test_checked_rows_encode_exactly_as_a_frame_does() -> None:
+    import json
+
+    import pandas as pd
+
+    from components.common.preprocessing import Preprocessing
+    from examples.screening.generate import generate
+
+    frame = generate(rows=300, prevalence=0.1, scanners={"A": 0.6, "B": 0.4}, seed=3)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    schema = FeatureSchema(features, frozenset({"scanner"}))
+    for encoding in ("one_hot", "embedding"):
+        prep = Preprocessing.fit(frame.iloc[:200], features, ["scanner"], encoding)  # type: ignore[arg-type]
+        rows = json.loads(frame[features].to_json(orient="records"))  # as a request carries them
+        rows[0]["scanner"] = "C"  # a category the model never saw
+        expected = prep.encode(pd.DataFrame(rows))
+        assert (prep.encode(parse(rows, None, schema)) == expected).all()

@@ -1,0 +1,194 @@
+"""make bench-serve: the kubeloop model server against the bare seldon-core-microservice, under wrk.
+
+Three servers on 127.0.0.1, each seldon-core-microservice with 2 gunicorn workers:
+- baseline: a trivial numpy model (tests/benchmarks/trivial_model.py), no checks, no logs;
+- kubeloop: a registered version behind KubeloopModel, request logging on (JSONL to a store);
+- gateway: the same kubeloop server behind the local gateway (`kubeloop serve`'s front door).
+
+wrk (Debian's package) sends single-row requests over 1 and 4 keep-alive connections for
+DURATION seconds per measure; rounds alternate the servers so drift hits all alike, and each
+configuration keeps its best round. Targets (issue 6): at 4 connections, throughput >= 0.8x
+the baseline's and p99 <= 1.25x; the gateway adds <= 1 ms at p50 (1 connection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from components.deploy.gateway import Gateway, Route, serve  # noqa: E402
+from components.deploy.local_serving import serving_bin, stop_process  # noqa: E402
+
+DURATION = float(os.environ.get("BENCH_SERVE_SECONDS", "8"))
+ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "2"))
+WORKERS = 2
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(model_class: str, parameters: dict[str, Any], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A seldon-core-microservice with WORKERS workers, ready."""
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    typed = {str: "STRING", int: "INT", float: "FLOAT"}
+    values = [{"name": k, "value": str(v), "type": typed[type(v)]} for k, v in parameters.items()]
+    bin_dir = serving_bin()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(bin_dir / "seldon-core-microservice"),
+                model_class,
+                *("--service-type", "MODEL", "--workers", str(WORKERS)),
+                *("--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)),
+                *("--parameters", json.dumps(values)),
+            ],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{http}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base}/health/ping", timeout=2):
+                return process, base
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.3)
+    stop_process(process)
+    raise SystemExit(f"{model_class} did not start; see {log}:\n{log.read_text()[-2000:]}")
+
+
+def wrk(url: str, body: dict[str, Any], connections: int, folder: Path) -> dict[str, float]:
+    """rps, p50 and p99 (ms) of `connections` keep-alive connections posting `body` to `url`."""
+    script = folder / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{DURATION:g}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"requests failed under load:\n{out}")
+    unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+    def percentile(p: int) -> float:
+        match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if match is None:
+            raise SystemExit(f"no p{p} in wrk's output:\n{out}")
+        return float(match.group(1)) * unit[match.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise SystemExit(f"no Requests/sec in wrk's output:\n{out}")
+    return {"rps": float(rps.group(1)), "p50": percentile(50), "p99": percentile(99)}
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: `sudo apt-get install wrk` (make bench-serve installs it as root)")
+    from tests.serving import registered_version
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    data = registered_version(folder / "screening" / "1")
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in data["frame"].iloc[0].to_dict().items()}
+    kubeloop_body = {"data": {"names": list(row), "ndarray": [list(row.values())]}}
+    numbers = [float(v) for v in row.values() if isinstance(v, (int, float))]
+    baseline_body = {"data": {"ndarray": [numbers]}}
+    servers: list[subprocess.Popen[bytes]] = []
+    gateway_server = None
+    try:
+        baseline, baseline_url = start(
+            "tests.benchmarks.trivial_model.TrivialModel", {}, folder / "baseline.log"
+        )
+        servers.append(baseline)
+        parameters = {"model_dir": str(folder / "screening" / "1"), "log_uri": str(folder / "store")}
+        ours, ours_url = start(
+            "components.deploy.seldon_model.KubeloopModel", parameters, folder / "kubeloop.log"
+        )
+        servers.append(ours)
+        gateway = Gateway(Route((("main", ours_url, 100),), None))
+        port = free_port()
+        gateway_server = serve(gateway, port)
+        threading.Thread(target=gateway_server.serve_forever, daemon=True).start()
+        gateway_url = f"http://127.0.0.1:{port}"
+        path = "/api/v1.0/predictions"
+        plan = [
+            ("baseline", baseline_url, baseline_body),
+            ("kubeloop", ours_url, kubeloop_body),
+            ("gateway", gateway_url, kubeloop_body),
+        ]
+        for name, url, body in plan:  # check each server answers before measuring
+            request = urllib.request.Request(
+                url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                assert reply.status == 200, name
+        best: dict[tuple[str, int], dict[str, float]] = {}
+        print(f"{'server':<10}{'conns':>6}{'round':>6}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
+        for round_ in range(ROUNDS):
+            order = plan if round_ % 2 == 0 else plan[::-1]
+            for connections in (1, 4):
+                for name, url, body in order:
+                    result = wrk(url + path, body, connections, folder)
+                    print(
+                        f"{name:<10}{connections:>6}{round_ + 1:>6}{result['rps']:>9.0f}"
+                        f"{result['p50']:>9.2f}{result['p99']:>9.2f}",
+                        flush=True,
+                    )
+                    key = (name, connections)
+                    if key not in best or result["rps"] > best[key]["rps"]:
+                        best[key] = result
+    finally:
+        if gateway_server is not None:
+            gateway_server.shutdown()
+        for process in servers:
+            stop_process(process)
+    logged = sum(1 for path_ in (folder / "store").rglob("*.jsonl") for _ in path_.open())
+    base4, ours4 = best[("baseline", 4)], best[("kubeloop", 4)]
+    throughput, p99_ratio = ours4["rps"] / base4["rps"], ours4["p99"] / base4["p99"]
+    added = best[("gateway", 1)]["p50"] - best[("kubeloop", 1)]["p50"]
+    print(f"rows logged by the kubeloop server: {logged} (every request, flushed on SIGTERM)")
+    print(
+        f"best rounds at 4 connections: baseline {base4['rps']:.0f} rps p99 {base4['p99']:.2f} ms; "
+        f"kubeloop {ours4['rps']:.0f} rps p99 {ours4['p99']:.2f} ms"
+    )
+    print(f"throughput ratio {throughput:.2f} (target >= 0.8): {'met' if throughput >= 0.8 else 'MISSED'}")
+    print(f"p99 ratio {p99_ratio:.2f} (target <= 1.25): {'met' if p99_ratio <= 1.25 else 'MISSED'}")
+    verdict = "met" if added <= 1 else "MISSED"
+    print(f"gateway adds {added:.2f} ms at p50, 1 connection (target <= 1 ms): {verdict}")
+    print(
+        f"serve: {ours4['rps']:.0f} rps, p99 {ours4['p99']:.2f} ms at 4 connections with logging; "
+        f"{throughput:.2f}x the bare seldon-core-microservice's throughput, p99 {p99_ratio:.2f}x; "
+        f"gateway +{added:.2f} ms p50"
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
