@@ -15,7 +15,7 @@ PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3";
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run test lint bench compile clean tools lock chromium card-png $(addprefix bench-,$(BENCHES))
+.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png $(addprefix bench-,$(BENCHES))
 
 help:
 	@echo "make run      set up, then run the screening example end to end (kfp.local)"
@@ -58,6 +58,14 @@ chromium:
 	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
 	  else echo "model cards render with Chromium: run 'sudo apt-get install chromium'"; exit 1; fi; }
 
+# wrk (Debian's package) is the load generator of `make bench-serve`.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; \
+	  else echo "bench-serve needs wrk: run 'sudo apt-get install wrk'"; exit 1; fi; }
+
 CARD ?= $(shell ls -t .kubeloop/models/*/*/card.html 2>/dev/null | head -1)
 card-png: $(VENV)/.ready chromium
 	@test -n "$(CARD)" || { echo "no model card yet: 'make run' first, or CARD=path/to/card.html"; exit 1; }
@@ -79,6 +87,8 @@ bench: $(addprefix bench-,$(BENCHES))
 
 $(addprefix bench-,$(BENCHES)): bench-%: $(VENV)/.ready
 	$(PY) tests/benchmarks/bench_$*.py
+
+bench-serve: $(SERVING_VENV)/.ready wrk
 
 compile: $(VENV)/.ready
 	$(VENV)/bin/kubeloop compile --out manifests/pipelines

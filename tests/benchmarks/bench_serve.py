@@ -62,7 +62,11 @@ def start(model_class: str, parameters: dict[str, Any], log: Path) -> tuple[subp
                 *("--parameters", json.dumps(values)),
             ],
             cwd=REPO,
-            env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+            env={
+                **os.environ,
+                "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
+                "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            },
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
