@@ -6,9 +6,10 @@ Three servers on 127.0.0.1, each seldon-core-microservice with 2 gunicorn worker
 - gateway: the same kubeloop server behind the local gateway (`kubeloop serve`'s front door).
 
 wrk (Debian's package) sends single-row requests over 1 and 4 keep-alive connections for
-DURATION seconds per measure; rounds alternate the servers so drift hits all alike, and each
-configuration keeps its best round. Targets (issue 6): at 4 connections, throughput >= 0.8x
-the baseline's and p99 <= 1.25x; the gateway adds <= 1 ms at p50 (1 connection).
+DURATION seconds per measure; rounds alternate the servers, and ratios are taken within a
+round (servers measured back to back), then the median round is reported. Targets (issue 6):
+at 4 connections, throughput >= 0.8x the baseline's and p99 <= 1.25x; the gateway adds
+<= 1 ms at p50 (1 connection).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +36,7 @@ from components.deploy.gateway import Gateway, Route, serve  # noqa: E402
 from components.deploy.local_serving import serving_bin, stop_process  # noqa: E402
 
 DURATION = float(os.environ.get("BENCH_SERVE_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
 WORKERS = 2
 
 
@@ -153,7 +155,7 @@ def main() -> None:
             )
             with urllib.request.urlopen(request, timeout=10) as reply:
                 assert reply.status == 200, name
-        best: dict[tuple[str, int], dict[str, float]] = {}
+        results: dict[tuple[str, int], list[dict[str, float]]] = {}
         print(f"{'server':<10}{'conns':>6}{'round':>6}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}", flush=True)
         for round_ in range(ROUNDS):
             order = plan if round_ % 2 == 0 else plan[::-1]
@@ -165,29 +167,37 @@ def main() -> None:
                         f"{result['p50']:>9.2f}{result['p99']:>9.2f}",
                         flush=True,
                     )
-                    key = (name, connections)
-                    if key not in best or result["rps"] > best[key]["rps"]:
-                        best[key] = result
+                    results.setdefault((name, connections), []).append(result)
     finally:
         if gateway_server is not None:
             gateway_server.shutdown()
         for process in servers:
             stop_process(process)
     logged = sum(1 for path_ in (folder / "store").rglob("*.jsonl") for _ in path_.open())
-    base4, ours4 = best[("baseline", 4)], best[("kubeloop", 4)]
-    throughput, p99_ratio = ours4["rps"] / base4["rps"], ours4["p99"] / base4["p99"]
-    added = best[("gateway", 1)]["p50"] - best[("kubeloop", 1)]["p50"]
+
+    # Ratios within a round (the servers measured minutes apart at most), then the median
+    # round: this VM's speed drifts by a quarter between rounds, which best-of would mix in.
+    def median(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    base4, ours4 = results[("baseline", 4)], results[("kubeloop", 4)]
+    throughput = median([o["rps"] / b["rps"] for o, b in zip(ours4, base4, strict=True)])
+    p99_ratio = median([o["p99"] / b["p99"] for o, b in zip(ours4, base4, strict=True)])
+    added = median(
+        [g["p50"] - o["p50"] for g, o in zip(results[("gateway", 1)], results[("kubeloop", 1)], strict=True)]
+    )
+    rps, p99 = median([o["rps"] for o in ours4]), median([o["p99"] for o in ours4])
     print(f"rows logged by the kubeloop server: {logged} (every request, flushed on SIGTERM)")
     print(
-        f"best rounds at 4 connections: baseline {base4['rps']:.0f} rps p99 {base4['p99']:.2f} ms; "
-        f"kubeloop {ours4['rps']:.0f} rps p99 {ours4['p99']:.2f} ms"
+        f"median of {ROUNDS} rounds at 4 connections: baseline {median([b['rps'] for b in base4]):.0f} rps "
+        f"p99 {median([b['p99'] for b in base4]):.2f} ms; kubeloop {rps:.0f} rps p99 {p99:.2f} ms"
     )
     print(f"throughput ratio {throughput:.2f} (target >= 0.8): {'met' if throughput >= 0.8 else 'MISSED'}")
     print(f"p99 ratio {p99_ratio:.2f} (target <= 1.25): {'met' if p99_ratio <= 1.25 else 'MISSED'}")
     verdict = "met" if added <= 1 else "MISSED"
     print(f"gateway adds {added:.2f} ms at p50, 1 connection (target <= 1 ms): {verdict}")
     print(
-        f"serve: {ours4['rps']:.0f} rps, p99 {ours4['p99']:.2f} ms at 4 connections with logging; "
+        f"serve: {rps:.0f} rps, p99 {p99:.2f} ms at 4 connections with logging; "
         f"{throughput:.2f}x the bare seldon-core-microservice's throughput, p99 {p99_ratio:.2f}x; "
         f"gateway +{added:.2f} ms p50"
     )
