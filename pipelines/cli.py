@@ -260,7 +260,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     """Start rolling out a registered version (local mode: state and SeldonDeployment in the store)."""
     config = _load(args)
     from components.common.store import open_store
-    from pipelines.rollout_local import deploy
+    from components.deploy.rollout_store import deploy
 
     store = open_store(args.store or config.store)
     try:
@@ -279,7 +279,7 @@ def _apply_to_cluster(args: argparse.Namespace, store: Any, config: KubeloopConf
         return 0
     from components.common.store import NotFoundError
     from components.deploy.cluster import ApplyError, apply_seldondeployment, custom_objects_api
-    from pipelines.rollout_local import sdep_key
+    from components.deploy.rollout_store import sdep_key
 
     try:
         sdep = store.read_json(sdep_key(config.name))
@@ -301,7 +301,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     config = _load(args)
     from components.common.store import open_store
     from components.deploy.analysis import Verdict
-    from pipelines.rollout_local import analyse, load, step
+    from components.deploy.rollout_store import analyse, load, step
 
     store = open_store(args.store or config.store)
     if args.action == "apply":

@@ -17,7 +17,7 @@ from typing import Any
 from components.common.config import KubeloopConfig
 from components.common.store import NotFoundError, Store
 from components.deploy.local_serving import LocalServing
-from pipelines.rollout_local import load, sdep_key, step
+from components.deploy.rollout_store import load, sdep_key, step
 
 
 def state_key(model: str) -> str:

@@ -1,4 +1,4 @@
-"""The training DAG: validate_data -> train -> calibrate -> evaluate -> register.
+"""The training DAG: validate_data -> train -> calibrate -> evaluate -> register -> deploy.
 
 Calibrate runs before evaluate so the gate measures what serving will run: calibrated
 probabilities at the chosen operating threshold.
@@ -14,6 +14,7 @@ from kfp import dsl
 from components.calibrate.component import calibrate
 from components.common.cluster import S3_ENDPOINT, S3_SECRET, S3_SECRET_KEYS
 from components.common.config import KubeloopConfig, TrainResources
+from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.register.component import register
 from components.train.component import train
@@ -74,8 +75,9 @@ def make_training_pipeline(
 
     @dsl.pipeline(
         name=name,
-        description="Validate data, train, calibrate, evaluate (gate against floors and the champion) and "
-        "register a kubeloop model. Each step writes to runs/<run_id>/<step> in the store.",
+        description="Validate data, train, calibrate, evaluate (gate against floors and the champion), "
+        "register a kubeloop model and, with deployment.auto_deploy, roll it out. Each step writes to "
+        "runs/<run_id>/<step> in the store.",
     )
     def training(
         config_json: str = default_config_json,
@@ -108,6 +110,9 @@ def make_training_pipeline(
             calibration=calibrated.outputs["Output"],
         )
         registered.set_display_name("register")
+        deployed = deploy(
+            **common, run_id=rid, version=registered.outputs["version"], apply_to_cluster=cluster
+        ).set_display_name("deploy")
         if cluster:
             for task, cpu, memory in (
                 (checked, "1", "2Gi"),
@@ -115,6 +120,7 @@ def make_training_pipeline(
                 (calibrated, "1", "2Gi"),
                 (scored, "1", "2Gi"),
                 (registered, "500m", "1Gi"),
+                (deployed, "250m", "512Mi"),
             ):
                 on_cluster(task, cpu, memory)
             _train_pod(fitted, resources)

@@ -13,7 +13,10 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from components.deploy.seldondeployment import admission_errors
 from tests.k8s import load_crds, validate_object
@@ -175,3 +178,30 @@ def fake_kube() -> Iterator[tuple[FakeKube, Any]]:
         api_client.close()
         server.shutdown()
         server.server_close()
+
+
+def use_kubeconfig(api: Any, folder: Path, monkeypatch: Any, token: str = "t0k3n") -> None:
+    """Point KUBECONFIG at a kubeconfig for the fake server (token auth) and leave the pod's env."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": api.api_client.configuration.host}}],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "ctx",
+    }
+    path = folder / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+
+def store_with_versions(folder: Path, count: int) -> Path:
+    """A local store whose registry holds `count` stub versions of screening."""
+    from components.common.registry import Registry
+    from components.common.store import LocalStore
+
+    registry = Registry(LocalStore(folder))
+    for _ in range(count):
+        registry.register("screening", {"model.onnx": b"weights"}, {"run_id": "r"})
+    return folder

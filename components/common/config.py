@@ -441,6 +441,8 @@ class ServingConfig(Section):
 class DeploymentConfig(Section):
     """How a registered model reaches traffic (used by the deploy step)."""
 
+    auto_deploy: bool = False
+    """The training pipeline's deploy step rolls each registered version out (else it skips)."""
     strategy: Literal["shadow", "canary", "replace"] = "canary"
     """shadow: mirror traffic, never answer; canary: shift traffic in steps; replace: at once."""
     canary_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])

@@ -14,7 +14,7 @@ from components.common.config import KubeloopConfig
 from components.common.registry import now_iso
 from components.common.store import Store, open_store
 
-STEPS = ("validate_data", "train", "calibrate", "evaluate", "register")
+STEPS = ("validate_data", "train", "calibrate", "evaluate", "register", "deploy")
 
 
 class GateFailed(RuntimeError):

@@ -96,9 +96,10 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_run_succeeds_and_prints_the_summary(first_run: dict[str, Any]) -> None:
     result = first_run["result"]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for step in ("validate_data", "train", "evaluate", "calibrate", "register"):
+    for step in ("validate_data", "train", "evaluate", "calibrate", "register", "deploy"):
         assert any(step in line and "succeeded" in line for line in result.stdout.splitlines()), step
     assert "registered screening version 1" in result.stdout
+    assert "deployment.auto_deploy is false" in result.stdout  # the deploy step says how to deploy
     assert "epoch   1/4" in result.stdout  # training progress is shown
 
 

@@ -6,15 +6,12 @@ import copy
 from pathlib import Path
 
 import pytest
-import yaml
 
-from components.common.registry import Registry
-from components.common.store import LocalStore
 from components.deploy.cluster import ApplyError, apply_seldondeployment
 from components.deploy.seldondeployment import Predictor, render_seldondeployment, rollout_predictors
 from pipelines.cli import main
 from tests.conftest import REPO
-from tests.fake_kube import FakeKube, fake_kube
+from tests.fake_kube import FakeKube, fake_kube, store_with_versions, use_kubeconfig
 
 CONFIG = str(REPO / "examples" / "screening" / "config.yaml")
 
@@ -108,23 +105,10 @@ def test_a_single_predictor_deployment_round_trips() -> None:
 def test_the_cli_applies_each_rollout_change_with_the_kubeconfig_credentials(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = tmp_path / "store"
-    registry = Registry(LocalStore(store))
-    for _ in range(2):
-        registry.register("screening", {"model.onnx": b"weights"}, {"run_id": "r"})
+    store = store_with_versions(tmp_path / "store", 2)
     common = ["--config", CONFIG, "--store", str(store), "--cluster"]
     with fake_kube() as (kube, api):
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "c", "cluster": {"server": api.api_client.configuration.host}}],
-            "users": [{"name": "u", "user": {"token": "t0k3n"}}],
-            "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
-            "current-context": "ctx",
-        }
-        (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
-        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
-        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        use_kubeconfig(api, tmp_path, monkeypatch)
         assert main(["deploy", "--model", "1", *common]) == 0
         assert "cluster: SeldonDeployment kubeloop/screening created" in capsys.readouterr().out
         assert main(["deploy", "--model", "2", *common]) == 0

@@ -57,12 +57,13 @@ def test_ir_loads_back_as_a_pipeline(compiled: Path) -> None:
 def test_ir_orders_the_dag_and_configures_the_cluster(compiled: Path) -> None:
     spec, platform = yaml.safe_load_all((compiled / "kubeloop-training.yaml").read_text())
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"validate-data", "train", "evaluate", "calibrate", "register"}
+    assert set(tasks) == {"validate-data", "train", "evaluate", "calibrate", "register", "deploy"}
     assert tasks["train"]["dependentTasks"] == ["validate-data"]
     # Calibrate before evaluate: the gate measures calibrated scores at the operating point.
     assert set(tasks["calibrate"]["dependentTasks"]) == {"train", "validate-data"}
     assert set(tasks["evaluate"]["dependentTasks"]) == {"calibrate", "validate-data"}
     assert set(tasks["register"]["dependentTasks"]) == {"calibrate", "evaluate", "train", "validate-data"}
+    assert set(tasks["deploy"]["dependentTasks"]) == {"register", "validate-data"}  # its version, run id
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for executor in executors.values():
         env = {k["envVar"] for e in executor["secretAsEnv"] for k in e["keyToEnv"]}

@@ -12,6 +12,7 @@ from components.common.store import LocalStore
 from components.deploy.request_log import RequestLog, now_iso
 from pipelines.cli import main
 from tests.conftest import REPO
+from tests.fake_kube import store_with_versions
 from tests.unit.test_rollout_analysis import traffic
 
 CONFIG = str(REPO / "examples" / "screening" / "config.yaml")
@@ -32,10 +33,7 @@ def log_traffic(store: Path, predictor: str, version: str, rows: list[dict[str, 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    registry = Registry(LocalStore(tmp_path))
-    for _ in range(2):
-        registry.register("screening", {"model.onnx": b"weights"}, {"run_id": "r"})
-    return tmp_path
+    return store_with_versions(tmp_path, 2)
 
 
 def test_a_healthy_canary_is_promoted_through_every_step(
@@ -98,7 +96,7 @@ def test_a_decision_on_a_stale_record_is_taken_again_on_the_new_one(store: Path)
     from components.common.config_loader import load_config
     from components.deploy.analysis import Verdict
     from components.deploy.rollout import Rollout, advance
-    from pipelines.rollout_local import commit, step
+    from components.deploy.rollout_store import commit, step
 
     assert cli(store, "deploy", "--model", "1") == 0
     assert cli(store, "deploy", "--model", "2") == 0

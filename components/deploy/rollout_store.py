@@ -1,4 +1,4 @@
-"""Rollouts driven from the CLI: state in the store, verdicts from the request logs.
+"""Rollouts kept in the store: state, the SeldonDeployment of each step, verdicts from the request logs.
 
 The state (`deployments/<model>/rollout.json`) and the SeldonDeployment of each step
 (`deployments/<model>/seldondeployment.json`) live in the store, so `kubeloop rollout`
