@@ -59,7 +59,8 @@ def _report(console: Any, config: KubeloopConfig, store: Any, result: Any, title
             console.print(f"{step['step']}: {note}")
     console.print(f"artifacts: {store.uri}/runs/{result.run_id}/")
     if result.succeeded:
-        version = result.steps[-1]["metrics"].get("version")
+        registered = next(s for s in result.steps if s["step"] == "register")
+        version = registered["metrics"].get("version")
         console.print(
             f"[green]registered {config.name} version {version}[/green] "
             f"({store.uri}/models/{config.name}/{version}/card.html)"

@@ -99,6 +99,7 @@ def test_run_succeeds_and_prints_the_summary(first_run: dict[str, Any]) -> None:
     for step in ("validate_data", "train", "evaluate", "calibrate", "register", "deploy"):
         assert any(step in line and "succeeded" in line for line in result.stdout.splitlines()), step
     assert "registered screening version 1" in result.stdout
+    assert "version None" not in result.stdout  # the summary's last line names the registered version
     assert "deployment.auto_deploy is false" in result.stdout  # the deploy step says how to deploy
     assert "epoch   1/4" in result.stdout  # training progress is shown
 
