@@ -209,11 +209,13 @@ class LocalServing:
         specs = predictor_specs(sdep)
         new = [spec for spec in specs if spec.key not in self._running]
         started = [self._start(spec) for spec in new]  # all at once: they load in parallel
+        available = {**self._running, **{u.spec.key: u for u in started}}
         try:
             for upstream in started:
                 self._wait_ready(upstream)
-        except RuntimeError:
-            for upstream in started:
+            route = Route.from_deployment(sdep, {spec.name: available[spec.key].base for spec in specs})
+        except (RuntimeError, ValueError):
+            for upstream in started:  # nothing switched: the new processes go, the old ones stay
                 stop_process(upstream.process)
             raise
         for upstream in started:
@@ -222,7 +224,6 @@ class LocalServing:
                 f"  started predictor {upstream.spec.name} v{upstream.spec.version} at {upstream.base} "
                 f"(pid {upstream.process.pid}, log {upstream.log})"
             )
-        route = Route.from_deployment(sdep, {spec.name: self._running[spec.key].base for spec in specs})
         if self.gateway is None:
             self.gateway = Gateway(route)
             self._server = serve(self.gateway, self.port, self.host)
