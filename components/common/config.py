@@ -436,6 +436,9 @@ class ServingConfig(Section):
     """Request-log rows written at least this often."""
     max_rows: int = Field(10_000, ge=1)
     """Largest batch one request may carry (more: a 400)."""
+    seldon_logger_url: str | None = None
+    """Also send every request and response as CloudEvents to this sink (Seldon's own request
+    logger, graph.logger mode all); kubeloop's request log is written either way."""
 
 
 class DeploymentConfig(Section):

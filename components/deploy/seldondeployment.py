@@ -45,6 +45,7 @@ class ServingSettings:
     max_rows: int = 10_000
     workers: int = 2
     replicas: int = 1
+    seldon_logger_url: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -116,6 +117,8 @@ def _predictor(model: str, predictor: Predictor, settings: ServingSettings) -> d
             "children": [],
         },
     }
+    if settings.seldon_logger_url:
+        body["graph"]["logger"] = {"mode": "all", "url": settings.seldon_logger_url}
     if predictor.shadow:
         body["shadow"] = True
     else:

@@ -118,3 +118,27 @@ def test_rendering_refuses_what_seldon_would_reject() -> None:
 def test_first_deployment_has_one_predictor_whatever_the_strategy() -> None:
     for strategy in ("shadow", "canary", "replace"):
         assert rollout_predictors(strategy, None, "1") == [Predictor("main", "1", traffic=100)]
+
+
+def test_serving_settings_reach_every_predictor() -> None:
+    from components.common.config import ServingConfig
+    from components.deploy.seldondeployment import ServingSettings
+
+    serving = ServingConfig(
+        workers=4, replicas=3, cpu="1", memory="2Gi", seldon_logger_url="http://broker.logging.svc"
+    )
+    settings = ServingSettings.from_config("s3://bucket/prefix", serving)
+    sdep = render_seldondeployment(
+        "screening", "kubeloop", "screening", rollout_predictors("shadow", "3", "4"), settings
+    )
+    validate_object(sdep, CRDS)
+    for predictor in sdep["spec"]["predictors"]:
+        [container] = predictor["componentSpecs"][0]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["GUNICORN_WORKERS"] == "4" and predictor["replicas"] == 3
+        assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+        assert predictor["graph"]["logger"] == {"mode": "all", "url": "http://broker.logging.svc"}
+        parameters = {p["name"]: p["value"] for p in predictor["graph"]["parameters"]}
+        assert parameters["log_uri"] == "s3://bucket/prefix"
+    plain = render(rollout_predictors("canary", "3", "4", 10))
+    assert all("logger" not in p["graph"] for p in plain["spec"]["predictors"])  # off unless asked
