@@ -336,6 +336,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the model locally: predictors and the gateway, following the rollout in the store."""
     import signal
+    import socket
     import tempfile
     import threading
     from pathlib import Path
@@ -345,6 +346,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pipelines.serve_local import follow, state_key
 
     config = _load(args)
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            print(
+                f"error: the gateway cannot listen on 127.0.0.1:{args.port} ({exc}): pass --port",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     store = open_store(args.store or config.store)
     log_dir = store.root / "serving" if isinstance(store, LocalStore) else Path(tempfile.mkdtemp())
     try:

@@ -147,6 +147,8 @@ def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
 
 def _workers_alive(group: int) -> bool:
     """Whether a process of the group still runs below the leader's children (from /proc)."""
+    if not Path("/proc/self/stat").exists():  # no /proc: wait for the whole group instead
+        return _group_alive(group)
     members: dict[int, int] = {}  # pid -> parent pid
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -156,8 +158,6 @@ def _workers_alive(group: int) -> bool:
         state, parent, pgrp = fields[0], int(fields[1]), int(fields[2])
         if pgrp == group and state != "Z":
             members[int(stat.parent.name)] = parent
-    if not Path("/proc/self/stat").exists():  # no /proc: wait for the whole group instead
-        return _group_alive(group)
     return any(parent != group and pid != group for pid, parent in members.items())
 
 

@@ -123,3 +123,15 @@ def test_recalibrate_shorthand_sets_one_target_and_clears_the_other() -> None:
         "calibration.target_specificity=0.8",
         "calibration.target_recall=null",
     ]
+
+
+def test_serve_says_when_its_port_is_taken(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = str(REPO / "examples" / "screening" / "config.yaml")
+        assert main(["serve", "--config", config, "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
