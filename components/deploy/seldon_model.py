@@ -250,7 +250,7 @@ class KubeloopModel:
         the last batch at once (an idle worker reports its last batch with its next request). The
         histogram is cumulative `le` counters (`kubeloop_predict_seconds_bucket_total`, ready
         for histogram_quantile): a Seldon TIMER keeps numpy buckets in the state that Seldon
-        copies through its multiprocessing manager on every request, which cost 1 ms each.
+        copies through its multiprocessing manager on every request, which cost over 1 ms each.
         """
         now = time.monotonic()
         with self._lock:
