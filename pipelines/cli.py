@@ -278,22 +278,18 @@ def _apply_to_cluster(args: argparse.Namespace, store: Any, config: KubeloopConf
     """With --cluster: apply the store's SeldonDeployment through the Kubernetes API."""
     if not getattr(args, "cluster", False):
         return 0
-    from components.common.store import NotFoundError
-    from components.deploy.cluster import ApplyError, apply_seldondeployment, custom_objects_api
-    from components.deploy.rollout_store import sdep_key
+    from components.deploy.cluster import ApplyError, apply_stored
 
     try:
-        sdep = store.read_json(sdep_key(config.name))
-        outcome, live = apply_seldondeployment(custom_objects_api(args.context), sdep)
-    except NotFoundError:
-        print(f"error: nothing to apply: {config.name} has no deployment yet", file=sys.stderr)
-        return EXIT_FAILED
+        applied = apply_stored(store, config.name, args.context)
     except ApplyError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print("the rollout record is saved: `kubeloop rollout apply --cluster` tries again", file=sys.stderr)
+        print(
+            "a rollout stays recorded in the store: `kubeloop rollout apply --cluster` retries",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
-    meta = live.get("metadata", {})
-    print(f"cluster: SeldonDeployment {meta.get('namespace')}/{meta.get('name')} {outcome}")
+    print(f"cluster: SeldonDeployment {applied['namespace']}/{applied['name']} {applied['action']}")
     return 0
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,8 +15,9 @@ import numpy as np
 import pytest
 
 from components.common.config import TrainingConfig
-from components.deploy.local_serving import stop_process
-from tests.conftest import REPO, free_port
+from components.deploy.local_serving import PredictorSpec, launch, stop_process, wait_ready
+from components.deploy.seldondeployment import MODEL_CLASS
+from tests.conftest import REPO
 
 SERVING = REPO / ".venv-serving" / "bin"
 FEATURES_DROPPED = ("exam_id", "exam_time", "site_id", "label")
@@ -77,49 +76,21 @@ def microservice(model_dir: Path, folder: Path, **parameters: Any) -> Iterator[d
         if os.environ.get("CI"):
             pytest.fail("`make test` should have created .venv-serving")
         pytest.skip(".venv-serving missing; run `make setup`")
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    typed = {str: "STRING", int: "INT", float: "FLOAT"}
-    values = [
-        {"name": name, "value": str(value), "type": typed[type(value)]}
-        for name, value in {"model_dir": str(model_dir), **parameters}.items()
-    ]
-    log = (folder / f"seldon-{http}.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(SERVING / "seldon-core-microservice"),
-            "components.deploy.seldon_model.KubeloopModel",
-            *("--service-type", "MODEL", "--http-port", str(http), "--grpc-port", str(grpc)),
-            *("--metrics-port", str(metrics), "--parameters", json.dumps(values)),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{SERVING}:{os.environ['PATH']}"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: gunicorn workers and the metrics server go too
-    )
-    base = f"http://127.0.0.1:{http}"
+    spec = PredictorSpec.of("default", MODEL_CLASS, {"model_dir": str(model_dir), **parameters})
+    upstream = launch(spec, SERVING, folder)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health/ping", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("microservice did not start:\n" + Path(log.name).read_text()[-3000:])
-            time.sleep(0.3)
+        try:
+            wait_ready(upstream, timeout=90)
+        except RuntimeError as exc:
+            pytest.fail(f"microservice did not start: {exc}")
         yield {
-            "base": base,
-            "metrics": f"http://127.0.0.1:{metrics}",
-            "process": process,
-            "log": Path(log.name),
+            "base": upstream.base,
+            "metrics": upstream.metrics,
+            "process": upstream.process,
+            "log": upstream.log,
         }
     finally:
-        stop_group(process)
-        log.close()
+        stop_process(upstream.process)
 
 
 def logged_rows(store: Path) -> list[dict[str, Any]]:
@@ -129,11 +100,6 @@ def logged_rows(store: Path) -> list[dict[str, Any]]:
         for path in sorted((store / "logs").rglob("*.jsonl"))
         for line in path.read_text().splitlines()
     ]
-
-
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, wait for its workers (they flush), SIGKILL the rest."""
-    stop_process(process)
 
 
 def post(base: str, body: Any) -> tuple[int, dict[str, Any]]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from components.common.store import Store
 
 GROUP, VERSION, PLURAL = "machinelearning.seldon.io", "v1", "seldondeployments"
 ATTEMPTS = 6
@@ -97,3 +100,25 @@ def apply_seldondeployment(
     raise ApplyError(
         f"{where}: still conflicting after {ATTEMPTS} attempts; another writer keeps changing it"
     )
+
+
+def apply_stored(store: Store, model: str, context: str | None = None) -> dict[str, Any]:
+    """Apply the SeldonDeployment the rollout record last wrote to the store.
+
+    Returns what happened and where: {"action", "namespace", "name"}.
+
+    Raises:
+        ApplyError: Nothing deployed yet, no credentials, or the cluster refused it.
+    """
+    from components.common.store import NotFoundError
+    from components.deploy.rollout_store import sdep_key
+
+    try:
+        sdep = store.read_json(sdep_key(model))
+    except NotFoundError:
+        raise ApplyError(
+            f"nothing to apply: {model} has no deployment yet (`kubeloop deploy` first)"
+        ) from None
+    action, live = apply_seldondeployment(custom_objects_api(context), sdep)
+    meta = live.get("metadata", {})
+    return {"action": action, "namespace": meta.get("namespace"), "name": meta.get("name")}

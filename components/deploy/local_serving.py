@@ -41,6 +41,13 @@ class PredictorSpec:
     parameters: str  # the graph parameters as JSON, as seldon-core-microservice takes them
     workers: int
 
+    @classmethod
+    def of(cls, name: str, model_class: str, parameters: dict[str, Any], workers: int = 1) -> PredictorSpec:
+        """A spec from plain values, typed as Seldon's --parameters want them (STRING, INT, FLOAT)."""
+        kinds = {str: "STRING", int: "INT", float: "FLOAT"}
+        typed = [{"name": k, "value": str(v), "type": kinds[type(v)]} for k, v in parameters.items()]
+        return cls(name, model_class, json.dumps(typed, sort_keys=True), workers)
+
     @property
     def key(self) -> tuple[str, str, str, int]:
         """Identity of the process: any change means a new one."""
@@ -87,7 +94,8 @@ def predictor_specs(sdep: dict[str, Any]) -> list[PredictorSpec]:
     return specs
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
@@ -169,6 +177,58 @@ def _group_alive(group: int) -> bool:
     return True
 
 
+def launch(spec: PredictorSpec, bin_dir: Path, log_dir: Path, host: str = "127.0.0.1") -> Upstream:
+    """Start `seldon-core-microservice` for `spec` in its own process group (not yet ready)."""
+    http, grpc, metrics = (free_port(host) for _ in range(3))
+    log = log_dir / f"{spec.name}-v{spec.version}-{http}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(bin_dir / "seldon-core-microservice"),
+                spec.model_class,
+                *("--service-type", "MODEL", "--workers", str(spec.workers)),
+                *("--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)),
+                *("--parameters", spec.parameters),
+            ],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+                "PREDICTOR_ID": spec.name,
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: gunicorn workers stop with it
+        )
+    return Upstream(spec, process, f"http://{host}:{http}", f"http://{host}:{metrics}", log)
+
+
+def wait_ready(upstream: Upstream, timeout: float = 120.0) -> None:
+    """Wait for /health/status (the model scores a row) to answer 200.
+
+    Raises:
+        RuntimeError: The process exited or was not ready in time; the message ends with its log.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if upstream.process.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(f"{upstream.base}/health/status", timeout=5) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    state = "exited" if upstream.process.poll() is not None else "was not ready in time"
+    raise RuntimeError(
+        f"predictor {upstream.spec.name} v{upstream.spec.version} {state}; "
+        f"its log ({upstream.log}) ends:\n{upstream.log_tail()}"
+    )
+
+
 class LocalServing:
     """Predictor processes and the gateway in front of them, kept in line with a SeldonDeployment."""
 
@@ -208,11 +268,11 @@ class LocalServing:
         """
         specs = predictor_specs(sdep)
         new = [spec for spec in specs if spec.key not in self._running]
-        started = [self._start(spec) for spec in new]  # all at once: they load in parallel
+        started = [launch(spec, self.bin, self.log_dir, self.host) for spec in new]  # they load in parallel
         available = {**self._running, **{u.spec.key: u for u in started}}
         try:
             for upstream in started:
-                self._wait_ready(upstream)
+                wait_ready(upstream, self.start_timeout)
             route = Route.from_deployment(sdep, {spec.name: available[spec.key].base for spec in specs})
         except (RuntimeError, ValueError):
             for upstream in started:  # nothing switched: the new processes go, the old ones stay
@@ -235,51 +295,6 @@ class LocalServing:
         wanted = {spec.key for spec in specs}
         for key in [k for k in self._running if k not in wanted]:
             self._drain(self._running.pop(key))
-
-    def _start(self, spec: PredictorSpec) -> Upstream:
-        http, grpc, metrics = (_free_port(self.host) for _ in range(3))
-        log = self.log_dir / f"{spec.name}-v{spec.version}-{http}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    str(self.bin / "seldon-core-microservice"),
-                    spec.model_class,
-                    *("--service-type", "MODEL", "--workers", str(spec.workers)),
-                    *("--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)),
-                    *("--parameters", spec.parameters),
-                ],
-                cwd=REPO,
-                env={
-                    **os.environ,
-                    "PYTHONPATH": str(REPO),
-                    "PATH": f"{self.bin}:{os.environ.get('PATH', '')}",
-                    "PREDICTOR_ID": spec.name,
-                },
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: gunicorn workers stop with it
-            )
-        return Upstream(spec, process, f"http://{self.host}:{http}", f"http://{self.host}:{metrics}", log)
-
-    def _wait_ready(self, upstream: Upstream) -> None:
-        """Wait for /health/status (the model scores a row) to answer 200."""
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if upstream.process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{upstream.base}/health/status", timeout=5) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.2)
-        state = "exited" if upstream.process.poll() is not None else "was not ready in time"
-        raise RuntimeError(
-            f"predictor {upstream.spec.name} v{upstream.spec.version} {state}; "
-            f"its log ({upstream.log}) ends:\n{upstream.log_tail()}"
-        )
 
     def _drain(self, upstream: Upstream) -> None:
         """Stop a process the routing no longer uses, after requests sent to it have finished."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.common.step import StepContext
-from components.deploy.rollout_store import deploy, load, sdep_key
+from components.deploy.rollout_store import deploy, load
 
 
 def run(ctx: StepContext, version: str, apply_to_cluster: bool) -> str:
@@ -39,13 +39,9 @@ def run(ctx: StepContext, version: str, apply_to_cluster: bool) -> str:
         "weight": rollout.weight,
     }
     if apply_to_cluster:
-        from components.deploy.cluster import apply_seldondeployment, custom_objects_api
+        from components.deploy.cluster import apply_stored
 
-        action, live = apply_seldondeployment(
-            custom_objects_api(), ctx.store.read_json(sdep_key(config.name))
-        )
-        meta = live.get("metadata", {})
-        record["cluster"] = {"action": action, "namespace": meta.get("namespace"), "name": meta.get("name")}
+        record["cluster"] = apply_stored(ctx.store, config.name)
     ctx.metrics["candidate_weight"] = float(rollout.weight)
     return _record(ctx, record)
 

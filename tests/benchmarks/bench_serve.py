@@ -23,8 +23,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -33,56 +31,30 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from components.deploy.gateway import Gateway, Route, serve  # noqa: E402
-from components.deploy.local_serving import serving_bin, stop_process  # noqa: E402
+from components.deploy.local_serving import (  # noqa: E402
+    PredictorSpec,
+    Upstream,
+    free_port,
+    launch,
+    serving_bin,
+    stop_process,
+    wait_ready,
+)
 
 DURATION = float(os.environ.get("BENCH_SERVE_SECONDS", "8"))
 ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
 WORKERS = 2
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start(model_class: str, parameters: dict[str, Any], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A seldon-core-microservice with WORKERS workers, ready."""
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    typed = {str: "STRING", int: "INT", float: "FLOAT"}
-    values = [{"name": k, "value": str(v), "type": typed[type(v)]} for k, v in parameters.items()]
-    bin_dir = serving_bin()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(bin_dir / "seldon-core-microservice"),
-                model_class,
-                *("--service-type", "MODEL", "--workers", str(WORKERS)),
-                *("--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)),
-                *("--parameters", json.dumps(values)),
-            ],
-            cwd=REPO,
-            env={
-                **os.environ,
-                "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO)),
-                "PATH": f"{bin_dir}:{os.environ['PATH']}",
-            },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/health/ping", timeout=2):
-                return process, base
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.3)
-    stop_process(process)
-    raise SystemExit(f"{model_class} did not start; see {log}:\n{log.read_text()[-2000:]}")
+def start(name: str, model_class: str, parameters: dict[str, Any], folder: Path) -> Upstream:
+    """A seldon-core-microservice with WORKERS workers, ready (as `kubeloop serve` starts them)."""
+    upstream = launch(PredictorSpec.of(name, model_class, parameters, WORKERS), serving_bin(), folder)
+    try:
+        wait_ready(upstream)
+    except RuntimeError as exc:
+        stop_process(upstream.process)
+        raise SystemExit(str(exc)) from None
+    return upstream
 
 
 def wrk(url: str, body: dict[str, Any], connections: int, folder: Path) -> dict[str, float]:
@@ -129,15 +101,12 @@ def main() -> None:
     servers: list[subprocess.Popen[bytes]] = []
     gateway_server = None
     try:
-        baseline, baseline_url = start(
-            "tests.benchmarks.trivial_model.TrivialModel", {}, folder / "baseline.log"
-        )
-        servers.append(baseline)
+        baseline = start("baseline", "tests.benchmarks.trivial_model.TrivialModel", {}, folder)
+        servers.append(baseline.process)
         parameters = {"model_dir": str(folder / "screening" / "1"), "log_uri": str(folder / "store")}
-        ours, ours_url = start(
-            "components.deploy.seldon_model.KubeloopModel", parameters, folder / "kubeloop.log"
-        )
-        servers.append(ours)
+        ours = start("kubeloop", "components.deploy.seldon_model.KubeloopModel", parameters, folder)
+        servers.append(ours.process)
+        baseline_url, ours_url = baseline.base, ours.base
         gateway = Gateway(Route((("main", ours_url, 100),), None))
         port = free_port()
         gateway_server = serve(gateway, port)
