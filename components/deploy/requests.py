@@ -69,10 +69,14 @@ class Rows(Mapping[str, list[Any]]):
         """(rows, features), as a frame would say."""
         return self.n_rows, len(self._columns)
 
+    def rows(self) -> list[tuple[Any, ...]]:
+        """The values of each row, in feature order."""
+        return list(zip(*self._columns.values(), strict=True))
+
     def records(self) -> list[dict[str, Any]]:
-        """One {feature: value} per row (for the request log)."""
+        """One {feature: value} per row."""
         names = list(self._columns)
-        return [dict(zip(names, values, strict=True)) for values in zip(*self._columns.values(), strict=True)]
+        return [dict(zip(names, values, strict=True)) for values in self.rows()]
 
 
 def _records(payload: Any, schema: FeatureSchema) -> list[Mapping[str, Any]]:
@@ -100,43 +104,63 @@ def _records(payload: Any, schema: FeatureSchema) -> list[Mapping[str, Any]]:
     return rows
 
 
-def _matrix(values: Any, names: Sequence[str] | None, schema: FeatureSchema) -> list[Mapping[str, Any]]:
-    """data.ndarray (with optional data.names): rows of values in a known column order."""
-    array = np.asarray(values, dtype=object)
-    if array.size == 0:
-        raise BadRequest("the request holds no rows")
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2:
-        raise BadRequest(
-            f"send rows as data.ndarray (a list of rows, 2 dimensions) or named features as jsonData; "
-            f"got {array.ndim} dimensions"
-        )
+def _matrix(values: Any, names: Sequence[str] | None, schema: FeatureSchema) -> list[list[Any]]:
+    """data.ndarray (with optional data.names): rows of values in the model's feature order."""
+    flat = type(values) is list and values and all(type(row) is list for row in values)
+    if flat and not any(type(v) in (list, dict) for row in values for v in row):
+        table = values  # JSON's rows as sent: no numpy round trip (it would turn numbers into text)
+    else:
+        array = np.asarray(values, dtype=object)
+        if array.size == 0:
+            raise BadRequest("the request holds no rows")
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2:
+            raise BadRequest(
+                f"send rows as data.ndarray (a list of rows, 2 dimensions) or named features as jsonData; "
+                f"got {array.ndim} dimensions"
+            )
+        table = array.tolist()
     columns = list(names) if names else schema.features
-    if names and sorted(columns) != sorted(schema.features):
-        missing = sorted(set(schema.features) - set(columns))
-        unknown = sorted(set(columns) - set(schema.features))
-        raise BadRequest(f"names do not match the model's features: missing {missing}, unknown {unknown}")
-    if len(set(columns)) != len(columns):
-        raise BadRequest(f"names repeat a feature: {columns}")
-    if array.shape[1] != len(columns):
-        raise BadRequest(f"each row needs {len(columns)} values ({', '.join(columns)}), got {array.shape[1]}")
-    return [dict(zip(columns, row, strict=True)) for row in array.tolist()]
+    if columns != schema.features:
+        if sorted(columns) != sorted(schema.features):
+            missing = sorted(set(schema.features) - set(columns))
+            unknown = sorted(set(columns) - set(schema.features))
+            raise BadRequest(f"names do not match the model's features: missing {missing}, unknown {unknown}")
+        if len(set(columns)) != len(columns):
+            raise BadRequest(f"names repeat a feature: {columns}")
+    width = len(columns)
+    for index, row in enumerate(table):
+        if len(row) != width:
+            raise BadRequest(
+                f"row {index}: each row needs {width} values ({', '.join(columns)}), got {len(row)}"
+            )
+    if columns != schema.features:  # the caller's column order: put them in the model's
+        order = [columns.index(feature) for feature in schema.features]
+        table = [[row[i] for i in order] for row in table]
+    return table
 
 
 def _number(value: Any, feature: str, row: int) -> float:
-    if isinstance(value, bool) or value is None:
-        raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}")
-    try:
+    if type(value) is float or type(value) is int:  # JSON's numbers (a bool is neither type)
         number = float(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise BadRequest(f"row {row}: {feature} is {value!r}; the model needs a finite number (impute it)")
-    return number
+        if math.isfinite(number):
+            return number
+    elif isinstance(value, bool) or value is None:
+        raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}")
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}") from None
+        if math.isfinite(number):
+            return number
+    raise BadRequest(f"row {row}: {feature} is {value!r}; the model needs a finite number (impute it)")
 
 
 def _category(value: Any, feature: str, row: int) -> str:
+    if type(value) is str:
+        return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         raise BadRequest(f"row {row}: {feature} is missing; send the category as text")
     if isinstance(value, Mapping | list):
@@ -164,13 +188,17 @@ def parse(
     is_json = isinstance(data, Mapping) or (
         isinstance(data, list) and len(data) > 0 and isinstance(data[0], Mapping)
     )
-    rows = _records(data, schema) if is_json else _matrix(data, names, schema)
-    if not rows:
+    if is_json:
+        rows = _records(data, schema)
+        table = [[row[feature] for feature in schema.features] for row in rows]
+    else:
+        table = _matrix(data, names, schema)
+    if not table:
         raise BadRequest("the request holds no rows")
-    if len(rows) > max_rows:
-        raise BadRequest(f"{len(rows)} rows in one request; the limit is {max_rows}: split the batch")
+    if len(table) > max_rows:
+        raise BadRequest(f"{len(table)} rows in one request; the limit is {max_rows}: split the batch")
     columns: dict[str, list[Any]] = {}
-    for feature in schema.features:
+    for position, feature in enumerate(schema.features):
         convert = _category if feature in schema.categorical else _number
-        columns[feature] = [convert(row[feature], feature, index) for index, row in enumerate(rows)]
+        columns[feature] = [convert(row[position], feature, index) for index, row in enumerate(table)]
     return Rows(columns)

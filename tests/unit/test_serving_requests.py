@@ -31,6 +31,7 @@ def test_named_features_as_one_object_or_instances() -> None:
     ("data", "names", "message"),
     [
         ([[61, 4.5]], None, "each row needs 3 values (age, lesion_size_mm, scanner), got 2"),
+        ([[61, 4.5, "A"], [61, 4.5]], None, "row 1: each row needs 3 values"),  # ragged rows
         ([[61, 4.5, "A"]], ["age", "size", "scanner"], "missing ['lesion_size_mm'], unknown ['size']"),
         ([[61, 4.5, "A"]], ["age", "age", "scanner"], "missing ['lesion_size_mm']"),
         ([[math.nan, 4.5, "A"]], None, "row 0: age is nan; the model needs a finite number"),
@@ -74,3 +75,5 @@ def test_checked_rows_encode_exactly_as_a_frame_does() -> None:
         rows[0]["scanner"] = "C"  # a category the model never saw
         expected = prep.encode(pd.DataFrame(rows))
         assert (prep.encode(parse(rows, None, schema)) == expected).all()
+        for one in (rows[:1], rows[1:2], rows[5:7]):  # a single row (the usual request), a pair
+            assert (prep.encode(parse(one, None, schema)) == prep.encode(pd.DataFrame(one))).all()
