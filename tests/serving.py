@@ -86,6 +86,7 @@ def microservice(model_dir: Path, folder: Path, **parameters: Any) -> Iterator[d
         yield {
             "base": upstream.base,
             "metrics": upstream.metrics,
+            "model_metrics": upstream.model_metrics,
             "process": upstream.process,
             "log": upstream.log,
         }

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from components.deploy.gateway import Gateway, Route, serve
+from components.deploy.seldondeployment import MODEL_CLASS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,8 +109,9 @@ class Upstream:
     spec: PredictorSpec
     process: subprocess.Popen[bytes]
     base: str
-    metrics: str
+    metrics: str  # Seldon's metrics server
     log: Path
+    model_metrics: str = ""  # kubeloop's /metrics of the model (KubeloopModel only)
 
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the process's output, for error messages."""
@@ -178,9 +180,19 @@ def _group_alive(group: int) -> bool:
 
 
 def launch(spec: PredictorSpec, bin_dir: Path, log_dir: Path, host: str = "127.0.0.1") -> Upstream:
-    """Start `seldon-core-microservice` for `spec` in its own process group (not yet ready)."""
+    """Start `seldon-core-microservice` for `spec` in its own process group (not yet ready).
+
+    kubeloop's model class also gets a free port and this host for its own /metrics.
+    """
     http, grpc, metrics = (free_port(host) for _ in range(3))
     log = log_dir / f"{spec.name}-v{spec.version}-{http}.log"
+    parameters, model_metrics = spec.parameters, ""
+    if spec.model_class == MODEL_CLASS:
+        port = free_port(host)
+        local = {"metrics_port": (str(port), "INT"), "metrics_host": (host, "STRING")}
+        given = [p for p in json.loads(parameters) if p["name"] not in local]
+        extra = [{"name": k, "value": v, "type": t} for k, (v, t) in local.items()]
+        parameters, model_metrics = json.dumps(given + extra), f"http://{host}:{port}/metrics"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -188,7 +200,7 @@ def launch(spec: PredictorSpec, bin_dir: Path, log_dir: Path, host: str = "127.0
                 spec.model_class,
                 *("--service-type", "MODEL", "--workers", str(spec.workers)),
                 *("--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)),
-                *("--parameters", spec.parameters),
+                *("--parameters", parameters),
             ],
             cwd=REPO,
             env={
@@ -202,7 +214,7 @@ def launch(spec: PredictorSpec, bin_dir: Path, log_dir: Path, host: str = "127.0
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own group: gunicorn workers stop with it
         )
-    return Upstream(spec, process, f"http://{host}:{http}", f"http://{host}:{metrics}", log)
+    return Upstream(spec, process, f"http://{host}:{http}", f"http://{host}:{metrics}", log, model_metrics)
 
 
 def wait_ready(upstream: Upstream, timeout: float = 120.0) -> None:
@@ -322,7 +334,7 @@ class LocalServing:
                     "traffic": weights.get(spec.name, 0),
                     "shadow": bool(route and route.shadow and route.shadow[0] == spec.name),
                     "url": self._running[spec.key].base,
-                    "metrics": self._running[spec.key].metrics,
+                    "metrics": self._running[spec.key].model_metrics or self._running[spec.key].metrics,
                     "pid": self._running[spec.key].process.pid,
                 }
                 for spec in self._specs

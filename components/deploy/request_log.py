@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -34,7 +35,7 @@ def window_start(time_iso: str, minutes: int) -> str:
     return datetime.fromtimestamp(floored, UTC).strftime("%Y%m%dT%H%M")
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 """One encoder for every row: json.dumps with options builds a new one per call."""
 
 
@@ -82,7 +83,14 @@ class RequestLog:
         """Queue rows; returns at once (after a shutdown began, writes them before returning)."""
         # Encoded here, a few microseconds a row: encoding a whole batch later in the writer
         # thread held the GIL long enough to show in the server's p99 latency.
-        lines = [(self._window(r["time"]), _ENCODER.encode(r) + "\n") for r in records]
+        self._enqueue([(self._window(r["time"]), ENCODER.encode(r) + "\n") for r in records])
+
+    def log_lines(self, time_iso: str, lines: list[str]) -> None:
+        """Queue rows already encoded (one JSON object and a newline each) that share one time."""
+        window = self._window(time_iso)
+        self._enqueue([(window, line) for line in lines])
+
+    def _enqueue(self, lines: list[tuple[str, str]]) -> None:
         with self._lock:
             self._queue.extend(lines)
             waiting, closing = len(self._queue), self._closing
@@ -170,6 +178,16 @@ class RequestLog:
         return True
 
 
+_SECOND: tuple[int, str] = (-1, "")
+"""The last whole second formatted (now_iso is on every request's path)."""
+
+
 def now_iso() -> str:
-    """UTC now with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """UTC now with milliseconds, as datetime.isoformat(timespec="milliseconds") writes it."""
+    global _SECOND
+    now = time.time()
+    second = int(now)
+    cached = _SECOND
+    if cached[0] != second:
+        cached = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((now - second) * 1000):03d}+00:00"

@@ -12,8 +12,8 @@ serving environment (Python 3.12, seldon-core 1.19): only numpy, pandas and onnx
 from __future__ import annotations
 
 import json
-import math
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,15 +23,14 @@ import numpy as np
 
 from components.common import calibration
 from components.common.preprocessing import Preprocessing
-from components.deploy.request_log import RequestLog, now_iso
+from components.deploy.model_metrics import PORT as METRICS_PORT
+from components.deploy.model_metrics import Counts, serve_metrics
+from components.deploy.request_log import ENCODER, RequestLog, now_iso
 from components.deploy.requests import MAX_ROWS, BadRequest, FeatureSchema, Rows, parse
 
 OUTPUTS = ["probability", "decision"]
 """The columns of every response row."""
 
-
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, math.inf)
-"""Upper bounds (seconds) of the model-time histogram."""
 
 VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "schema.json", "lineage.json")
 """What serving needs of a registered version."""
@@ -39,8 +38,6 @@ VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "schema
 
 def fetch_version(model_uri: str) -> Path:
     """Copy a version's serving files from the store into a new private folder."""
-    import tempfile
-
     from components.common.store import open_store
 
     store = open_store(model_uri)
@@ -65,6 +62,9 @@ class KubeloopModel:
         flush_seconds: float = 5.0,
         model_uri: str = "",
         metrics_seconds: float = 1.0,
+        metrics_port: int = METRICS_PORT,
+        metrics_host: str = "0.0.0.0",
+        metrics_dir: str = "",
     ) -> None:
         """Load the version's files.
 
@@ -79,9 +79,12 @@ class KubeloopModel:
             flush_seconds: Log rows written at least this often.
             model_uri: A version's prefix in the store (s3://bucket/models/<name>/<version>);
                 when set, its files are fetched into a private folder and model_dir is ignored.
-            metrics_seconds: Custom metrics go to Seldon at most this often (0: every request).
-                Seldon's update goes through a multiprocessing manager and cost 2 ms a
-                request here, more than scoring; batched, every observation still counts.
+            metrics_seconds: Each worker writes its metric totals at most this often.
+            metrics_port: Port of kubeloop's /metrics (Seldon's `custom_service` process serves
+                it); 0: none. Seldon's own metrics port carries none of kubeloop's series:
+                its per-request copying of them cost more than scoring (model_metrics.py).
+            metrics_host: Address that /metrics listens on.
+            metrics_dir: Folder the workers share their totals through; default: a new one.
         """
         import onnxruntime as ort
 
@@ -107,19 +110,37 @@ class KubeloopModel:
         self._lock = threading.Lock()
         self._rows = 0
         self.metrics_seconds = float(metrics_seconds)
-        self._observed: list[tuple[int, int, float]] = []  # (rows, positives, ms) not yet reported
-        self._metrics_due = 0.0
+        self.metrics_port, self.metrics_host = int(metrics_port), metrics_host
+        self.metrics_dir = Path(metrics_dir or tempfile.mkdtemp(prefix="kubeloop-metrics-"))
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        self.counts: Counts | None = None
         self.predictor = predictor or os.environ.get("PREDICTOR_ID", "default")
         self.log_uri = log_uri
         self.flush_rows, self.flush_seconds = int(flush_rows), float(flush_seconds)
         self.request_log: RequestLog | None = None
+        fields = {"predictor": self.predictor, "model": self.name, "model_version": self.version}
+        self._log_fields = ENCODER.encode(fields)[1:-1]  # the same in every row of this server
+        self._feature_keys = [ENCODER.encode(name) + ":" for name in self.schema.features]
+        self._request_path: dict[str, str] = {}
 
     def load(self) -> None:
-        """Per serving process (Seldon calls it in each gunicorn worker): start the request log.
+        """Per serving process (Seldon calls it in each gunicorn worker): start the request log
+        and the metric counts.
 
-        The writer thread must start here, not in __init__: the workers are forked after
-        __init__, and a thread does not survive a fork.
+        Both start here, not in __init__: the workers are forked after __init__, a thread does
+        not survive a fork, and each worker's counts live in a file of its own pid.
         """
+        from seldon_core.utils import get_request_path
+
+        self._request_path = get_request_path()  # {model name: image}, from Seldon's environment
+        if self.counts is None:
+            labels = {
+                "kubeloop_model": self.name,
+                "kubeloop_version": self.version,
+                "predictor": self.predictor,
+            }
+            self.counts = Counts(self.metrics_dir, labels, self.metrics_seconds)
+            self.counts.start()
         if self.log_uri and self.request_log is None:
             from components.common.store import open_store
 
@@ -135,28 +156,97 @@ class KubeloopModel:
             zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
         )
         probability = calibration.probabilities(self.calibration, outputs)
-        bad = np.flatnonzero(~np.isfinite(probability))
-        if bad.size:  # never serve a NaN as a score: the caller gets a 500 and the logs count it
+        if not np.isfinite(probability).all():  # never serve a NaN: the caller gets a 500, the logs count it
+            bad = np.flatnonzero(~np.isfinite(probability))
             raise ValueError(f"the model returned a non-finite probability for row(s) {bad[:10].tolist()}")
         return probability, (probability >= self.threshold).astype(np.int64)
+
+    def predict_raw(self, request: Any) -> dict[str, Any]:
+        """Seldon's entry point for REST: the request's JSON in, the response's JSON out.
+
+        Decoding the payload here rather than in Seldon keeps each value as JSON sent it (Seldon
+        turns a row holding any text into an array of strings) and builds the response without
+        Seldon's numpy round trip: together a fifth of a single-row request's cost. A gRPC
+        message goes the usual way (Seldon decodes it, then calls `predict`).
+        """
+        from seldon_core.flask_utils import SeldonMicroserviceException
+        from seldon_core.user_model import SeldonNotImplementedError
+
+        if not isinstance(request, dict):
+            raise SeldonNotImplementedError("not JSON: Seldon decodes it and calls predict")
+        meta = request.get("meta") or {}
+        names: list[str] | None = None
+        data, tensor = request.get("data"), False
+        if isinstance(data, dict) and ("ndarray" in data or "tensor" in data):
+            names = data.get("names") or None
+            tensor = "tensor" in data
+            X = _tensor_rows(data["tensor"]) if tensor else data["ndarray"]
+        elif "jsonData" in request:
+            X = request["jsonData"]
+        else:
+            raise SeldonMicroserviceException(
+                'send rows as {"data": {"names": [...], "ndarray": [[...], ...]}} or named features as '
+                '{"jsonData": {"instances": [{feature: value, ...}, ...]}}; got '
+                f"{sorted(request) if request else 'an empty object'}",
+                status_code=400,
+                reason="BAD_REQUEST",
+            )
+        request_id, probability, decision = self.serve(X, names, meta.get("puid"))
+        response: dict[str, Any]
+        if isinstance(X, dict):
+            response = {"jsonData": _named(probability, decision)}
+        elif tensor:
+            values = np.column_stack([probability, decision.astype(np.float64)])
+            response = {
+                "data": {
+                    "names": list(OUTPUTS),
+                    "tensor": {"shape": [len(values), 2], "values": values.ravel().tolist()},
+                }
+            }
+        else:
+            rows = [[p, float(d)] for p, d in zip(probability.tolist(), decision.tolist(), strict=True)]
+            response = {"data": {"names": list(OUTPUTS), "ndarray": rows}}
+        # Seldon's meta, as its own response builder makes it: the caller's tags and path kept.
+        out: dict[str, Any] = {"tags": {**(meta.get("tags") or {}), **self.response_tags(request_id)}}
+        if meta.get("puid"):
+            out["puid"] = meta["puid"]
+        path = {**self._request_path, **(meta.get("requestPath") or {})}
+        if path:
+            out["requestPath"] = path
+        response["meta"] = out
+        return response
 
     def predict(
         self, X: Any, features_names: list[str] | None = None, meta: dict[str, Any] | None = None
     ) -> Any:
-        """Seldon's entry point: rows in, [[probability, decision], ...] out; bad input is a 400.
+        """Seldon's entry point for gRPC: rows in, [[probability, decision], ...] out; bad input is a 400.
 
         A jsonData request gets jsonData back: {"predictions": [{"probability", "decision"}, ...]}.
-        Tags and metrics ride on the response (SeldonResponse) rather than `tags()`/`metrics()`
-        methods: with a metrics() method Seldon updates its multiprocess metrics state twice a
-        request, 6 round trips to its manager process each (0.75 ms here).
+        Tags ride on the response (SeldonResponse) rather than a `tags()` method; metrics go to
+        kubeloop's own endpoint (see `custom_service`).
         """
-        from seldon_core.flask_utils import SeldonMicroserviceException
         from seldon_core.user_model import SeldonResponse
 
+        request_id, probability, decision = self.serve(X, features_names, (meta or {}).get("puid"))
+        data: Any
+        if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
+            data = _named(probability, decision)
+        else:
+            data = np.column_stack([probability, decision.astype(np.float64)])
+        return SeldonResponse(data, tags=self.response_tags(request_id))
+
+    def serve(self, X: Any, names: list[str] | None, puid: Any) -> tuple[str, np.ndarray, np.ndarray]:
+        """Check, score, count and log one request: (request id, probability, decision).
+
+        Bad input raises Seldon's 400, logged with its reason; a scoring failure is logged as a
+        500 and raised.
+        """
+        from seldon_core.flask_utils import SeldonMicroserviceException
+
         started = time.perf_counter()
-        request_id = str((meta or {}).get("puid") or os.urandom(16).hex())  # uuid4().hex's form, 5x cheaper
+        request_id = str(puid or os.urandom(16).hex())  # uuid4().hex's form, 5x cheaper
         try:
-            frame = parse(X, features_names, self.schema, self.max_rows)
+            frame = parse(X, names, self.schema, self.max_rows)
         except BadRequest as exc:
             self._log_failure(request_id, started, 400, str(exc))
             raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST") from exc
@@ -169,22 +259,15 @@ class KubeloopModel:
         milliseconds = 1000 * (time.perf_counter() - started)
         with self._lock:
             self._rows += len(decision)
-            self._observed.append((len(decision), int(decision.sum()), milliseconds))
+        if self.counts is not None:
+            self.counts.observe(200, milliseconds / 1000, len(decision), int(decision.sum()))
         if self.request_log is not None:
-            self.request_log.log(self._records(request_id, frame, probability, decision, milliseconds))
-        data: Any
-        if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
-            data = {
-                "predictions": [
-                    {"probability": float(p), "decision": int(d)}
-                    for p, d in zip(probability, decision, strict=True)
-                ]
-            }
-        else:
-            data = np.column_stack([probability, decision.astype(np.float64)])
-        return SeldonResponse(data, tags=self.response_tags(request_id), metrics=self.take_metrics())
+            self.request_log.log_lines(*self._lines(request_id, frame, probability, decision, milliseconds))
+        return request_id, probability, decision
 
     def _log_failure(self, request_id: str, started: float, status: int, error: str) -> None:
+        if self.counts is not None:
+            self.counts.observe(status, time.perf_counter() - started)
         if self.request_log is not None:
             self.request_log.log(
                 [
@@ -202,32 +285,32 @@ class KubeloopModel:
                 ]
             )
 
-    def _records(
+    def _lines(
         self,
         request_id: str,
         frame: Rows,
         probability: np.ndarray,
         decision: np.ndarray,
         milliseconds: float,
-    ) -> list[dict[str, Any]]:
-        """One log record per served row."""
-        time_iso, latency = now_iso(), round(milliseconds, 3)
-        return [
-            {
-                "request_id": request_id,
-                "row": index,
-                "time": time_iso,
-                "predictor": self.predictor,
-                "model": self.name,
-                "model_version": self.version,
-                "features": features,
-                "probability": float(p),
-                "decision": int(d),
-                "status": 200,
-                "latency_ms": latency,
-            }
-            for index, (features, p, d) in enumerate(zip(frame.records(), probability, decision, strict=True))
-        ]
+    ) -> tuple[str, list[str]]:
+        """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
+        a record dict cost more than scoring the row. Checked values are finite floats or text."""
+        time_iso = now_iso()
+        shared = (
+            f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
+            f'"status":200,"latency_ms":{round(milliseconds, 3)!r},"row":'
+        )
+        keys = self._feature_keys
+        lines = []
+        for index, (values, p, d) in enumerate(
+            zip(frame.rows(), probability.tolist(), decision.tolist(), strict=True)
+        ):
+            features = ",".join(
+                key + (repr(value) if type(value) is float else ENCODER.encode(value))
+                for key, value in zip(keys, values, strict=True)
+            )
+            lines.append(f'{shared}{index},"probability":{p!r},"decision":{d},"features":{{{features}}}}}\n')
+        return time_iso, lines
 
     def class_names(self) -> list[str]:
         """Column names of the ndarray response."""
@@ -243,38 +326,10 @@ class KubeloopModel:
             "request_id": request_id,
         }
 
-    def take_metrics(self) -> list[dict[str, Any]]:
-        """Per-version counters and a latency histogram for Seldon's Prometheus endpoint.
-
-        Handed over with a response at most every `metrics_seconds`, all observations since
-        the last batch at once (an idle worker reports its last batch with its next request). The
-        histogram is cumulative `le` counters (`kubeloop_predict_seconds_bucket_total`, ready
-        for histogram_quantile): a Seldon TIMER keeps numpy buckets in the state that Seldon
-        copies through its multiprocessing manager on every request, which cost over 1 ms each.
-        """
-        now = time.monotonic()
-        with self._lock:
-            if not self._observed or now < self._metrics_due:
-                return []
-            observed, self._observed = self._observed, []
-            self._metrics_due = now + self.metrics_seconds
-        # Seldon's own labels include model_version (the image tag); the registry version needs its own.
-        tags = {"kubeloop_model": self.name, "kubeloop_version": self.version}
-        seconds = [o[2] / 1000 for o in observed]
-
-        def counter(key: str, value: float, **labels: str) -> dict[str, Any]:
-            return {"type": "COUNTER", "key": key, "value": value, "tags": {**tags, **labels}}
-
-        return [
-            counter("kubeloop_predictions_total", sum(o[0] for o in observed)),
-            counter("kubeloop_positive_decisions_total", sum(o[1] for o in observed)),
-            *(
-                counter("kubeloop_predict_seconds_bucket", sum(1 for x in seconds if x <= le), le=f"{le:g}")
-                for le in LATENCY_BUCKETS
-            ),
-            counter("kubeloop_predict_seconds_sum", sum(seconds)),
-            counter("kubeloop_predict_seconds_count", len(seconds)),
-        ]
+    def custom_service(self) -> None:
+        """Seldon runs this in a process of its own: kubeloop's /metrics (see model_metrics.py)."""
+        if self.metrics_port:
+            serve_metrics(self.metrics_dir, self.metrics_host, self.metrics_port)
 
     def health_status(self) -> dict[str, Any]:
         """Readiness: the model is loaded and scores a row of its own (the feature means)."""
@@ -294,3 +349,27 @@ class KubeloopModel:
             "outputs": [{"messagetype": "ndarray", "schema": {"names": OUTPUTS}}],
             "custom": {"threshold": str(self.threshold), "calibration": str(self.calibration["method"])},
         }
+
+
+def _named(probability: np.ndarray, decision: np.ndarray) -> dict[str, Any]:
+    """The jsonData answer: one {"probability", "decision"} per row."""
+    return {
+        "predictions": [
+            {"probability": p, "decision": d}
+            for p, d in zip(probability.tolist(), decision.tolist(), strict=True)
+        ]
+    }
+
+
+def _tensor_rows(tensor: Any) -> Any:
+    """data.tensor ({"shape": [rows, features], "values": [...]}) as nested rows."""
+    from seldon_core.flask_utils import SeldonMicroserviceException
+
+    try:
+        return np.asarray(tensor["values"], dtype=np.float64).reshape(tensor["shape"]).tolist()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SeldonMicroserviceException(
+            f'data.tensor needs "shape" and as many numeric "values" ({exc})',
+            status_code=400,
+            reason="BAD_REQUEST",
+        ) from exc

@@ -14,6 +14,7 @@ from typing import Any
 from components.common.cluster import restricted_container_security, store_env
 from components.common.config import ServingConfig
 from components.common.images import SERVING_IMAGE
+from components.deploy.model_metrics import PORT as METRICS_PORT
 
 MODEL_CLASS = "components.deploy.seldon_model.KubeloopModel"
 CONTAINER = "model"
@@ -94,6 +95,8 @@ def _predictor(model: str, predictor: Predictor, settings: ServingSettings) -> d
             *store_env(),
         ],
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # the model files land here
+        # kubeloop's own /metrics (Seldon's port 6000 serves Seldon's): scrape it with a PodMonitor
+        "ports": [{"name": "model-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
     }
     body: dict[str, Any] = {
         "name": predictor.name,

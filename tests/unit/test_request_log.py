@@ -94,3 +94,18 @@ def test_after_close_rows_are_written_as_they_come(tmp_path: Path) -> None:
     assert [r["request_id"] for r in rows_in(tmp_path)] == ["early"]
     log.log([record("late")])  # a request still in flight when the shutdown began
     assert sorted(r["request_id"] for r in rows_in(tmp_path)) == ["early", "late"]
+
+
+def test_now_iso_is_isoformat_with_milliseconds_in_utc() -> None:
+    import re
+    from datetime import UTC, datetime
+
+    from components.deploy.request_log import now_iso
+
+    for _ in range(3):
+        before = datetime.now(UTC)
+        stamp = now_iso()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp), stamp
+        parsed = datetime.fromisoformat(stamp)
+        assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= parsed <= after
