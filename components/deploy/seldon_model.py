@@ -166,8 +166,8 @@ class KubeloopModel:
 
         Decoding the payload here rather than in Seldon keeps each value as JSON sent it (Seldon
         turns a row holding any text into an array of strings) and builds the response without
-        Seldon's numpy round trip: together a fifth of a single-row request's cost. A gRPC
-        message goes the usual way (Seldon decodes it, then calls `predict`).
+        Seldon's numpy round trip. A gRPC message goes the usual way (Seldon decodes it, then
+        calls `predict`).
         """
         from seldon_core.flask_utils import SeldonMicroserviceException
         from seldon_core.user_model import SeldonNotImplementedError
