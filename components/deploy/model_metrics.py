@@ -12,6 +12,7 @@ never go down when gunicorn replaces a worker; a scrape sees counts at most a se
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -47,7 +48,7 @@ class Counts:
             every: Seconds between writes of this worker's file.
             worker: The file's name; default: this process's pid.
         """
-        self.folder, self.labels, self.every = folder, labels, every
+        self.labels, self.every = labels, every
         self.path = folder / f"{worker or os.getpid()}.json"
         self._lock = threading.Lock()
         self.rows = self.positives = 0
@@ -60,7 +61,7 @@ class Counts:
 
     def observe(self, status: int, seconds: float, rows: int = 0, positives: int = 0) -> None:
         """Count one request (a few dict and list updates: nothing leaves the process here)."""
-        index = next(i for i, bound in enumerate(LATENCY_BUCKETS) if seconds <= bound)
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)  # the first bound >= seconds
         key = str(status)
         with self._lock:
             self.rows += rows

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -107,8 +106,6 @@ class KubeloopModel:
             str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self._lock = threading.Lock()
-        self._rows = 0
         self.metrics_seconds = float(metrics_seconds)
         self.metrics_port, self.metrics_host = int(metrics_port), metrics_host
         self.metrics_dir = Path(metrics_dir or tempfile.mkdtemp(prefix="kubeloop-metrics-"))
@@ -257,8 +254,6 @@ class KubeloopModel:
             self._log_failure(request_id, started, 500, f"{type(exc).__name__}: {exc}")
             raise
         milliseconds = 1000 * (time.perf_counter() - started)
-        with self._lock:
-            self._rows += len(decision)
         if self.counts is not None:
             self.counts.observe(200, milliseconds / 1000, len(decision), int(decision.sum()))
         if self.request_log is not None:
@@ -337,7 +332,7 @@ class KubeloopModel:
         row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
         frame = parse([row], None, self.schema, 1)
         self.score(frame)  # raises on a non-finite probability
-        return {"model_version": self.version, "rows_served": self._rows}
+        return {"model_version": self.version, "rows_served": self.counts.rows if self.counts else 0}
 
     def init_metadata(self) -> dict[str, Any]:
         """Seldon's /metadata: inputs by name, the two outputs, the version."""
