@@ -8,26 +8,39 @@ failing shadow never touches a response or its latency. Every request gets a req
 logs of main and shadow pair up. A new deployment (weights) replaces the routing table in
 one step; requests in flight finish where they started.
 
+HTTP on both sides goes through `http_wire` (raw sockets, one `sendall` an answer), not
+http.server and http.client: their header parsing was most of the latency the gateway added.
 Standard library only: the gateway runs in either environment.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
+import os
 import random
+import socket
+import socketserver
 import threading
-import uuid
+import time
+from bisect import bisect_right
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.deploy.http_wire import HttpError, Reader, parse_head, post, read_body, response
+
 PREDICT_PATHS = ("/api/v1.0/predictions", "/api/v0.1/predictions")
+HEALTH_PATHS = ("/health/ping", "/health")
 MAX_BODY = 32 * 1024 * 1024
-"""Largest request body accepted (413 above it)."""
+"""Largest request body accepted (413 above it), and largest answer taken from a predictor."""
+IDLE_SECONDS = 75.0
+"""A keep-alive connection with no request for this long is closed (its thread ends)."""
+UNKNOWN_PATH = b'{"status": {"status": 1, "code": -1, "info": "unknown path; POST /api/v1.0/predictions"}}'
+JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,10 @@ class Route:
 
     serving: tuple[tuple[str, str, int], ...]  # (predictor, base URL, traffic)
     shadow: tuple[str, str] | None
+    _cumulative: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cumulative", tuple(accumulate(weight for _, _, weight in self.serving)))
 
     @classmethod
     def from_deployment(cls, sdep: dict[str, Any], upstreams: dict[str, str]) -> Route:
@@ -59,17 +76,18 @@ class Route:
             raise ValueError("no predictor takes traffic: the deployment would answer nobody")
         return cls(tuple(serving), shadow)
 
+    def pick(self, draw: float) -> tuple[str, str]:
+        """The serving predictor that a uniform draw in [0, 1) lands on, in proportion to traffic."""
+        index = bisect_right(self._cumulative, draw * self._cumulative[-1])
+        name, url, _ = self.serving[min(index, len(self.serving) - 1)]
+        return name, url
 
-def _post(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
-    """POST with http.client directly: urllib.request's opener and handler chain cost more per call."""
+
+@lru_cache(maxsize=64)
+def _address(url: str) -> tuple[str, int]:
+    """(host, port) of a predictor's base URL, parsed once."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-    try:
-        connection.request("POST", parts.path, body, {"Content-Type": "application/json"})
-        reply = connection.getresponse()
-        return reply.status, reply.read()
-    finally:
-        connection.close()
+    return parts.hostname or "127.0.0.1", parts.port or 80
 
 
 class Gateway:
@@ -95,36 +113,41 @@ class Gateway:
         with self._lock:
             self._route = route
 
-    def pick(self, route: Route) -> tuple[str, str]:
-        """A serving predictor, drawn in proportion to traffic."""
-        with self._lock:
-            names = [(name, url) for name, url, _ in route.serving]
-            weights = [weight for _, _, weight in route.serving]
-            return self._random.choices(names, weights=weights)[0]
-
-    def handle(self, path: str, body: bytes) -> tuple[int, bytes, dict[str, str], Callable[[], None]]:
-        """Answer one prediction request: (status, body, extra headers, then).
+    def handle(
+        self, path: str, body: bytes, content_type: str = "application/json"
+    ) -> tuple[int, bytes, dict[str, str], Callable[[], None]]:
+        """Answer one prediction request: (status, body, headers, then).
 
         `then` mirrors the request to the shadow; call it after the answer is sent.
         """
         route = self._route  # one table for the whole request, whatever changes meanwhile
-        request_id, forwarded = _with_request_id(body)
-        name, url = self.pick(route)
+        request_id, forwarded, rewritten = _with_request_id(body)
+        if rewritten:
+            content_type = "application/json"
+        name, url = route.pick(self._random.random())
         try:
-            status, reply = _post(f"{url}{path}", forwarded, self.timeout)
-        except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out
-            message = {"status": {"status": 1, "code": -1, "info": f"predictor {name} unreachable: {exc}"}}
-            status, reply = 503, json.dumps(message).encode()
-        headers = {"X-Kubeloop-Predictor": name, "X-Kubeloop-Request-Id": request_id}
+            status, reply_type, reply = post(
+                _address(url), path, forwarded, content_type, self.timeout, MAX_BODY
+            )
+        except HttpError as exc:  # an answer that is not HTTP
+            status, reply_type, reply = exc.status, "application/json", _status_body(exc.message)
+        except OSError as exc:  # refused, reset, timed out
+            status, reply_type = 503, "application/json"
+            reply = _status_body(f"predictor {name} unreachable: {exc}")
+        headers = {
+            "Content-Type": reply_type,
+            "X-Kubeloop-Predictor": name,
+            "X-Kubeloop-Request-Id": request_id,
+        }
         shadow = route.shadow
 
         def then() -> None:
             if shadow is not None:
-                self._mirror(shadow[1] + path, forwarded)
+                self._mirror(_address(shadow[1]), path, forwarded, content_type)
 
         return status, reply, headers, then
 
-    def _mirror(self, url: str, body: bytes) -> None:
+    def _mirror(self, address: tuple[str, int], path: str, body: bytes, content_type: str) -> None:
         """Send a copy to the shadow in the background; drop it when too many are pending."""
         if not self._pending.acquire(blocking=False):
             self.shadow_dropped += 1
@@ -132,7 +155,7 @@ class Gateway:
 
         def send() -> None:
             try:
-                _post(url, body, self.timeout)
+                post(address, path, body, content_type, self.timeout, MAX_BODY)
             except Exception:  # noqa: BLE001 - a shadow's failure is its own; the caller never sees it
                 self.shadow_failed += 1
             finally:
@@ -145,72 +168,138 @@ class Gateway:
         self._shadow_pool.shutdown(wait=True)
 
 
-def _with_request_id(body: bytes) -> tuple[str, bytes]:
-    """The request id (meta.puid, or a new one) and the body carrying it to the predictors."""
+def _status_body(info: str) -> bytes:
+    """A Seldon-style failure body."""
+    return json.dumps({"status": {"status": 1, "code": -1, "info": info}}).encode()
+
+
+def _new_id() -> str:
+    """A fresh request id: 32 hex digits (os.urandom, a tenth of uuid4's cost)."""
+    return os.urandom(16).hex()
+
+
+def _with_request_id(body: bytes) -> tuple[str, bytes, bool]:
+    """The request id (meta.puid, or a new one), the body carrying it, and whether it was rewritten."""
+    start = body.lstrip()
+    if start[:1] == b"{" and b'"meta"' not in body and b"\\u" not in body:
+        # An object with no meta key (no escape could spell one): splice meta in rather than
+        # parse and re-encode; a malformed body stays malformed and the predictor says why.
+        request_id = _new_id()
+        spliced = b'{"meta": {"puid": "%s"}' % request_id.encode()
+        rest = start[1:].lstrip()
+        return request_id, spliced + (rest if rest[:1] == b"}" else b", " + rest), False
     try:
         message = json.loads(body)
     except ValueError:
-        return uuid.uuid4().hex, body  # the predictor answers the malformed body with a 400
+        return _new_id(), body, False  # the predictor answers the malformed body with a 400
     if not isinstance(message, dict):
-        return uuid.uuid4().hex, body
-    meta = message.setdefault("meta", {}) if isinstance(message.get("meta", {}), dict) else {}
-    request_id = str(meta.get("puid") or uuid.uuid4().hex)
+        return _new_id(), body, False
+    meta = message.get("meta")
+    if isinstance(meta, dict) and meta.get("puid"):
+        return str(meta["puid"]), body, False  # already carried: forward the bytes as sent
+    if meta is None:
+        meta = message["meta"] = {}
+    elif not isinstance(meta, dict):
+        return _new_id(), body, False  # the predictor names the bad meta
+    request_id = _new_id()
     meta["puid"] = request_id
-    return request_id, json.dumps(message).encode()
+    return request_id, json.dumps(message).encode(), True
 
 
-def serve(gateway: Gateway, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """An HTTP server for `gateway` (call serve_forever on it, shutdown to stop)."""
+class GatewayServer(socketserver.ThreadingTCPServer):
+    """A thread per client connection; keep-alive connections are served until idle or closed."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in two writes; with Nagle on, a keep-alive client's delayed
-        # ACK holds the body back 40 ms.
-        disable_nagle_algorithm = True
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-            return  # the predictors' request logs are the record; no per-request stderr line
+    def __init__(self, gateway: Gateway, address: tuple[str, int]):
+        self.gateway = gateway
+        super().__init__(address, _Connection)
 
-        def handle(self) -> None:
-            try:
-                super().handle()
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client hung up (a load generator stopping, a timeout): not our error
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection: requests in order, each answered before the next is read."""
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            if self.path in ("/health/ping", "/health"):
-                route = gateway.route
+    server: GatewayServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(IDLE_SECONDS)
+        reader = Reader(sock)
+        try:
+            while self._one(sock, reader):
+                pass
+            _linger(sock)
+        except OSError:
+            pass  # the client hung up or went idle: not our error
+
+    def _one(self, sock: socket.socket, reader: Reader) -> bool:
+        """Answer the next request; False when the connection is done."""
+        try:
+            head = reader.head()
+            if head is None:
+                return False
+            (method, target, version), headers = parse_head(head)
+            keep = _keep_alive(version, headers.get("connection", ""))
+            path = target.split("?", 1)[0]
+            if method == "POST" and path in PREDICT_PATHS:
+                if headers.get("expect", "").lower() == "100-continue":
+                    _check_length(headers)
+                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = read_body(reader, headers, MAX_BODY)
+                content_type = headers.get("content-type", "application/json")
+                status, reply, extra, then = self.server.gateway.handle(target, body, content_type)
+                sock.sendall(response(status, reply, extra, not keep))
+                then()  # the caller has its answer before the shadow gets its copy
+                return keep
+            if method == "GET" and path in HEALTH_PATHS:
+                route = self.server.gateway.route
                 state = {
                     "serving": [[n, w] for n, _, w in route.serving],
                     "shadow": route.shadow and route.shadow[0],
                 }
-                self._send(200, json.dumps(state).encode())
-            else:
-                self._send(404, b'{"status": {"info": "unknown path; POST /api/v1.0/predictions"}}')
+                sock.sendall(response(200, json.dumps(state).encode(), JSON, not keep))
+                return keep
+            sock.sendall(response(404 if method in ("GET", "POST") else 405, UNKNOWN_PATH, JSON, True))
+            return False  # its body, if any, was not read: the connection cannot go on
+        except HttpError as exc:
+            sock.sendall(response(exc.status, _status_body(exc.message), JSON, True))
+            return False
 
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            if self.path not in PREDICT_PATHS:
-                self._send(404, b'{"status": {"info": "unknown path; POST /api/v1.0/predictions"}}')
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(413, json.dumps({"status": {"info": f"body over {MAX_BODY} bytes"}}).encode())
-                self.close_connection = True
-                return
-            status, body, headers, then = gateway.handle(self.path, self.rfile.read(length))
-            self._send(status, body, headers)
-            self.wfile.flush()
-            then()  # the caller has its answer before the shadow gets its copy
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+def _linger(sock: socket.socket, seconds: float = 1.0, most: int = 1 << 20) -> None:
+    """Close after reading what the client still sends, a bounded while.
+
+    Closing with unread bytes makes the kernel send a reset, which can destroy the answer
+    (a 413, a 431) before the client reads it.
+    """
+    sock.shutdown(socket.SHUT_WR)
+    deadline, drained = time.monotonic() + seconds, 0
+    while drained < most and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        drained += len(chunk)
+
+
+def _check_length(headers: dict[str, str]) -> None:
+    """Refuse an oversized body before the client sends it (it waits for 100 Continue)."""
+    length = headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise HttpError(413, f"body of {length} bytes is over the limit of {MAX_BODY}")
+
+
+def _keep_alive(version: str, connection: str) -> bool:
+    """HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 only when asked to keep it."""
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    if version == "HTTP/1.1":
+        return "close" not in tokens
+    return "keep-alive" in tokens
+
+
+def serve(gateway: Gateway, port: int, host: str = "127.0.0.1") -> GatewayServer:
+    """An HTTP server for `gateway` (call serve_forever on it, shutdown to stop)."""
+    return GatewayServer(gateway, (host, port))

@@ -23,11 +23,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from components.deploy.gateway import Gateway, Route, serve
+from components.deploy.gateway import Gateway, GatewayServer, Route, serve
 from components.deploy.seldondeployment import MODEL_CLASS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,7 +260,7 @@ class LocalServing:
         self.start_timeout, self.drain_seconds = start_timeout, drain_seconds
         self.say = say
         self.gateway: Gateway | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: GatewayServer | None = None
         self._running: dict[tuple[str, str, str, int], Upstream] = {}
         self._specs: list[PredictorSpec] = []
         self._draining: list[threading.Thread] = []
