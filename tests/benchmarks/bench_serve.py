@@ -42,7 +42,7 @@ from components.deploy.local_serving import (  # noqa: E402
 )
 
 DURATION = float(os.environ.get("BENCH_SERVE_SECONDS", "8"))
-ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_SERVE_ROUNDS", "5"))
 WORKERS = 2
 
 
