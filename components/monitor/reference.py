@@ -17,13 +17,15 @@ A bounded random sample of rows goes with it (Parquet) for the HTML report.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from components.common.store import Store
 
 SKETCH_LEVELS = 2000
 """Quantile points per numerical column: normed Wasserstein distances within about 0.002 of exact."""
@@ -100,36 +102,29 @@ class Reference:
         data = json.loads(text)
         return cls(data["rows"], [ColumnReference(**c) for c in data["columns"]], data.get("source", ""))
 
-    def save(self, folder: Path, sample: pd.DataFrame | None = None) -> None:
-        """Write `drift_reference.json` (and `drift_sample.parquet`) into `folder`, each atomically."""
-        folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(folder / "drift_reference.json", self.to_json().encode())
+    def save(self, store: Store, prefix: str, sample: pd.DataFrame | None = None) -> None:
+        """Write `<prefix>/drift_reference.json` (and `drift_sample.parquet`); each write is atomic."""
+        store.write_text(f"{prefix}/drift_reference.json", self.to_json())
         if sample is not None:
-            partial = folder / "drift_sample.parquet.partial"
-            sample.to_parquet(partial, index=False)
-            partial.replace(folder / "drift_sample.parquet")
+            buffer = io.BytesIO()
+            sample.to_parquet(buffer, index=False)
+            store.write_bytes(f"{prefix}/drift_sample.parquet", buffer.getvalue())
 
     @classmethod
-    def load(cls, folder: Path) -> Reference:
-        """The reference saved in `folder`.
+    def load(cls, store: Store, prefix: str) -> Reference:
+        """The reference saved under `prefix` (a model version's folder).
 
         Raises:
             FileNotFoundError: No drift_reference.json there (a version registered before the
                 monitor existed: register it again, or build one with `build_reference`).
         """
-        path = folder / "drift_reference.json"
-        if not path.exists():
+        key = f"{prefix}/drift_reference.json"
+        if not store.exists(key):
             raise FileNotFoundError(
-                f"{path} is missing: versions registered before the drift monitor have none; "
-                "retrain, or write one with components.monitor.reference.build_reference"
+                f"{key} is missing from {store!r}: versions registered before the drift monitor have "
+                "none; retrain, or write one with components.monitor.reference.build_reference"
             )
-        return cls.from_json(path.read_text())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+        return cls.from_json(store.read_text(key))
 
 
 def usable(series: pd.Series, kind: Kind) -> np.ndarray:

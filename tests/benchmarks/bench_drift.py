@@ -47,20 +47,21 @@ frame = pd.read_parquet(sys.argv[1])
 started = time.perf_counter()
 reference, sample = build_reference(frame, categorical=[], source="bench")
 seconds = time.perf_counter() - started
-reference.save(__import__("pathlib").Path(sys.argv[2]), sample)
+from components.common.store import LocalStore
+reference.save(LocalStore(sys.argv[2]), "profile", sample)
 print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 CHECK = """
 import json, resource, sys, time
-from pathlib import Path
 import pandas as pd
 from components.monitor.drift import check_drift
 from components.monitor.reference import Reference
 import numpy as np
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-reference = Reference.load(Path(sys.argv[1]))
+from components.common.store import LocalStore
+reference = Reference.load(LocalStore(sys.argv[1]), "profile")
 imported = peak()
 # The window held once (160 MB): a Parquet read peaks at 2-3x its data, which would measure
 # the reader, not the check.
@@ -126,7 +127,7 @@ def main() -> None:
             [sys.executable, "-c", MAKE_DATA, str(training), str(window), str(window_npy)], check=True
         )
         build = child(BUILD, str(training), str(profile))
-        size = sum(p.stat().st_size for p in profile.iterdir()) / 1e6
+        size = sum(p.stat().st_size for p in (profile / "profile").iterdir()) / 1e6
         print(
             f"reference profile: built in {build['seconds']:.2f} s, {build['peak_mb']:.0f} MB peak, "
             f"{size:.1f} MB on disk"

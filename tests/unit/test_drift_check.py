@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from components.common.store import LocalStore
 from components.monitor.drift import ColumnSettings, DriftSettings, check_drift, wasserstein_to_sketch
 from components.monitor.reference import EXACT_ROWS, SKETCH_LEVELS, Reference, build_reference
 
@@ -28,9 +29,10 @@ def test_the_reference_round_trips_through_its_files(tmp_path: Path) -> None:
     data.loc[:9, "x"] = np.nan
     data.loc[10, "y"] = np.inf
     reference, sample = build_reference(data, ["city"], source="run-1")
-    reference.save(tmp_path, sample)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift_reference.json", "drift_sample.parquet"]
-    loaded = Reference.load(tmp_path)
+    store = LocalStore(tmp_path)
+    reference.save(store, "models/m/3", sample)
+    assert store.list("models/m/3") == ["models/m/3/drift_reference.json", "models/m/3/drift_sample.parquet"]
+    loaded = Reference.load(store, "models/m/3")
     assert loaded == reference
     x = loaded.column("x")
     assert (x.count, x.missing) == (2990, 10) and len(x.quantiles) == SKETCH_LEVELS
@@ -38,7 +40,7 @@ def test_the_reference_round_trips_through_its_files(tmp_path: Path) -> None:
     assert loaded.column("y").missing == 1  # +inf is no value, as in Evidently
     assert loaded.column("city").counts == data["city"].value_counts().to_dict()
     assert x.exact == []  # over 1,000 rows: only the sketch
-    assert pd.read_parquet(tmp_path / "drift_sample.parquet").shape == (3000, 3)
+    assert pd.read_parquet(tmp_path / "models/m/3/drift_sample.parquet").shape == (3000, 3)
 
 
 def test_a_small_reference_keeps_every_value_for_an_exact_ks() -> None:
@@ -53,7 +55,7 @@ def test_a_small_reference_keeps_every_value_for_an_exact_ks() -> None:
 
 def test_missing_reference_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="retrain, or write one"):
-        Reference.load(tmp_path)
+        Reference.load(LocalStore(tmp_path), "models/m/1")
 
 
 def test_text_in_a_numerical_column_is_refused_with_the_fix() -> None:
@@ -122,3 +124,19 @@ def test_dataset_drift_follows_the_drift_share() -> None:
     assert check_drift(reference, window).drifted_columns == ["x"]
     assert not check_drift(reference, window, DriftSettings(drift_share=0.5)).dataset_drift
     assert check_drift(reference, window, DriftSettings(drift_share=0.3)).dataset_drift
+
+
+def test_categories_past_the_cap_are_compared_as_one_other_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.spatial import distance
+
+    from components.monitor import reference as module
+
+    monkeypatch.setattr(module, "MAX_CATEGORIES", 3)
+    training = pd.DataFrame({"c": ["a"] * 3000 + ["b"] * 2000 + ["c"] * 600 + ["d"] * 400})
+    profile, _ = build_reference(training, ["c"])
+    column = profile.column("c")
+    assert column.counts == {"a": 3000, "b": 2000, "__other__": 1000} and column.distinct == 4
+    window = pd.DataFrame({"c": ["a"] * 500 + ["b"] * 300 + ["c"] * 100 + ["zz"] * 100})
+    (result,) = check_drift(profile, window).columns
+    expected = distance.jensenshannon(np.array([3000, 2000, 1000]) / 6000, np.array([500, 300, 200]) / 1000)
+    assert result.test == "jensenshannon" and result.score == pytest.approx(expected)
