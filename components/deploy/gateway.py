@@ -95,7 +95,6 @@ class Gateway:
 
     def __init__(self, route: Route, timeout: float = 30.0, shadow_workers: int = 4, max_pending: int = 1000):
         self._route = route
-        self._lock = threading.Lock()
         self._random = random.Random()
         self.timeout = timeout
         self._shadow_pool = ThreadPoolExecutor(max_workers=shadow_workers, thread_name_prefix="shadow")
@@ -109,9 +108,8 @@ class Gateway:
         return self._route
 
     def update(self, route: Route) -> None:
-        """Swap the routing table (new weights, a new shadow) in one step."""
-        with self._lock:
-            self._route = route
+        """Swap the routing table (new weights, a new shadow) in one step: Routes are immutable."""
+        self._route = route
 
     def handle(
         self, path: str, body: bytes, content_type: str = "application/json"
@@ -121,9 +119,7 @@ class Gateway:
         `then` mirrors the request to the shadow; call it after the answer is sent.
         """
         route = self._route  # one table for the whole request, whatever changes meanwhile
-        request_id, forwarded, rewritten = _with_request_id(body)
-        if rewritten:
-            content_type = "application/json"
+        request_id, forwarded = _with_request_id(body)
         name, url = route.pick(self._random.random())
         try:
             status, reply_type, reply = post(
@@ -178,8 +174,8 @@ def _new_id() -> str:
     return os.urandom(16).hex()
 
 
-def _with_request_id(body: bytes) -> tuple[str, bytes, bool]:
-    """The request id (meta.puid, or a new one), the body carrying it, and whether it was rewritten."""
+def _with_request_id(body: bytes) -> tuple[str, bytes]:
+    """The request id (meta.puid, or a new one), and the body carrying it (still JSON if it was)."""
     start = body.lstrip()
     if start[:1] == b"{" and b'"meta"' not in body and b"\\u" not in body:
         # An object with no meta key (no escape could spell one): splice meta in rather than
@@ -187,23 +183,23 @@ def _with_request_id(body: bytes) -> tuple[str, bytes, bool]:
         request_id = _new_id()
         spliced = b'{"meta": {"puid": "%s"}' % request_id.encode()
         rest = start[1:].lstrip()
-        return request_id, spliced + (rest if rest[:1] == b"}" else b", " + rest), False
+        return request_id, spliced + (rest if rest[:1] == b"}" else b", " + rest)
     try:
         message = json.loads(body)
     except ValueError:
-        return _new_id(), body, False  # the predictor answers the malformed body with a 400
+        return _new_id(), body  # the predictor answers the malformed body with a 400
     if not isinstance(message, dict):
-        return _new_id(), body, False
+        return _new_id(), body
     meta = message.get("meta")
     if isinstance(meta, dict) and meta.get("puid"):
-        return str(meta["puid"]), body, False  # already carried: forward the bytes as sent
+        return str(meta["puid"]), body  # already carried: forward the bytes as sent
     if meta is None:
         meta = message["meta"] = {}
     elif not isinstance(meta, dict):
-        return _new_id(), body, False  # the predictor names the bad meta
+        return _new_id(), body  # the predictor names the bad meta
     request_id = _new_id()
     meta["puid"] = request_id
-    return request_id, json.dumps(message).encode(), True
+    return request_id, json.dumps(message).encode()
 
 
 class GatewayServer(socketserver.ThreadingTCPServer):

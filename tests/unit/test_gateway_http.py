@@ -111,7 +111,7 @@ def test_the_callers_puid_and_bytes_pass_through_unchanged(gateway: dict[str, An
     ],
 )
 def test_every_json_body_gets_one_request_id(body: bytes) -> None:
-    request_id, forwarded, _ = _with_request_id(body)
+    request_id, forwarded = _with_request_id(body)
     message = json.loads(forwarded)
     if isinstance(message, dict):
         assert message["meta"]["puid"] == request_id and len(request_id) == 32
