@@ -1,4 +1,4 @@
-"""The `kubeloop` command line: run, compile, models, stage, config."""
+"""The `kubeloop` command line: run, compile, models, stage, deploy, serve, monitor, retrain, config."""
 
 from __future__ import annotations
 
@@ -495,6 +495,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", required=True)
     show.add_argument("overrides", nargs="*", metavar="key=value")
     show.set_defaults(func=cmd_config)
+
+    from pipelines.monitor_cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

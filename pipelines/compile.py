@@ -9,7 +9,9 @@ from kfp import compiler
 from kfp.compiler.compiler_utils import KubernetesManifestOptions
 
 from components.common.config_loader import load_config
+from pipelines.monitoring import MONITORING_PIPELINE, make_monitoring_pipeline
 from pipelines.recalibrate import RECALIBRATE_PIPELINE, make_recalibrate_pipeline
+from pipelines.retraining import RETRAINING_PIPELINE, make_retraining_pipeline
 from pipelines.training import PIPELINE_NAME, make_training_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,10 +33,17 @@ GPU_OVERRIDES = [
 """The GPU variant: one pod with 4 GPUs (one torchrun process each) on a tainted H100 pool."""
 
 
-def compile_pipeline(config_json: str, name: str, out: Path, recalibrate: bool = False) -> list[Path]:
+MAKERS = {
+    "training": make_training_pipeline,
+    "recalibrate": make_recalibrate_pipeline,
+    "retraining": make_retraining_pipeline,
+    "monitoring": make_monitoring_pipeline,
+}
+
+
+def compile_pipeline(config_json: str, name: str, out: Path, kind: str = "training") -> list[Path]:
     """Write `<name>.yaml` (IR) and `<name>.k8s.yaml` (Pipeline + PipelineVersion manifests)."""
-    make = make_recalibrate_pipeline if recalibrate else make_training_pipeline
-    pipeline = make(config_json, CLUSTER_STORE, cluster=True, name=name)
+    pipeline = MAKERS[kind](config_json, CLUSTER_STORE, cluster=True, name=name)
     ir_path = out / f"{name}.yaml"
     k8s_path = out / f"{name}.k8s.yaml"
     with warnings.catch_warnings():
@@ -63,7 +72,9 @@ def compile_all(
     `kubeloop-training-gpu` (GPU_OVERRIDES), from the screening example pointed at the cluster
     store, so a run started from the Kubeflow UI with no parameters works once the dataset is
     uploaded, and `kubeloop-recalibrate` (a run names the model_version; its config_json sets
-    the target). With a config (and overrides): that one, as `kubeloop-training-<name>`.
+    the target), `kubeloop-retraining` (started by the monitor with its evidence, or on a
+    schedule) and `kubeloop-monitoring` (a recurring run of the drift check). With a config
+    (and overrides): that one, as `kubeloop-training-<name>`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -78,9 +89,10 @@ def compile_all(
         variants = {f"{PIPELINE_NAME}-{config.name}": config}
     paths = [path for name, cfg in variants.items() for path in compile_pipeline(cfg.to_json(), name, out)]
     if config_path is None:
-        paths += compile_pipeline(
-            variants[PIPELINE_NAME].to_json(), RECALIBRATE_PIPELINE, out, recalibrate=True
-        )
+        shipped = variants[PIPELINE_NAME].to_json()
+        paths += compile_pipeline(shipped, RECALIBRATE_PIPELINE, out, "recalibrate")
+        paths += compile_pipeline(shipped, RETRAINING_PIPELINE, out, "retraining")
+        paths += compile_pipeline(shipped, MONITORING_PIPELINE, out, "monitoring")
     kustomization = out / "kustomization.yaml"
     resources = "".join(f"  - {p.name}\n" for p in paths if p.name.endswith(".k8s.yaml"))
     kustomization.write_text(

@@ -112,3 +112,13 @@ def run_recalibration(config: KubeloopConfig, store: Store, run_id: str, version
 
     pipeline = make_recalibrate_pipeline(config.to_json(), store.uri, cluster=False)
     return run_local(pipeline, config, store, run_id, RECALIBRATE_STEPS, model_version=version)
+
+
+def run_retraining(
+    config: KubeloopConfig, store: Store, run_id: str, evidence: str = "", trigger: str = "drift"
+) -> RunResult:
+    """Run the retraining DAG locally (assemble, then the training path)."""
+    from pipelines.retraining import RETRAINING_STEPS, make_retraining_pipeline
+
+    pipeline = make_retraining_pipeline(config.to_json(), store.uri, cluster=False)
+    return run_local(pipeline, config, store, run_id, RETRAINING_STEPS, evidence=evidence, trigger=trigger)

@@ -37,7 +37,7 @@ def on_cluster(task: Any, cpu: str, memory: str) -> None:
     task.set_caching_options(False)
 
 
-def _train_pod(task: Any, resources: TrainResources) -> None:
+def train_pod(task: Any, resources: TrainResources) -> None:
     """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only)."""
     from kfp import kubernetes
 
@@ -123,6 +123,6 @@ def make_training_pipeline(
                 (deployed, "250m", "512Mi"),
             ):
                 on_cluster(task, cpu, memory)
-            _train_pod(fitted, resources)
+            train_pod(fitted, resources)
 
     return training

@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-from components.monitor.reference import EXACT_ROWS, OTHER, ColumnReference, Reference, usable
+from components.common.drift_reference import EXACT_ROWS, OTHER, ColumnReference, Reference, usable
 
 TESTS = ("ks", "chisquare", "z", "wasserstein", "jensenshannon")
 THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "z": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1}

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import pandas as pd
+
+from components.common import calibration as calibration_math
+from components.common.drift_reference import PREDICTION_REFERENCE, build_reference
 from components.common.registry import Registry
 from components.common.step import StepContext
 from components.register.card import render_card
 
 SPLIT_FILES = ("schema.json", "data_profile.json", "expectation_suite.json")
 """From validate_data: the next run validates its data against the profile and suite."""
+DRIFT_FILES = ("drift_reference.json", "drift_sample.parquet")
+"""From validate_data (runs before the monitor existed have none): what the monitor tests traffic against."""
 SERVABLE_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "predictions.parquet")
 """From calibrate: what serving loads, and the stored predictions recalibration works on."""
 TRAIN_FILES = ("model.pt", "loss_curve.png")
@@ -45,6 +52,22 @@ def index_info(
         "calibration": calibration["method"],
         "forced": bool(lineage.get("gate", {}).get("forced")),
     }
+
+
+def prediction_reference(files: dict[str, bytes]) -> bytes:
+    """The drift reference of what this version answers: probability and decision on the test split.
+
+    Built from the stored test logits through this version's calibration and threshold, so a
+    recalibrated version gets its own; the monitor tests served scores against it.
+    """
+    record = json.loads(files["calibration.json"])
+    predictions = pd.read_parquet(io.BytesIO(files["predictions.parquet"]))
+    test = predictions[predictions["split"] == "test"]
+    probability = calibration_math.apply(record, test["logit"].to_numpy())
+    threshold = float(record["operating_point"]["threshold"])
+    frame = pd.DataFrame({"probability": probability, "decision": (probability >= threshold).astype("int64")})
+    reference, _ = build_reference(frame, [], source="test split, calibrated")
+    return reference.to_json().encode()
 
 
 def publish(
@@ -105,7 +128,9 @@ def run(
     decision = store.read_json(f"{evaluation}/decision.json")
     lineage["gate"] = gate_record(decision)
     files: dict[str, bytes] = {f: store.read_bytes(f"{splits}/{f}") for f in SPLIT_FILES}
+    files |= {f: store.read_bytes(f"{splits}/{f}") for f in DRIFT_FILES if store.exists(f"{splits}/{f}")}
     files |= {f: store.read_bytes(f"{calibration}/{f}") for f in (*SERVABLE_FILES, "reliability.png")}
+    files[PREDICTION_REFERENCE] = prediction_reference(files)
     files |= {f: store.read_bytes(f"{model}/{f}") for f in TRAIN_FILES if store.exists(f"{model}/{f}")}
     files |= {f: store.read_bytes(f"{evaluation}/{f}") for f in EVALUATION_FILES}
     files["lineage.json"] = json.dumps(lineage, indent=2, sort_keys=True).encode()

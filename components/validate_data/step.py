@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.data import is_positive, local_path, read_table
+from components.common.drift_reference import build_reference
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
 from components.validate_data.checks import (
@@ -43,9 +44,11 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     with local_path(dataset.path) as path:
         fingerprint = fingerprint_file(path)
         frame = read_table(path)
-    ctx.store.write_json(
-        ctx.key("lineage.json"), build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
-    )
+    lineage = build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
+    evidence = ctx.upstream("assemble", "evidence.json")  # a retraining run: why it started
+    if ctx.store.exists(evidence):
+        lineage["evidence"] = ctx.store.read_json(evidence)
+    ctx.store.write_json(ctx.key("lineage.json"), lineage)
     rules = ctx.config.validation
     reference = reference_profile(ctx.store, ctx.config)
     results, ge_result = validate_frame(frame, dataset, rules, reference)
@@ -80,6 +83,10 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     ctx.store.write_json(ctx.key(PROFILE_FILE), profile)
     expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
     ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
+    drift, sample = build_reference(
+        train, list(dataset.categorical), features, source=f"run {ctx.run_id} train split"
+    )
+    drift.save(ctx.store, ctx.prefix, sample)
     for name in SPLITS:
         part = frame[frame["__split"] == name].drop(columns="__split")
         with ctx.store.staged(ctx.key(f"splits/{name}.parquet")) as target:

@@ -1,6 +1,6 @@
 """Benchmark: the drift check on 1,000,000 current rows x 20 numeric features.
 
-The reference is a profile of 1,000,000 training rows (components/monitor/reference.py).
+The reference is a profile of 1,000,000 training rows (components/common/drift_reference.py).
 The current window shifts 5 of the 20 features. Three child processes, so that each peak
 memory (ru_maxrss) is its own and includes the data it reads:
 - build: the reference profile from the training rows (done once, at registration);
@@ -42,7 +42,7 @@ np.save(sys.argv[3], np.ascontiguousarray(window.to_numpy().T))  # a column a ro
 BUILD = """
 import json, resource, sys, time
 import pandas as pd
-from components.monitor.reference import build_reference
+from components.common.drift_reference import build_reference
 frame = pd.read_parquet(sys.argv[1])
 started = time.perf_counter()
 reference, sample = build_reference(frame, categorical=[], source="bench")
@@ -56,7 +56,7 @@ CHECK = """
 import json, resource, sys, time
 import pandas as pd
 from components.monitor.drift import check_drift
-from components.monitor.reference import Reference
+from components.common.drift_reference import Reference
 import numpy as np
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

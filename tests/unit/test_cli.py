@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,12 @@ def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
     assert main(["compile", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "kubeloop-monitoring.k8s.yaml",
+        "kubeloop-monitoring.yaml",
         "kubeloop-recalibrate.k8s.yaml",
         "kubeloop-recalibrate.yaml",
+        "kubeloop-retraining.k8s.yaml",
+        "kubeloop-retraining.yaml",
         "kubeloop-training-gpu.k8s.yaml",
         "kubeloop-training-gpu.yaml",
         "kubeloop-training.k8s.yaml",
@@ -135,3 +140,15 @@ def test_serve_says_when_its_port_is_taken(capsys: pytest.CaptureFixture[str]) -
         config = str(REPO / "examples" / "screening" / "config.yaml")
         assert main(["serve", "--config", config, "--port", str(port)]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_schedule_prints_the_recurring_run_it_would_create(capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(REPO / "examples" / "screening" / "config.yaml")
+    assert main(["schedule", "--config", config, "--cron", "0 3 * * 1"]) == 0
+    spec = json.loads(capsys.readouterr().out.split("\n(not created")[0])
+    assert spec["pipeline"] == "kubeloop-retraining" and spec["cron_expression"] == "0 0 3 * * 1"
+    assert spec["params"] == {"trigger": "schedule"} and spec["max_concurrency"] == 1
+    assert main(["schedule", "--config", config]) == 1  # no retraining schedule configured
+    assert "monitoring.retraining.schedule" in capsys.readouterr().err
+    assert main(["schedule", "--config", config, "--cron", "0 3 * *"]) == 1
+    assert "must have 5 fields" in capsys.readouterr().err

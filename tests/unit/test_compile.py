@@ -113,7 +113,16 @@ def test_recalibrate_pipeline_evaluates_before_it_registers(compiled: Path) -> N
     assert len(executors) == 3 and all(e["secretAsEnv"] for e in executors.values())
 
 
-@pytest.mark.parametrize("name", ["kubeloop-training", "kubeloop-training-gpu", "kubeloop-recalibrate"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kubeloop-training",
+        "kubeloop-training-gpu",
+        "kubeloop-recalibrate",
+        "kubeloop-retraining",
+        "kubeloop-monitoring",
+    ],
+)
 def test_manifests_validate_against_the_shared_crds(compiled: Path, name: str) -> None:
     crds = load_crds()
     docs = list(yaml.safe_load_all((compiled / f"{name}.k8s.yaml").read_text()))
@@ -146,3 +155,17 @@ def test_the_crd_check_catches_a_broken_manifest(compiled: Path) -> None:
         validate_object(doc, crds)
     with pytest.raises(AssertionError, match="no CRD"):
         validate_object({**doc, "apiVersion": "pipelines.kubeflow.org/v9"}, crds)
+
+
+def test_retraining_assembles_the_data_before_the_training_path(compiled: Path) -> None:
+    spec, platform = yaml.safe_load_all((compiled / "kubeloop-retraining.yaml").read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["validate-data"]["dependentTasks"] == ["assemble-data"]
+    config = tasks["train"]["inputs"]["parameters"]["config_json"]
+    assert config["taskOutputParameter"] == {
+        "producerTask": "assemble-data",
+        "outputParameterKey": "config_json",
+    }
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) >= {"evidence", "trigger", "run_id"}
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert len(executors) == 7 and all(e["secretAsEnv"] for e in executors.values())

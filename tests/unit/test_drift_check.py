@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from components.common.drift_reference import EXACT_ROWS, SKETCH_LEVELS, Reference, build_reference
 from components.common.store import LocalStore
 from components.monitor.drift import ColumnSettings, DriftSettings, check_drift, wasserstein_to_sketch
-from components.monitor.reference import EXACT_ROWS, SKETCH_LEVELS, Reference, build_reference
 
 
 def frame(rng: np.random.Generator, rows: int, shift: float = 0.0) -> pd.DataFrame:
@@ -129,7 +129,7 @@ def test_dataset_drift_follows_the_drift_share() -> None:
 def test_categories_past_the_cap_are_compared_as_one_other_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
     from scipy.spatial import distance
 
-    from components.monitor import reference as module
+    from components.common import drift_reference as module
 
     monkeypatch.setattr(module, "MAX_CATEGORIES", 3)
     training = pd.DataFrame({"c": ["a"] * 3000 + ["b"] * 2000 + ["c"] * 600 + ["d"] * 400})

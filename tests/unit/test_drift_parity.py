@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.common.drift_reference import build_reference
 from components.monitor.drift import check_drift
-from components.monitor.reference import build_reference
 
 # Evidently's display names of the tests its preset picks, and which way each one drifts.
 EVIDENTLY_TESTS = {

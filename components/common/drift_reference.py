@@ -38,6 +38,12 @@ MAX_CATEGORIES = 10_000
 SAMPLE_ROWS = 5000
 """Rows kept for the HTML report."""
 OTHER = "__other__"
+FEATURE_REFERENCE = "drift_reference.json"
+"""A version's reference of its input features (from the training split)."""
+SAMPLE_FILE = "drift_sample.parquet"
+"""A version's bounded sample of training rows, for the HTML report."""
+PREDICTION_REFERENCE = "prediction_reference.json"
+"""A version's reference of its answers (probability, decision) on the test split."""
 
 Kind = Literal["numerical", "categorical"]
 
@@ -104,25 +110,25 @@ class Reference:
 
     def save(self, store: Store, prefix: str, sample: pd.DataFrame | None = None) -> None:
         """Write `<prefix>/drift_reference.json` (and `drift_sample.parquet`); each write is atomic."""
-        store.write_text(f"{prefix}/drift_reference.json", self.to_json())
+        store.write_text(f"{prefix}/{FEATURE_REFERENCE}", self.to_json())
         if sample is not None:
             buffer = io.BytesIO()
             sample.to_parquet(buffer, index=False)
-            store.write_bytes(f"{prefix}/drift_sample.parquet", buffer.getvalue())
+            store.write_bytes(f"{prefix}/{SAMPLE_FILE}", buffer.getvalue())
 
     @classmethod
-    def load(cls, store: Store, prefix: str) -> Reference:
-        """The reference saved under `prefix` (a model version's folder).
+    def load(cls, store: Store, prefix: str, name: str = FEATURE_REFERENCE) -> Reference:
+        """A reference saved under `prefix` (a model version's folder).
 
         Raises:
-            FileNotFoundError: No drift_reference.json there (a version registered before the
-                monitor existed: register it again, or build one with `build_reference`).
+            FileNotFoundError: No such file there (a version registered before the monitor
+                existed: register it again, or build one with `build_reference`).
         """
-        key = f"{prefix}/drift_reference.json"
+        key = f"{prefix}/{name}"
         if not store.exists(key):
             raise FileNotFoundError(
                 f"{key} is missing from {store!r}: versions registered before the drift monitor have "
-                "none; retrain, or write one with components.monitor.reference.build_reference"
+                "none; retrain, or write one with components.common.drift_reference.build_reference"
             )
         return cls.from_json(store.read_text(key))
 

@@ -1,0 +1,131 @@
+"""The retraining set: the reference data plus recent labeled traffic, mixed as configured.
+
+Served rows whose labels arrived (labels/<model>/) within `retraining.traffic_window` join
+the reference dataset (`dataset.path`), at most `traffic_share` of the result: when there is
+more labeled traffic, the newest rows are kept. Traffic rows get the dataset's id
+(`traffic:<request id>:<row>`), time (when served) and group (`traffic`) columns, so every
+later step treats them like any other row; the temporal split puts them in the test set
+when they are the newest, which is where a new population should be judged.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from components.common.config import KubeloopConfig, duration_seconds
+from components.common.data import local_path, read_table
+from components.common.store import LocalStore, Store
+from components.monitor.traffic import Window, features_of, read_labels, read_window
+
+
+@dataclass
+class Assembled:
+    """What went into the retraining set."""
+
+    path: str  # where the dataset was written (a local path or s3:// URI)
+    reference_rows: int
+    traffic_rows: int
+    labeled_rows_available: int
+    window: dict[str, str]
+    skipped_files: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
+
+
+def labeled_traffic(store: Store, config: KubeloopConfig, now: datetime) -> tuple[pd.DataFrame, Window, dict]:
+    """Served rows of the traffic window that have labels, as dataset rows (newest last)."""
+    span = Window(now - timedelta(seconds=duration_seconds(config.monitoring.retraining.traffic_window)), now)
+    traffic = read_window(store, config.name, config.monitoring.predictors, span)
+    labels, skipped = read_labels(store, config.name)
+    skipped = {**traffic.skipped, **skipped}
+    rows = traffic.rows
+    if rows.empty or labels.empty:
+        return pd.DataFrame(), span, skipped
+    rows = rows.assign(row=rows["row"].astype("int64"), request_id=rows["request_id"].astype(str))
+    joined = rows.merge(labels, on=["request_id", "row"], how="inner").sort_values("time", kind="stable")
+    dataset = config.dataset
+    names = [c[len("features.") :] for c in joined.columns if c.startswith("features.")]
+    frame = features_of(joined, dataset.features or names)
+    frame[dataset.label] = joined["label"].to_numpy()
+    if dataset.id_column:
+        frame[dataset.id_column] = (
+            "traffic:" + joined["request_id"] + ":" + joined["row"].astype(str)
+        ).to_numpy()
+    if dataset.time_column:
+        frame[dataset.time_column] = joined["time"].dt.tz_convert(None).to_numpy()
+    if dataset.group_column:
+        frame[dataset.group_column] = "traffic"
+    return frame.reset_index(drop=True), span, skipped
+
+
+def mix(reference: pd.DataFrame, traffic: pd.DataFrame, share: float) -> pd.DataFrame:
+    """Reference rows plus the newest traffic rows, traffic at most `share` of the result."""
+    if share >= 1:
+        keep = len(traffic)
+    else:
+        keep = min(len(traffic), int(share * len(reference) / (1 - share)))
+    kept = traffic.iloc[len(traffic) - keep :] if keep else traffic.iloc[0:0]
+    if kept.empty:
+        return reference
+    kept, reference = kept.copy(), reference.copy()
+    for column in kept.columns:
+        if column not in reference.columns or kept[column].dtype == reference[column].dtype:
+            continue
+        try:
+            kept[column] = kept[column].astype(reference[column].dtype)
+        except (ValueError, TypeError):  # e.g. numeric exam ids next to traffic ids: both become text
+            kept[column] = kept[column].astype(str)
+            reference[column] = reference[column].astype(str)
+    if reference.empty:
+        return kept.reset_index(drop=True)
+    return pd.concat([reference, kept], ignore_index=True)
+
+
+def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> Assembled:
+    """Write the retraining set to `key` in the store (Parquet).
+
+    Raises:
+        ValueError: Fewer labeled served rows than `retraining.min_traffic_rows`.
+    """
+    traffic, span, skipped = labeled_traffic(store, config, now)
+    settings = config.monitoring.retraining
+    if len(traffic) < settings.min_traffic_rows:
+        raise ValueError(
+            f"{len(traffic)} labeled served rows in the last {settings.traffic_window}; retraining needs "
+            f"monitoring.retraining.min_traffic_rows={settings.min_traffic_rows}. Upload labels under "
+            f"labels/{config.name}/ (request_id, row, label) or lower the minimum"
+        )
+    with local_path(config.dataset.path) as path:
+        reference = read_table(path)
+    mixed = mix(reference, traffic, settings.traffic_share)
+    buffer = io.BytesIO()
+    mixed.to_parquet(buffer, index=False)
+    store.write_bytes(key, buffer.getvalue())
+    where = str(store.path(key)) if isinstance(store, LocalStore) else f"{store.uri.rstrip('/')}/{key}"
+    return Assembled(
+        path=where,
+        reference_rows=len(reference),
+        traffic_rows=len(mixed) - len(reference),
+        labeled_rows_available=len(traffic),
+        window={"start": span.start.isoformat(), "end": span.end.isoformat()},
+        skipped_files=skipped,
+    )
+
+
+def retraining_config(config: KubeloopConfig, data_path: str) -> KubeloopConfig:
+    """The config the retraining run's steps get: the assembled data, and the configured rollout."""
+    deploy = config.monitoring.retraining.deploy
+    data = config.model_dump(mode="json")
+    data["dataset"]["path"] = data_path
+    data["dataset"]["generator"] = None
+    data["deployment"]["auto_deploy"] = deploy != "none"
+    if deploy != "none":
+        data["deployment"]["strategy"] = deploy
+    return KubeloopConfig.model_validate(data)

@@ -1,0 +1,238 @@
+"""`kubeloop monitor`, `kubeloop retrain` and `kubeloop schedule`: the monitoring half of the loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from components.common.config import KubeloopConfig, duration_seconds
+
+EXIT_FAILED = 1
+WAIT_POLL_SECONDS = 2.0
+
+
+def _kfp_client(host: str) -> Any:
+    import kfp
+
+    return kfp.Client(host=host)
+
+
+def _launcher(args: argparse.Namespace, config: KubeloopConfig, store: Any) -> Any:
+    from components.common.store import LocalStore
+    from components.monitor.launch import KfpLauncher, LocalLauncher
+    from pipelines.retraining import RETRAINING_PIPELINE
+
+    if args.host:
+        trigger = config.monitoring.trigger
+        return KfpLauncher(
+            _kfp_client(args.host), RETRAINING_PIPELINE, trigger.experiment, trigger.pipeline_version
+        )
+    log_dir = store.root / "monitor-runs" if isinstance(store, LocalStore) else Path(".kubeloop/monitor-runs")
+    overrides = [*args.overrides, *([f"store={args.store}"] if args.store else [])]
+    return LocalLauncher(store, config.name, str(Path(args.config).resolve()), overrides, log_dir)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Check closed traffic windows once, or every --every, and act on what they show."""
+    from components.common.store import open_store
+    from components.monitor.monitor import monitor_pass
+    from pipelines.cli import _load
+
+    if args.dry_run:
+        args.overrides = [*args.overrides, "monitoring.trigger.dry_run=true"]
+    config = _load(args)
+    store = open_store(args.store or config.store)
+    launcher = _launcher(args, config, store)
+    every = duration_seconds(args.every) if args.every else 0
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(f"monitoring {config.name} in {store.uri}: windows of {config.monitoring.window}", flush=True)
+    while True:
+        try:
+            result = monitor_pass(store, config, launcher, progress=lambda line: print(line, flush=True))
+        except (ValueError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if result.waiting:
+            print(result.waiting, flush=True)
+        if args.wait:
+            for run_id in result.started:
+                _wait(launcher, run_id, stop)
+        if not every or stop.wait(every):
+            return 0
+
+
+def _wait(launcher: Any, run_id: str, stop: threading.Event) -> None:
+    print(f"waiting for {run_id}", flush=True)
+    while launcher.status(run_id) == "running" and not stop.wait(WAIT_POLL_SECONDS):
+        pass
+    print(f"{run_id}: {launcher.status(run_id)}", flush=True)
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    """Run the retraining DAG locally; write its outcome where the monitor looks for it."""
+    from components.common.store import open_store
+    from components.monitor.launch import OUTCOME_FILE
+    from pipelines.cli import _console, _load, _report
+    from pipelines.local import new_run_id, run_retraining
+    from pipelines.output_filter import quiet_executor_dumps
+
+    config = _load(args)
+    store = open_store(args.store or config.store)
+    run_id = args.run_id or new_run_id()
+    console = _console()
+    console.print(
+        f"[bold]retrain {config.name}[/bold] (run {run_id}, trigger {args.trigger}, store {store.uri})"
+    )
+    started = time.monotonic()
+    try:
+        with quiet_executor_dumps(enabled=not args.verbose):
+            result = run_retraining(config, store, run_id, args.evidence, args.trigger)
+    except BaseException:
+        store.write_json(f"runs/{run_id}/{OUTCOME_FILE}", {"state": "failed", "reason": "interrupted"})
+        raise
+    version = next((s["metrics"].get("version") for s in result.steps if s["step"] == "register"), None)
+    failed = result.failed_step
+    store.write_json(
+        f"runs/{run_id}/{OUTCOME_FILE}",
+        {
+            "state": "succeeded" if result.succeeded else "failed",
+            "version": version,
+            "failed_step": failed["step"] if failed else None,
+            "reason": (failed or {}).get("reason") or result.error,
+        },
+    )
+    return _report(
+        console, config, store, result, f"kubeloop retrain {run_id} ({time.monotonic() - started:.1f} s)"
+    )
+
+
+def kfp_cron(cron: str) -> str:
+    """KFP's 6-field cron (seconds first) from a 5-field one.
+
+    Raises:
+        ValueError: Not 5 fields.
+    """
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron {cron!r} must have 5 fields (minute hour day month weekday), e.g. '0 3 * * 1'"
+        )
+    return "0 " + " ".join(fields)
+
+
+def recurring_run(config: KubeloopConfig, which: str, cron: str) -> dict[str, Any]:
+    """What `kubeloop schedule` asks KFP for: pipeline, cron, parameters."""
+    from pipelines.monitoring import MONITORING_PIPELINE
+    from pipelines.retraining import RETRAINING_PIPELINE
+
+    pipeline = RETRAINING_PIPELINE if which == "retraining" else MONITORING_PIPELINE
+    params = {"trigger": "schedule"} if which == "retraining" else {}
+    return {
+        "job_name": f"{config.name}-{which}",
+        "pipeline": pipeline,
+        "cron_expression": kfp_cron(cron),
+        "max_concurrency": 1,
+        "no_catchup": True,
+        "params": params,
+    }
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Create (with --host) or print the KFP recurring run of scheduled retraining or monitoring."""
+    from pipelines.cli import _load
+
+    config = _load(args)
+    default = (
+        config.monitoring.retraining.schedule if args.pipeline == "retraining" else config.monitoring.schedule
+    )
+    cron = args.cron or default
+    if not cron:
+        print(
+            "error: no schedule: pass --cron '0 3 * * 1' or set monitoring.retraining.schedule",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        spec = recurring_run(config, args.pipeline, cron)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not args.host:
+        print(json.dumps(spec, indent=2))
+        print("(not created: pass --host URL of the Kubeflow Pipelines API to create it)")
+        return 0
+    client = _kfp_client(args.host)
+    pipeline_id = client.get_pipeline_id(spec["pipeline"])
+    if pipeline_id is None:
+        print(
+            f"error: pipeline {spec['pipeline']!r} is not registered; apply manifests/pipelines/ first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    versions = client.list_pipeline_versions(
+        pipeline_id, page_size=1, sort_by="created_at desc"
+    ).pipeline_versions
+    experiment = config.monitoring.trigger.experiment
+    try:
+        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
+    except ValueError:
+        experiment_id = client.create_experiment(experiment).experiment_id
+    created = client.create_recurring_run(
+        experiment_id,
+        spec["job_name"],
+        cron_expression=spec["cron_expression"],
+        max_concurrency=spec["max_concurrency"],
+        no_catchup=spec["no_catchup"],
+        params=spec["params"],
+        pipeline_id=pipeline_id,
+        version_id=versions[0].pipeline_version_id if versions else None,
+    )
+    print(f"created recurring run {created.recurring_run_id} ({spec['job_name']}, {cron})")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """The monitor, retrain and schedule subcommands."""
+    mon = sub.add_parser("monitor", help="check logged traffic for drift and trigger retraining")
+    mon.add_argument("--config", required=True, help="project YAML")
+    mon.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    when = mon.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="one pass over the closed windows (the default)")
+    when.add_argument("--every", metavar="DURATION", help="a pass every DURATION (e.g. 10m) until stopped")
+    mon.add_argument("--dry-run", action="store_true", help="record what would start; start nothing")
+    mon.add_argument("--wait", action="store_true", help="wait for the retraining runs a pass starts (local)")
+    mon.add_argument("--host", help="Kubeflow Pipelines API: start retraining there instead of locally")
+    mon.add_argument("overrides", nargs="*", metavar="key=value")
+    mon.set_defaults(func=cmd_monitor)
+
+    ret = sub.add_parser(
+        "retrain", help="run the retraining pipeline locally (reference data + labeled traffic)"
+    )
+    ret.add_argument("--config", required=True, help="project YAML")
+    ret.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
+    ret.add_argument("--run-id", default="", help="default: a new time-stamped id")
+    ret.add_argument("--trigger", default="manual", help="why it started (lineage): drift, schedule, manual")
+    ret.add_argument(
+        "--evidence", default="", help="JSON evidence recorded in lineage (the monitor passes it)"
+    )
+    ret.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
+    ret.add_argument("overrides", nargs="*", metavar="key=value")
+    ret.set_defaults(func=cmd_retrain)
+
+    sch = sub.add_parser("schedule", help="create the KFP recurring run of retraining or monitoring")
+    sch.add_argument("--config", required=True, help="project YAML")
+    sch.add_argument("--pipeline", choices=("retraining", "monitoring"), default="retraining")
+    sch.add_argument(
+        "--cron", help="5-field cron (default: monitoring.retraining.schedule or monitoring.schedule)"
+    )
+    sch.add_argument("--host", help="Kubeflow Pipelines API URL (without it: print the request)")
+    sch.add_argument("overrides", nargs="*", metavar="key=value")
+    sch.set_defaults(func=cmd_schedule)
