@@ -22,9 +22,15 @@ def test_kubectl_kustomize_renders_valid_pipeline_resources() -> None:
     )
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert sorted(d["kind"] for d in docs) == ["Pipeline"] * 3 + ["PipelineVersion"] * 3
+    assert sorted(d["kind"] for d in docs) == ["Pipeline"] * 5 + ["PipelineVersion"] * 5
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Pipeline"}
-    assert names == {"kubeloop-training", "kubeloop-training-gpu", "kubeloop-recalibrate"}
+    assert names == {
+        "kubeloop-training",
+        "kubeloop-training-gpu",
+        "kubeloop-recalibrate",
+        "kubeloop-retraining",
+        "kubeloop-monitoring",
+    }
     crds = load_crds()
     for doc in docs:
         validate_object(doc, crds)
