@@ -11,10 +11,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.common.config import KubeloopConfig, duration_seconds
+from components.common.config import KubeloopConfig
+from components.common.monitoring_config import duration_seconds
 
 EXIT_FAILED = 1
 WAIT_POLL_SECONDS = 2.0
+
+
+def _duration(text: str) -> int:
+    """argparse type of --every: seconds of 90s, 10m, 1h or 7d."""
+    try:
+        return duration_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _kfp_client(host: str) -> Any:
@@ -26,13 +35,10 @@ def _kfp_client(host: str) -> Any:
 def _launcher(args: argparse.Namespace, config: KubeloopConfig, store: Any) -> Any:
     from components.common.store import LocalStore
     from components.monitor.launch import KfpLauncher, LocalLauncher
-    from pipelines.retraining import RETRAINING_PIPELINE
 
     if args.host:
         trigger = config.monitoring.trigger
-        return KfpLauncher(
-            _kfp_client(args.host), RETRAINING_PIPELINE, trigger.experiment, trigger.pipeline_version
-        )
+        return KfpLauncher(_kfp_client(args.host), trigger.experiment, trigger.pipeline_version)
     log_dir = store.root / "monitor-runs" if isinstance(store, LocalStore) else Path(".kubeloop/monitor-runs")
     overrides = [*args.overrides, *([f"store={args.store}"] if args.store else [])]
     return LocalLauncher(store, config.name, str(Path(args.config).resolve()), overrides, log_dir)
@@ -49,7 +55,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     config = _load(args)
     store = open_store(args.store or config.store)
     launcher = _launcher(args, config, store)
-    every = duration_seconds(args.every) if args.every else 0
+    every = args.every or 0
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -169,31 +175,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(json.dumps(spec, indent=2))
         print("(not created: pass --host URL of the Kubeflow Pipelines API to create it)")
         return 0
+    from components.monitor.launch import experiment_id, pipeline_version
+
     client = _kfp_client(args.host)
-    pipeline_id = client.get_pipeline_id(spec["pipeline"])
-    if pipeline_id is None:
-        print(
-            f"error: pipeline {spec['pipeline']!r} is not registered; apply manifests/pipelines/ first",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    versions = client.list_pipeline_versions(
-        pipeline_id, page_size=1, sort_by="created_at desc"
-    ).pipeline_versions
-    experiment = config.monitoring.trigger.experiment
     try:
-        experiment_id = client.get_experiment(experiment_name=experiment).experiment_id
-    except ValueError:
-        experiment_id = client.create_experiment(experiment).experiment_id
+        pipeline_id, version_id = pipeline_version(client, spec["pipeline"])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     created = client.create_recurring_run(
-        experiment_id,
+        experiment_id(client, config.monitoring.trigger.experiment),
         spec["job_name"],
         cron_expression=spec["cron_expression"],
         max_concurrency=spec["max_concurrency"],
         no_catchup=spec["no_catchup"],
         params=spec["params"],
         pipeline_id=pipeline_id,
-        version_id=versions[0].pipeline_version_id if versions else None,
+        version_id=version_id,
     )
     print(f"created recurring run {created.recurring_run_id} ({spec['job_name']}, {cron})")
     return 0
@@ -206,7 +204,9 @@ def add_parsers(sub: Any) -> None:
     mon.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     when = mon.add_mutually_exclusive_group()
     when.add_argument("--once", action="store_true", help="one pass over the closed windows (the default)")
-    when.add_argument("--every", metavar="DURATION", help="a pass every DURATION (e.g. 10m) until stopped")
+    when.add_argument(
+        "--every", metavar="DURATION", type=_duration, help="a pass every DURATION (e.g. 10m) until stopped"
+    )
     mon.add_argument("--dry-run", action="store_true", help="record what would start; start nothing")
     mon.add_argument("--wait", action="store_true", help="wait for the retraining runs a pass starts (local)")
     mon.add_argument("--host", help="Kubeflow Pipelines API: start retraining there instead of locally")

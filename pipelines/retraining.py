@@ -14,17 +14,12 @@ from typing import Any
 
 from kfp import dsl
 
-from components.calibrate.component import calibrate
 from components.common.config import KubeloopConfig
-from components.deploy.component import deploy
-from components.evaluate.component import evaluate
 from components.monitor.component import assemble_data
-from components.register.component import register
-from components.train.component import train
+from components.monitor.launch import RETRAINING_PIPELINE
 from components.validate_data.component import validate_data
-from pipelines.training import on_cluster, train_pod
+from pipelines.training import on_cluster, train_to_deploy
 
-RETRAINING_PIPELINE = "kubeloop-retraining"
 RETRAINING_STEPS = ("assemble", "validate_data", "train", "calibrate", "evaluate", "register", "deploy")
 
 
@@ -67,34 +62,9 @@ def make_retraining_pipeline(
         checked = validate_data(
             **common, run_id=rid, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, parent_run="", trigger=trigger
         ).set_display_name("validate data")
-        splits = checked.outputs["splits"]
-        fitted = train(**common, run_id=rid, splits=splits).set_display_name("train")
-        model = fitted.outputs["Output"]
-        calibrated = calibrate(**common, run_id=rid, splits=splits, model=model).set_display_name("calibrate")
-        scored = evaluate(**common, run_id=rid, splits=splits, model=calibrated.outputs["Output"])
-        scored.set_display_name("evaluate")
-        registered = register(
-            **common,
-            run_id=rid,
-            splits=splits,
-            model=model,
-            evaluation=scored.outputs["Output"],
-            calibration=calibrated.outputs["Output"],
-        ).set_display_name("register")
-        deployed = deploy(
-            **common, run_id=rid, version=registered.outputs["version"], apply_to_cluster=cluster
-        ).set_display_name("deploy")
         if cluster:
-            for task, cpu, memory in (
-                (assembled, "1", "2Gi"),
-                (checked, "1", "2Gi"),
-                (fitted, resources.cpu, resources.memory),
-                (calibrated, "1", "2Gi"),
-                (scored, "1", "2Gi"),
-                (registered, "500m", "1Gi"),
-                (deployed, "250m", "512Mi"),
-            ):
-                on_cluster(task, cpu, memory)
-            train_pod(fitted, resources)
+            on_cluster(assembled, "1", "2Gi")
+            on_cluster(checked, "1", "2Gi")
+        train_to_deploy(common, rid, checked.outputs["splits"], cluster, resources)
 
     return retraining

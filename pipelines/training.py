@@ -58,6 +58,49 @@ def train_pod(task: Any, resources: TrainResources) -> None:
     )
 
 
+def train_to_deploy(
+    common: dict[str, Any], run_id: Any, splits: Any, cluster: bool, resources: TrainResources
+) -> None:
+    """The path after validate_data, shared by the training and retraining DAGs:
+    train -> calibrate -> evaluate -> register -> deploy, with each pod's settings on a cluster.
+
+    Args:
+        common: config_json and store_uri, as every step gets them.
+        run_id: The run id (validate_data's or assemble's output).
+        splits: validate_data's splits prefix.
+        cluster: Add secrets, endpoint, resource requests and the train pod's GPUs.
+        resources: The train pod's resources.
+    """
+    fitted = train(**common, run_id=run_id, splits=splits).set_display_name("train")
+    model = fitted.outputs["Output"]
+    calibrated = calibrate(**common, run_id=run_id, splits=splits, model=model).set_display_name("calibrate")
+    servable = calibrated.outputs["Output"]
+    scored = evaluate(**common, run_id=run_id, splits=splits, model=servable)
+    scored.set_display_name("evaluate")
+    registered = register(
+        **common,
+        run_id=run_id,
+        splits=splits,
+        model=model,
+        evaluation=scored.outputs["Output"],
+        calibration=calibrated.outputs["Output"],
+    )
+    registered.set_display_name("register")
+    deployed = deploy(
+        **common, run_id=run_id, version=registered.outputs["version"], apply_to_cluster=cluster
+    ).set_display_name("deploy")
+    if cluster:
+        for task, cpu, memory in (
+            (fitted, resources.cpu, resources.memory),
+            (calibrated, "1", "2Gi"),
+            (scored, "1", "2Gi"),
+            (registered, "500m", "1Gi"),
+            (deployed, "250m", "512Mi"),
+        ):
+            on_cluster(task, cpu, memory)
+        train_pod(fitted, resources)
+
+
 def make_training_pipeline(
     default_config_json: str, default_store: str, cluster: bool, name: str = PIPELINE_NAME
 ) -> Callable[..., Any]:
@@ -95,34 +138,8 @@ def make_training_pipeline(
             trigger=trigger,
         ).set_display_name("validate data")
         rid, splits = checked.outputs["run_id"], checked.outputs["splits"]
-        fitted = train(**common, run_id=rid, splits=splits).set_display_name("train")
-        model = fitted.outputs["Output"]
-        calibrated = calibrate(**common, run_id=rid, splits=splits, model=model).set_display_name("calibrate")
-        servable = calibrated.outputs["Output"]
-        scored = evaluate(**common, run_id=rid, splits=splits, model=servable)
-        scored.set_display_name("evaluate")
-        registered = register(
-            **common,
-            run_id=rid,
-            splits=splits,
-            model=model,
-            evaluation=scored.outputs["Output"],
-            calibration=calibrated.outputs["Output"],
-        )
-        registered.set_display_name("register")
-        deployed = deploy(
-            **common, run_id=rid, version=registered.outputs["version"], apply_to_cluster=cluster
-        ).set_display_name("deploy")
         if cluster:
-            for task, cpu, memory in (
-                (checked, "1", "2Gi"),
-                (fitted, resources.cpu, resources.memory),
-                (calibrated, "1", "2Gi"),
-                (scored, "1", "2Gi"),
-                (registered, "500m", "1Gi"),
-                (deployed, "250m", "512Mi"),
-            ):
-                on_cluster(task, cpu, memory)
-            train_pod(fitted, resources)
+            on_cluster(checked, "1", "2Gi")
+        train_to_deploy(common, rid, splits, cluster, resources)
 
     return training

@@ -7,13 +7,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class Section(BaseModel):
-    """Base for every config section: unknown keys are errors, field docstrings are docs."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+from components.common.config_section import Section
+from components.common.monitoring_config import MonitoringConfig
 
 
 class GeneratorSpec(Section):
@@ -465,114 +462,6 @@ class DeploymentConfig(Section):
         if steps != sorted(steps):
             raise ValueError(f"canary_steps {steps} must increase")
         return self
-
-
-DURATION = r"^[1-9][0-9]*[smhd]$"
-"""A duration such as 90s, 10m, 1h or 7d."""
-
-
-def duration_seconds(text: str) -> int:
-    """Seconds of a duration such as 90s, 10m, 1h or 7d.
-
-    Raises:
-        ValueError: The text is not a positive whole number followed by s, m, h or d.
-    """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if not text or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
-        raise ValueError(f"duration {text!r} is not like 90s, 10m, 1h or 7d")
-    return int(text[:-1]) * units[text[-1]]
-
-
-DriftTest = Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon"]
-
-
-class FeatureDrift(Section):
-    """One feature's own drift settings (unset: Evidently's default test and threshold)."""
-
-    test: DriftTest | None = None
-    """Drift test of this feature; default: Evidently's choice by column type and reference size."""
-    threshold: float | None = Field(None, gt=0)
-    """p-value (ks, chisquare, z) or distance (wasserstein, jensenshannon) at which it drifts."""
-    ignore: bool = False
-    """Leave this feature out of the drift check and the drifted share."""
-
-
-class PerformanceDecay(Section):
-    """Metrics on served rows whose labels arrived, against the model card's."""
-
-    enabled: bool = True
-    """Check performance when labels exist (files under labels/<model>/ in the store)."""
-    window: str = Field("7d", pattern=DURATION)
-    """Served rows from this long before a window's end are joined with their labels."""
-    min_labeled: int = Field(200, ge=1)
-    """Labeled rows needed before any performance verdict."""
-    min_positives: int = Field(10, ge=1)
-    """Positive labels needed before recall and ROC AUC are judged (rare positives)."""
-    max_drop: dict[Literal["recall", "precision", "roc_auc", "pr_auc"], float] = Field(
-        default_factory=lambda: {"roc_auc": 0.05, "recall": 0.1}  # type: ignore[arg-type]
-    )
-    """Largest tolerated drop of each metric below the model card's (absolute)."""
-
-
-class TriggerConfig(Section):
-    """When a verdict starts a retraining run."""
-
-    on: list[Literal["data_drift", "prediction_drift", "performance"]] = Field(
-        default_factory=lambda: ["data_drift", "performance"]  # type: ignore[arg-type]
-    )
-    """Which findings start a run (prediction drift alone is reported, by default)."""
-    dry_run: bool = False
-    """Record what would be started, start nothing."""
-    cooldown_minutes: int = Field(360, ge=0)
-    """Minimum time between two retraining runs."""
-    max_runs_per_day: int = Field(2, ge=0)
-    """Most runs started in any 24 hours (0: never start one)."""
-    pipeline_version: str | None = None
-    """Cluster: the registered retraining pipeline version id to run (default: its latest)."""
-    experiment: str = "kubeloop-retraining"
-    """Cluster: KFP experiment the triggered runs go to."""
-
-
-class RetrainingConfig(Section):
-    """What a retraining run trains on and how its model goes out."""
-
-    traffic_window: str = Field("7d", pattern=DURATION)
-    """Labeled served rows from this long before the trigger join the training data."""
-    traffic_share: float = Field(0.5, ge=0, le=1)
-    """Largest share of the new training set taken from labeled traffic (the rest: the reference data)."""
-    min_traffic_rows: int = Field(0, ge=0)
-    """Retrain only with at least this many labeled served rows (0: the reference data alone will do)."""
-    deploy: Literal["shadow", "canary", "none"] = "shadow"
-    """How the retrained version goes out: as a shadow, as a canary, or not at all."""
-    schedule: str | None = None
-    """Cron schedule of a plain scheduled retraining (`kubeloop schedule`), e.g. "0 3 * * 1"."""
-
-
-class MonitoringConfig(Section):
-    """Drift checks on logged traffic and the retraining trigger."""
-
-    window: str = Field("1h", pattern=DURATION)
-    """Length of each traffic window checked (90s, 10m, 1h, 1d)."""
-    late_seconds: float = Field(60.0, ge=0)
-    """A window is checked this long after it ends, so batches still being written are in it."""
-    predictors: list[str] = Field(default_factory=lambda: ["main", "canary"])
-    """Predictors whose logged traffic is checked (a shadow sees main's requests again)."""
-    min_rows: int = Field(100, ge=1)
-    """Rows a window needs before any verdict; fewer: the window is reported too small."""
-    drift_share: float = Field(0.5, gt=0, le=1)
-    """Dataset drift when at least this share of features drift."""
-    features: dict[str, FeatureDrift] = Field(default_factory=dict)
-    """Per-feature test, threshold or ignore."""
-    prediction_drift: bool = True
-    """Also test the served probabilities and decisions against the version's test-split answers."""
-    performance: PerformanceDecay = Field(default_factory=lambda: PerformanceDecay())
-    """Performance decay once labels arrive."""
-    trigger: TriggerConfig = Field(default_factory=lambda: TriggerConfig())
-    """What starts a retraining run, and how often one may start."""
-    retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig())
-    """The retraining run's data and rollout."""
-    schedule: str = "0 * * * *"
-    """Cron schedule of the drift check (the CronJob, the monitoring recurring run)."""
 
 
 class KubeloopConfig(Section):

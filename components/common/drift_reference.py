@@ -201,7 +201,11 @@ def build_reference(
                 "categorical features, or fix its values"
             )
         built.append(build_column(name, frame[name], kind))
-    sample = (
-        frame[names].sample(n=min(SAMPLE_ROWS, len(frame)), random_state=0) if len(frame) else frame[names]
-    )
-    return Reference(rows=len(frame), columns=built, source=source), sample.reset_index(drop=True)
+    return Reference(rows=len(frame), columns=built, source=source), sample(frame[names])
+
+
+def sample(frame: pd.DataFrame, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+    """At most `rows` rows of `frame`, seeded (the same data gives the same sample and report)."""
+    if len(frame) <= rows:
+        return frame.reset_index(drop=True)
+    return frame.sample(n=rows, random_state=0).reset_index(drop=True)

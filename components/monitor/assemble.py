@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.config import KubeloopConfig, duration_seconds
+from components.common.config import KubeloopConfig
 from components.common.data import local_path, read_table
+from components.common.monitoring_config import duration_seconds
 from components.common.store import LocalStore, Store
 from components.monitor.traffic import Window, features_of, read_labels, read_window
 

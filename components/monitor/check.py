@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.common.config import KubeloopConfig, duration_seconds
+from components.common.config import KubeloopConfig
 from components.common.drift_reference import PREDICTION_REFERENCE, SAMPLE_FILE, Reference
+from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
 from components.common.store import Store
 from components.monitor.drift import ColumnSettings, DriftSettings, DriftVerdict, check_drift
@@ -67,8 +68,9 @@ class WindowCheck:
 
     @property
     def judged(self) -> bool:
-        """False when the window was too small for a data-drift verdict."""
-        return self.data_drift is not None and not self.data_drift.get("too_small")
+        """True when any check reached a verdict (a window too small for drift may still show decay)."""
+        parts = (self.data_drift, self.prediction_drift, self.performance)
+        return any(part is not None and not part.get("too_small") for part in parts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -39,12 +39,10 @@ def check_traffic(
     report: Output[HTML],
 ) -> int:
     """Check every closed traffic window, decide, and start retraining runs on the cluster."""
+    from components.common.step import write_kfp_text
     from components.monitor.step import run_checks
 
     text, html, started = run_checks(config_json, store_uri, kfp_host)
-    for artifact, body in ((summary, text), (report, html)):
-        import pathlib
-
-        pathlib.Path(artifact.path).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(artifact.path).write_text(body, encoding="utf-8")
+    write_kfp_text(summary, text)
+    write_kfp_text(report, html)
     return started

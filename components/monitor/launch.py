@@ -16,6 +16,8 @@ from typing import Any
 
 from components.common.store import NotFoundError, Store
 
+RETRAINING_PIPELINE = "kubeloop-retraining"
+"""Name of the retraining pipeline in Kubeflow Pipelines (pipelines/retraining.py compiles it)."""
 OUTCOME_FILE = "retraining.json"
 """Written under runs/<run_id>/ when a local retraining run ends: its state and version."""
 
@@ -99,21 +101,41 @@ def _alive(pid: int) -> bool:
 RUNNING_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"}
 
 
+def pipeline_version(client: Any, pipeline_name: str, version_id: str | None = None) -> tuple[str, str]:
+    """(pipeline id, version id) of a registered pipeline: the pinned version, or its newest.
+
+    Raises:
+        ValueError: The pipeline is not registered, or has no version.
+    """
+    pipeline_id = client.get_pipeline_id(pipeline_name)
+    if pipeline_id is None:
+        raise ValueError(
+            f"pipeline {pipeline_name!r} is not registered in Kubeflow Pipelines: apply "
+            "manifests/pipelines/ (kubectl apply -k) or upload it with the kfp client"
+        )
+    if version_id:
+        return str(pipeline_id), version_id
+    versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
+    found = versions.pipeline_versions or []
+    if not found:
+        raise ValueError(f"pipeline {pipeline_name!r} has no version; upload one")
+    return str(pipeline_id), str(found[0].pipeline_version_id)
+
+
+def experiment_id(client: Any, name: str) -> str:
+    """The id of the KFP experiment `name`, created when missing."""
+    try:
+        return str(client.get_experiment(experiment_name=name).experiment_id)
+    except ValueError:
+        return str(client.create_experiment(name).experiment_id)
+
+
 class KfpLauncher:
     """Creates runs of the registered retraining pipeline through the KFP API (kfp.Client)."""
 
-    def __init__(
-        self,
-        client: Any,
-        pipeline_name: str,
-        experiment: str,
-        version_id: str | None = None,
-        config_json: str = "",
-    ) -> None:
-        """Args: a kfp.Client, the retraining pipeline's name, the experiment, a pinned version (or the
-        latest), and the config the run gets (empty: the one compiled into the pipeline)."""
-        self.client, self.pipeline_name, self.experiment = client, pipeline_name, experiment
-        self.version_id, self.config_json = version_id, config_json
+    def __init__(self, client: Any, experiment: str, version_id: str | None = None) -> None:
+        """Args: a kfp.Client, the experiment runs go to, a pinned pipeline version (default: the newest)."""
+        self.client, self.experiment, self.version_id = client, experiment, version_id
 
     def _find(self, run_id: str) -> Any | None:
         flt = json.dumps(
@@ -126,36 +148,21 @@ class KfpLauncher:
         """Create the run (named `run_id`) unless one by that name exists; returns the KFP run id.
 
         Raises:
-            ValueError: The retraining pipeline is not registered (run `kubeloop register` first).
+            ValueError: The retraining pipeline is not registered, or has no version.
         """
         existing = self._find(run_id)
         if existing is not None:
             return str(existing.run_id)
-        pipeline_id = self.client.get_pipeline_id(self.pipeline_name)
-        if pipeline_id is None:
-            raise ValueError(
-                f"pipeline {self.pipeline_name!r} is not registered in Kubeflow Pipelines: apply "
-                "manifests/pipelines/ (kubectl apply -k) or upload it with the kfp client"
-            )
-        version_id = self.version_id or self._latest_version(pipeline_id)
-        try:
-            experiment_id = self.client.get_experiment(experiment_name=self.experiment).experiment_id
-        except ValueError:
-            experiment_id = self.client.create_experiment(self.experiment).experiment_id
+        pipeline_id, version_id = pipeline_version(self.client, RETRAINING_PIPELINE, self.version_id)
         params = {"run_id": run_id, "evidence": json.dumps(evidence), "trigger": "drift"}
-        if self.config_json:
-            params["config_json"] = self.config_json
         run = self.client.run_pipeline(
-            experiment_id, run_id, params=params, pipeline_id=pipeline_id, version_id=version_id
+            experiment_id(self.client, self.experiment),
+            run_id,
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
         )
         return str(run.run_id)
-
-    def _latest_version(self, pipeline_id: str) -> str:
-        versions = self.client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
-        found = versions.pipeline_versions or []
-        if not found:
-            raise ValueError(f"pipeline {self.pipeline_name!r} has no version; upload one")
-        return str(found[0].pipeline_version_id)
 
     def status(self, run_id: str) -> str:
         """running, succeeded or failed, from the run's KFP state."""

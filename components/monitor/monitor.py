@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from components.common.config import KubeloopConfig, duration_seconds
+from components.common.config import KubeloopConfig
+from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
 from components.common.store import ConflictError, NotFoundError, Store
 from components.monitor.check import WindowCheck, check_window, window_prefix
@@ -221,10 +222,11 @@ def _summary(check: WindowCheck) -> str:
     drift = check.data_drift or {}
     if not check.judged:
         return drift.get("too_small") or "; ".join(check.problems) or "no verdict"
-    parts = [
-        f"{check.rows} rows",
-        f"{len(drift.get('drifted_columns', []))}/{len(drift.get('columns', []))} features drifted",
-    ]
+    parts = [f"{check.rows} rows"]
+    if drift.get("too_small"):
+        parts.append(f"no data-drift verdict ({drift['too_small']})")
+    elif drift:
+        parts.append(f"{len(drift['drifted_columns'])}/{len(drift['columns'])} features drifted")
     if check.prediction_drift and not check.prediction_drift.get("too_small"):
         parts.append("prediction drift" if "prediction_drift" in check.findings else "predictions stable")
     if check.performance and not check.performance.get("too_small"):

@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from components.common.drift_reference import SAMPLE_ROWS
+from components.common.drift_reference import sample
 from components.monitor.drift import DriftVerdict
-
-
-def sample(frame: pd.DataFrame, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
-    """At most `rows` rows of `frame`, seeded (the same window gives the same report)."""
-    if len(frame) <= rows:
-        return frame.reset_index(drop=True)
-    return frame.sample(n=rows, random_state=0).reset_index(drop=True)
 
 
 def drift_report_html(

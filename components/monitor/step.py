@@ -44,9 +44,7 @@ def run_checks(config_json: str, store_uri: str, kfp_host: str) -> tuple[str, st
     config = KubeloopConfig.from_json(config_json)
     store = open_store(store_uri)
     trigger = config.monitoring.trigger
-    launcher = KfpLauncher(
-        kfp.Client(host=kfp_host), "kubeloop-retraining", trigger.experiment, trigger.pipeline_version
-    )
+    launcher = KfpLauncher(kfp.Client(host=kfp_host), trigger.experiment, trigger.pipeline_version)
     lines: list[str] = []
     result = monitor_pass(store, config, launcher, progress=lines.append)
     text = "\n".join(["# Drift monitor", "", *(f"- {line}" for line in lines), "", result.waiting]) + "\n"

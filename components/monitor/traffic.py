@@ -46,11 +46,8 @@ class Window:
 
 
 def parse_time(text: str) -> datetime:
-    """A UTC time from ISO 8601 text or a window name (naive text is taken as UTC)."""
-    try:
-        moment = datetime.strptime(text, WINDOW_FORMAT)
-    except ValueError:
-        moment = datetime.fromisoformat(text)
+    """A UTC time from ISO 8601 text (naive text is taken as UTC)."""
+    moment = datetime.fromisoformat(text)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

@@ -9,14 +9,19 @@ from typing import Any
 import pandas as pd
 
 from components.common import calibration as calibration_math
-from components.common.drift_reference import PREDICTION_REFERENCE, build_reference
+from components.common.drift_reference import (
+    FEATURE_REFERENCE,
+    PREDICTION_REFERENCE,
+    SAMPLE_FILE,
+    build_reference,
+)
 from components.common.registry import Registry
 from components.common.step import StepContext
 from components.register.card import render_card
 
 SPLIT_FILES = ("schema.json", "data_profile.json", "expectation_suite.json")
 """From validate_data: the next run validates its data against the profile and suite."""
-DRIFT_FILES = ("drift_reference.json", "drift_sample.parquet")
+DRIFT_FILES = (FEATURE_REFERENCE, SAMPLE_FILE)
 """From validate_data (runs before the monitor existed have none): what the monitor tests traffic against."""
 SERVABLE_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "predictions.parquet")
 """From calibrate: what serving loads, and the stored predictions recalibration works on."""

@@ -184,3 +184,23 @@ def test_an_unknown_feature_in_the_settings_is_named(store: LocalStore) -> None:
 def test_without_a_production_version_the_monitor_says_what_to_do(store: LocalStore) -> None:
     result = monitor_pass(store, monitor_config(), RecordingLauncher(), now=hours(1))
     assert "no production version" in result.waiting
+
+
+def test_decay_is_acted_on_even_when_the_window_is_too_small_for_drift(store: LocalStore) -> None:
+    version = register_production(
+        store, card={"recall": 0.9, "precision": 0.5, "roc_auc": 0.95, "pr_auc": 0.6}
+    )
+    lines, data = log_lines(hours(0), 60, version, "A", seed=3)
+    write_log(store, hours(0), lines)
+    labels = pd.DataFrame({"request_id": [f"r3-{i}" for i in range(60)], "label": data["label"].to_numpy()})
+    assert labels["label"].sum() >= 2
+    store.write_bytes("labels/screening/batch.csv", labels.to_csv(index=False).encode())
+    config = monitor_config("monitoring.performance.min_labeled=50", "monitoring.performance.min_positives=2")
+    lines_out: list[str] = []
+    result = monitor_pass(store, config, RecordingLauncher(), now=hours(1), progress=lines_out.append)
+    check = result.checks[0]
+    assert check.data_drift is not None and check.data_drift["too_small"]
+    assert check.findings == ["performance"] and result.decisions[0].action == "trigger"
+    assert any(
+        "no data-drift verdict (60 rows" in line and "performance decayed" in line for line in lines_out
+    )
