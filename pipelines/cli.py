@@ -171,13 +171,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     """Compile every pipeline (IR YAML + Kubernetes manifests)."""
-    from pipelines.compile import compile_all
+    from pipelines.compile import compile_all, write_monitor
 
     if args.overrides and not args.config:
         print("overrides need --config: kubeloop compile --out DIR --config PATH key=value ...")
         return 2
     for path in compile_all(args.out, args.config, args.overrides):
         print(path)
+    if args.monitor_out:
+        for path in write_monitor(args.monitor_out, args.config, args.overrides):
+            print(path)
     if args.config and "://" not in load_config(args.config, args.overrides).dataset.path:
         print(
             "warning: dataset.path is a local file, which pods cannot read; "
@@ -475,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
     comp.add_argument("--out", required=True, help="output folder")
     comp.add_argument("--config", help="compile this config (default: the shipped CPU and GPU variants)")
+    comp.add_argument("--monitor-out", help="also write the drift monitor's CronJob manifests to this folder")
     comp.add_argument("overrides", nargs="*", help="key=value overrides of --config")
     comp.set_defaults(func=cmd_compile)
 

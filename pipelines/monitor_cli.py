@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import KubeloopConfig
+from components.common.kfp_client import kfp_client
 from components.common.monitoring_config import duration_seconds
 
 EXIT_FAILED = 1
@@ -26,19 +27,13 @@ def _duration(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _kfp_client(host: str) -> Any:
-    import kfp
-
-    return kfp.Client(host=host)
-
-
 def _launcher(args: argparse.Namespace, config: KubeloopConfig, store: Any) -> Any:
     from components.common.store import LocalStore
     from components.monitor.launch import KfpLauncher, LocalLauncher
 
     if args.host:
         trigger = config.monitoring.trigger
-        return KfpLauncher(_kfp_client(args.host), trigger.experiment, trigger.pipeline_version)
+        return KfpLauncher(kfp_client(args.host), trigger.experiment, trigger.pipeline_version)
     log_dir = store.root / "monitor-runs" if isinstance(store, LocalStore) else Path(".kubeloop/monitor-runs")
     overrides = [*args.overrides, *([f"store={args.store}"] if args.store else [])]
     return LocalLauncher(store, config.name, str(Path(args.config).resolve()), overrides, log_dir)
@@ -177,7 +172,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         return 0
     from components.monitor.launch import experiment_id, pipeline_version
 
-    client = _kfp_client(args.host)
+    client = kfp_client(args.host)
     try:
         pipeline_id, version_id = pipeline_version(client, spec["pipeline"])
     except ValueError as exc:

@@ -34,9 +34,8 @@ def run_assemble(ctx: StepContext, evidence_json: str, trigger: str) -> str:
 
 def run_checks(config_json: str, store_uri: str, kfp_host: str) -> tuple[str, str, int]:
     """One monitor pass with runs started through KFP; (markdown summary, last report HTML, runs started)."""
-    import kfp
-
     from components.common.config import KubeloopConfig
+    from components.common.kfp_client import kfp_client
     from components.common.store import open_store
     from components.monitor.launch import KfpLauncher
     from components.monitor.monitor import monitor_pass
@@ -44,7 +43,7 @@ def run_checks(config_json: str, store_uri: str, kfp_host: str) -> tuple[str, st
     config = KubeloopConfig.from_json(config_json)
     store = open_store(store_uri)
     trigger = config.monitoring.trigger
-    launcher = KfpLauncher(kfp.Client(host=kfp_host), trigger.experiment, trigger.pipeline_version)
+    launcher = KfpLauncher(kfp_client(kfp_host), trigger.experiment, trigger.pipeline_version)
     lines: list[str] = []
     result = monitor_pass(store, config, launcher, progress=lines.append)
     text = "\n".join(["# Drift monitor", "", *(f"- {line}" for line in lines), "", result.waiting]) + "\n"
