@@ -1,4 +1,4 @@
-"""The `kubeloop` command line: run, compile, models, stage, deploy, serve, monitor, retrain, config."""
+"""The `kubeloop` command line: run, compile, deploy, serve, monitor, retrain, submit, register, config."""
 
 from __future__ import annotations
 
@@ -500,9 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*", metavar="key=value")
     show.set_defaults(func=cmd_config)
 
-    from pipelines.monitor_cli import add_parsers
+    from pipelines import monitor_cli, submit
 
-    add_parsers(sub)
+    monitor_cli.add_parsers(sub)
+    submit.add_parsers(sub)
     return parser
 
 

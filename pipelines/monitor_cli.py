@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import KubeloopConfig
-from components.common.kfp_client import kfp_client
+from components.common.kfp_client import api_error, kfp_client
 from components.common.monitoring_config import duration_seconds
 
 EXIT_FAILED = 1
@@ -58,9 +58,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     while True:
         try:
             result = monitor_pass(store, config, launcher, progress=lambda line: print(line, flush=True))
-        except (ValueError, RuntimeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+        except Exception as exc:  # noqa: BLE001 - a failed pass is reported; --every tries again
+            reason = api_error(exc, args.host) if args.host else None
+            if reason is None and not isinstance(exc, ValueError | RuntimeError | OSError):
+                raise
+            print(f"error: {reason or exc}", file=sys.stderr)
+            if not every:
+                return EXIT_FAILED
+            # What was decided is in the store: a run recorded but not started starts next pass.
+            print(f"next pass in {every} s", file=sys.stderr, flush=True)
+            if stop.wait(every):
+                return EXIT_FAILED
+            continue
         if result.waiting:
             print(result.waiting, flush=True)
         if args.wait:
@@ -172,22 +181,25 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         return 0
     from components.monitor.launch import experiment_id, pipeline_version
 
-    client = kfp_client(args.host)
     try:
+        client = kfp_client(args.host)
         pipeline_id, version_id = pipeline_version(client, spec["pipeline"])
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        created = client.create_recurring_run(
+            experiment_id(client, config.monitoring.trigger.experiment),
+            spec["job_name"],
+            cron_expression=spec["cron_expression"],
+            max_concurrency=spec["max_concurrency"],
+            no_catchup=spec["no_catchup"],
+            params=spec["params"],
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+        )
+    except Exception as exc:  # noqa: BLE001 - API and network errors become one readable line
+        reason = api_error(exc, args.host)
+        if reason is None and not isinstance(exc, ValueError):
+            raise
+        print(f"error: {reason or exc}", file=sys.stderr)
         return EXIT_FAILED
-    created = client.create_recurring_run(
-        experiment_id(client, config.monitoring.trigger.experiment),
-        spec["job_name"],
-        cron_expression=spec["cron_expression"],
-        max_concurrency=spec["max_concurrency"],
-        no_catchup=spec["no_catchup"],
-        params=spec["params"],
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-    )
     print(f"created recurring run {created.recurring_run_id} ({spec['job_name']}, {cron})")
     return 0
 

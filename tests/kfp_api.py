@@ -53,7 +53,7 @@ class State:
 class ApiError(Exception):
     """An error answered as the API does: an HTTP status and a google.rpc.Status body."""
 
-    CODES = {400: 3, 404: 5, 409: 6}
+    CODES = {400: 3, 404: 5, 409: 6, 503: 14}
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -123,6 +123,7 @@ class FakeKfpApi:
         self.requests: list[Recorded] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._failures: list[tuple[str, str, int]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -160,6 +161,11 @@ class FakeKfpApi:
                 for n in range(1, versions + 1)
             ]
         return pipeline["pipeline_id"], ids
+
+    def fail(self, method: str, path: str, status: int = 503, times: int = 1) -> None:
+        """Answer the next `times` requests to `path` (after /apis/v2beta1) with `status`."""
+        with self._lock:
+            self._failures.extend([(method, PREFIX + path, status)] * times)
 
     def set_run_state(self, run_id: str, state: str) -> None:
         """Move a run (by KFP run id) to a runtime state such as SUCCEEDED or FAILED."""
@@ -211,19 +217,24 @@ class FakeKfpApi:
         self._experiment(str(body.get("experiment_id") or ""))
         reference = body.get("pipeline_version_reference") or {}
         pipeline_id, version_id = reference.get("pipeline_id"), reference.get("pipeline_version_id")
-        if body.get("pipeline_spec"):
+        parameters = (body.get("runtime_config") or {}).get("parameters") or {}
+        inline = body.get("pipeline_spec")
+        if inline:  # a run that carries its spec: {pipeline_spec, platform_spec} when it has both
+            _check_parameters(inline.get("pipeline_spec", inline), parameters)
             return
         if pipeline_id not in self.state.versions:
             raise ApiError(404, f"Pipeline {pipeline_id} not found")
         found = [v for v in self.state.versions[pipeline_id] if v["pipeline_version_id"] == version_id]
         if not found:
             raise ApiError(404, f"Pipeline version {version_id} not found")
-        _check_parameters(
-            found[0]["pipeline_spec"], (body.get("runtime_config") or {}).get("parameters") or {}
-        )
+        _check_parameters(found[0]["pipeline_spec"], parameters)
 
     def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
         """The answer to one request, or ApiError."""
+        for failure in self._failures:
+            if failure[:2] == (method, path):
+                self._failures.remove(failure)
+                raise ApiError(failure[2], "injected failure: the API server is unavailable")
         parts = path.removeprefix(PREFIX).strip("/").split("/")
         s = self.state
         match method, parts:
@@ -231,6 +242,10 @@ class FakeKfpApi:
                 return {"multi_user": False, "pipeline_store": "database"}
             case "GET", ["pipelines"]:
                 return _page(list(s.pipelines.values()), query, "pipelines")
+            case "GET", ["pipelines", pipeline_id]:
+                if pipeline_id not in s.pipelines:
+                    raise ApiError(404, f"Pipeline {pipeline_id} not found")
+                return s.pipelines[pipeline_id]
             case "GET", ["pipelines", pipeline_id, "versions"]:
                 if pipeline_id not in s.versions:
                     raise ApiError(404, f"Pipeline {pipeline_id} not found")
@@ -242,7 +257,9 @@ class FakeKfpApi:
                 return pipeline
             case "POST", ["pipelines", "upload_version"]:
                 name = query.get("display_name") or query.get("name") or query.get("filename", "")
-                return self._create_version(query.get("pipelineid", ""), name, body)
+                version = self._create_version(query.get("pipelineid", ""), name, body)
+                version["description"] = query.get("description", "")
+                return version
             case "GET", ["experiments"]:
                 return _page(list(s.experiments.values()), query, "experiments")
             case "GET", ["experiments", experiment_id]:

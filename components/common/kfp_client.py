@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,3 +26,20 @@ def kfp_client(host: str) -> Any:
         return kfp.Client(host=host, credentials=ServiceAccountTokenVolumeCredentials(path))
     token = os.environ.get(TOKEN_ENV)
     return kfp.Client(host=host, existing_token=token) if token else kfp.Client(host=host)
+
+
+def api_error(exc: BaseException, host: str) -> str | None:
+    """A one-line reason for a failed KFP API call, or None when `exc` is not one."""
+    import urllib3
+    from kfp_server_api.exceptions import ApiException
+
+    if isinstance(exc, ApiException):
+        message = exc.body
+        try:
+            message = json.loads(exc.body or "{}").get("message") or exc.body
+        except (TypeError, ValueError):
+            pass
+        return f"the Kubeflow Pipelines API at {host} answered {exc.status} {exc.reason}: {message}"
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        return f"cannot reach the Kubeflow Pipelines API at {host}: {exc}; check --host (and port-forward)"
+    return None

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -140,3 +145,143 @@ def test_a_pods_projected_token_is_sent_and_reread_when_the_kubelet_rotates_it(
 def _last_headers(api: FakeKfpApi, client: kfp.Client) -> dict[str, str]:
     client.list_experiments()
     return api.requests[-1].headers
+
+
+SCREENING = str(REPO / "examples" / "screening" / "config.yaml")
+ON_CLUSTER = ["store=s3://kubeloop", "dataset.path=s3://kubeloop/datasets/screening/screening.parquet"]
+
+
+def test_register_uploads_each_compiled_pipeline_once_and_a_changed_one_as_a_new_version(
+    api: FakeKfpApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "compiled"
+    folder.mkdir()
+    for name in ("kubeloop-retraining", "kubeloop-monitoring"):
+        for suffix in (".yaml", ".k8s.yaml"):
+            (folder / f"{name}{suffix}").write_bytes((COMPILED / f"{name}{suffix}").read_bytes())
+    (folder / "kustomization.yaml").write_text("resources: []\n")
+    assert main(["register", "--host", api.url, "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.count("created") == 2
+    assert sorted(p["display_name"] for p in api.state.pipelines.values()) == [
+        "kubeloop-monitoring",
+        "kubeloop-retraining",
+    ]
+    assert len(api.called("POST", "/pipelines/upload")) == 2  # the .k8s.yaml files are not uploaded
+    assert main(["register", "--host", api.url, "--dir", str(folder)]) == 0
+    assert capsys.readouterr().out.count("unchanged") == 2
+    assert api.called("POST", "/pipelines/upload_version") == []
+    changed = folder / "kubeloop-monitoring.yaml"
+    changed.write_text(changed.read_text() + "# recompiled\n")
+    assert main(["register", "--host", api.url, "--dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "uploaded  kubeloop-monitoring: kubeloop-monitoring-" in out
+        and "unchanged kubeloop-retraining" in out
+    )
+    (upload,) = api.called("POST", "/pipelines/upload_version")
+    assert upload.query["name"].startswith("kubeloop-monitoring-") and upload.body["pipelineInfo"]
+    assert main(["register", "--host", api.url, "--dir", str(folder)]) == 0  # the new one is now current
+    assert capsys.readouterr().out.count("unchanged") == 2
+    assert main(["register", "--host", api.url, "--dir", str(tmp_path)]) == 1
+    assert "no compiled pipelines" in capsys.readouterr().err
+
+
+def test_submit_sends_the_configs_own_pipeline_and_refuses_a_local_config(
+    api: FakeKfpApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["submit", "--host", api.url, "--config", SCREENING]) == 2
+    err = capsys.readouterr().err
+    assert "dataset.path" in err and "store=s3://" in err and api.requests == []
+    argv = ["submit", "--host", api.url, "--config", SCREENING, "--run-id", "r-1", *ON_CLUSTER]
+    assert main([*argv, "training.epochs=3", "training.nproc=1"]) == 0
+    assert "submitted run r-1" in capsys.readouterr().out
+    (run,) = [r.body for r in api.called("POST", "/runs")]
+    assert run["display_name"] == "r-1" and "pipeline_version_reference" not in run
+    spec = run["pipeline_spec"]["pipeline_spec"]
+    assert spec["pipelineInfo"]["name"] == "kubeloop-training-screening"
+    config = json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"])
+    assert config["training"]["epochs"] == 3 and config["store"] == "s3://kubeloop"
+    assert run["runtime_config"]["parameters"] == {
+        "run_id": "r-1",
+        "trigger": "manual",
+        "store_uri": "s3://kubeloop",
+    }
+    assert api.state.experiments[run["experiment_id"]]["display_name"] == "kubeloop-training"
+
+
+def test_submit_to_a_registered_pipeline_passes_the_config_as_a_parameter(
+    api: FakeKfpApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["submit", "--host", api.url, "--config", SCREENING, "--run-id", "r-2", *ON_CLUSTER]
+    assert main([*argv, "--pipeline", "kubeloop-training"]) == 1
+    assert "'kubeloop-training' is not registered" in capsys.readouterr().err
+    pipeline_id = upload(kfp.Client(host=api.url), "kubeloop-training")
+    assert main([*argv, "--pipeline", "kubeloop-training", "training.epochs=4"]) == 0
+    (run,) = [r.body for r in api.called("POST", "/runs")]
+    assert run["pipeline_version_reference"]["pipeline_id"] == pipeline_id
+    parameters = run["runtime_config"]["parameters"]
+    assert json.loads(parameters["config_json"])["training"]["epochs"] == 4
+    assert parameters["run_id"] == "r-2" and parameters["store_uri"] == "s3://kubeloop"
+
+
+def test_an_unreachable_api_and_an_api_error_are_one_readable_line(
+    api: FakeKfpApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    assert main(["register", "--host", closed, "--dir", str(COMPILED)]) == 1
+    assert "cannot reach the Kubeflow Pipelines API" in capsys.readouterr().err
+    pipeline_id, versions = api.add_pipeline("kubeloop-training")
+    argv = [
+        "submit",
+        "--host",
+        api.url,
+        "--config",
+        SCREENING,
+        *ON_CLUSTER,
+        "--pipeline",
+        "kubeloop-training",
+    ]
+    assert main([*argv, "--version", "version-9999"]) == 1  # a pinned version that does not exist
+    err = capsys.readouterr().err
+    assert "answered 404" in err and "Pipeline version version-9999 not found" in err
+    assert main([*argv, "--version", versions[0]]) == 0 and pipeline_id
+
+
+def test_a_monitor_on_a_schedule_survives_a_failed_api_call_and_starts_the_run_next_pass(
+    api: FakeKfpApi, tmp_path: Path
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    version = register_production(store)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    for number, scanner in enumerate(["A", "B", "B"]):
+        start = hour + timedelta(hours=number)
+        write_log(store, start, log_lines(start, 600, version, scanner, seed=number)[0])
+    upload(kfp.Client(host=api.url), RETRAINING_PIPELINE)
+    api.fail("POST", "/runs", status=503)  # the API is briefly unavailable when the run is created
+    argv = ["monitor", "--config", SCREENING, "--store", str(store.root), "--host", api.url, "--every", "1s"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *argv, "monitoring.late_seconds=0"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not api.state.runs and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, out[-3000:]
+    assert "answered 503" in out and "next pass in 1 s" in out, out[-3000:]
+    assert out.count("decision: trigger") == 1 and "Traceback" not in out, out[-3000:]
+    assert len(api.called("POST", "/runs")) == 2  # the failed call and the one the next pass made
+    (run,) = api.state.runs.values()
+    assert run["display_name"] == f"retrain-screening-{hour + timedelta(hours=1):%Y%m%dt%H%M%Sz}"
