@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,36 @@ def validate_object(obj: dict[str, Any], crds: dict[tuple[str, str], dict[str, A
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
     if error is not None:
         raise error
+
+
+def apply_defaults(obj: Any, schema: dict[str, Any]) -> Any:
+    """Fill schema defaults into `obj` as the API server does for a structural CRD schema."""
+    if isinstance(obj, dict) and schema.get("type") == "object":
+        out = dict(obj)
+        for key, sub in schema.get("properties", {}).items():
+            if key not in out and "default" in sub:
+                out[key] = copy.deepcopy(sub["default"])
+            if key in out:
+                out[key] = apply_defaults(out[key], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in set(out) - set(schema.get("properties", {})):
+                out[key] = apply_defaults(out[key], extra)
+        return out
+    if isinstance(obj, list) and "items" in schema:
+        return [apply_defaults(item, schema["items"]) for item in obj]
+    return obj
+
+
+def crd_schema(crd: dict[str, Any]) -> dict[str, Any]:
+    """The openAPIV3Schema of a single-version CRD."""
+    (version,) = crd["spec"]["versions"]
+    return dict(version["schema"]["openAPIV3Schema"])
+
+
+def validate_custom(obj: dict[str, Any], crd: dict[str, Any]) -> list[str]:
+    """Every schema error of `obj` against `crd` (OpenAPI v3.0 keywords: JSON Schema draft 4)."""
+    schema = crd_schema(crd)
+    jsonschema.Draft4Validator.check_schema(schema)
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
+    return [f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]

@@ -129,6 +129,12 @@ def deploy(store: Store, config: KubeloopConfig, version: str, strategy: str | N
 
 
 def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
+    """The verdict on the logs of the current step, with the config's thresholds."""
+    settings = AnalysisSettings(**config.deployment.analysis.model_dump(exclude={"interval_seconds"}))
+    return analyse_logs(store, config.name, rollout, settings)
+
+
+def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisSettings) -> Verdict:
     """The verdict on the logs of the current step (each side's own version only).
 
     Each canary weight is judged on its own traffic, as Flagger does per interval: rows logged
@@ -140,12 +146,11 @@ def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
     def rows(predictor: str, version: str | None) -> list[dict[str, Any]]:
         return [
             r
-            for r in read_logs(store, config.name, predictor, window_start(rollout.step_started, 60))
+            for r in read_logs(store, model, predictor, window_start(rollout.step_started, 60))
             if r.get("model_version") == version and datetime.fromisoformat(r["time"]) >= since
         ]
 
     main, candidate = rows("main", rollout.production), rows(name, rollout.candidate)
-    settings = AnalysisSettings(**config.deployment.analysis.model_dump(exclude={"interval_seconds"}))
     if rollout.strategy == "shadow":
         return analyse_shadow(main, candidate, settings)
     return analyse_canary(main, candidate, settings)

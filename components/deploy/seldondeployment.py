@@ -222,3 +222,58 @@ def rollout_predictors(
             Predictor("canary", candidate, traffic=canary_weight),
         ]
     raise ValueError(f"unknown strategy {strategy!r}; use shadow, canary or replace")
+
+
+STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "kubeloop.dev/model")
+
+
+def settings_of(sdep: dict[str, Any]) -> tuple[str, ServingSettings]:
+    """The model and the ServingSettings a SeldonDeployment was rendered with (render's inverse).
+
+    The operator re-renders a live deployment at each rollout step from these, so a step keeps
+    whatever image, resources and store the deploy step chose.
+
+    Raises:
+        ValueError: The deployment was not rendered by kubeloop (no main predictor with the
+            kubeloop model container), so its settings cannot be read back.
+    """
+    name = sdep.get("metadata", {}).get("name", "?")
+    predictors = [p for p in sdep.get("spec", {}).get("predictors", []) if not p.get("shadow")]
+    main = next((p for p in predictors if p.get("name") == "main"), predictors[0] if predictors else None)
+    try:
+        assert main is not None
+        container = next(
+            c for c in main["componentSpecs"][0]["spec"]["containers"] if c.get("name") == CONTAINER
+        )
+        params = {p["name"]: p["value"] for p in main["graph"]["parameters"]}
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        resources = container.get("resources", {})
+        defaults = ServingSettings()
+        labels = {
+            k: v
+            for k, v in main.get("labels", {}).items()
+            if k not in STANDARD_LABELS
+            and not k.startswith(("kubeloop.dev/version", "kubeloop.dev/predictor"))
+        }
+        settings = ServingSettings(
+            store_uri=params["log_uri"],
+            image=container["image"],
+            cpu=resources.get("requests", {}).get("cpu", defaults.cpu),
+            memory=resources.get("requests", {}).get("memory", defaults.memory),
+            cpu_limit=resources.get("limits", {}).get("cpu", defaults.cpu_limit),
+            memory_limit=resources.get("limits", {}).get("memory", defaults.memory_limit),
+            flush_rows=int(params.get("flush_rows", defaults.flush_rows)),
+            flush_seconds=float(params.get("flush_seconds", defaults.flush_seconds)),
+            max_rows=int(params.get("max_rows", defaults.max_rows)),
+            workers=int(env.get("GUNICORN_WORKERS") or defaults.workers),
+            replicas=int(main.get("replicas", defaults.replicas)),
+            seldon_logger_url=(main["graph"].get("logger") or {}).get("url"),
+            labels=labels,
+        )
+        model = sdep["metadata"]["labels"]["kubeloop.dev/model"]
+    except (AssertionError, KeyError, IndexError, StopIteration, TypeError, ValueError) as exc:
+        raise ValueError(
+            f"SeldonDeployment {name} was not rendered by kubeloop ({type(exc).__name__}: {exc}); "
+            "create it with the deploy step or `kubeloop deploy`, which the operator can step"
+        ) from None
+    return str(model), settings

@@ -142,3 +142,25 @@ def test_serving_settings_reach_every_predictor() -> None:
         assert parameters["log_uri"] == "s3://bucket/prefix"
     plain = render(rollout_predictors("canary", "3", "4", 10))
     assert all("logger" not in p["graph"] for p in plain["spec"]["predictors"])  # off unless asked
+
+
+def test_settings_read_back_from_a_rendered_deployment_are_those_it_was_rendered_with() -> None:
+    from components.deploy.seldondeployment import ServingSettings, rollout_predictors, settings_of
+
+    settings = ServingSettings(
+        store_uri="s3://bucket/prefix",
+        image="registry.example/serving:1.2",
+        cpu="1",
+        memory_limit="3Gi",
+        workers=3,
+        replicas=2,
+        flush_seconds=2.5,
+        seldon_logger_url="http://logger.seldon-system",
+        labels={"team": "screening"},
+    )
+    for predictors in (rollout_predictors("canary", "1", "2", 10), rollout_predictors("shadow", "1", "2")):
+        sdep = render_seldondeployment("screening", "kubeloop", "screening", predictors, settings)
+        assert settings_of(sdep) == ("screening", settings)
+    foreign = {"metadata": {"name": "iris"}, "spec": {"predictors": [{"name": "default", "graph": {}}]}}
+    with pytest.raises(ValueError, match="iris was not rendered by kubeloop"):
+        settings_of(foreign)

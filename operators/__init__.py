@@ -1,0 +1,1 @@
+"""The kubeloop operator: ModelRollout and RetrainPolicy reconciled by kopf on pure decision functions."""
