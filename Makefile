@@ -22,7 +22,7 @@ help:
 	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
-	@echo "make compile  refresh the compiled pipelines and the monitor CronJob in manifests/"
+	@echo "make compile  refresh the compiled pipelines, the monitor CronJob and the operator base in manifests/"
 	@echo "make card-png render the newest model card to PNG (headless Chromium, no network)"
 	@echo "make tools    put helm and kubectl in $(TOOLS)"
 	@echo "make clean    remove environments, tools and local run outputs"
@@ -92,6 +92,7 @@ bench-serve: $(SERVING_VENV)/.ready wrk
 
 compile: $(VENV)/.ready
 	$(VENV)/bin/kubeloop compile --out manifests/pipelines --monitor-out manifests/monitor
+	$(VENV)/bin/python -m operators.manifests --out manifests/base
 
 lock:
 	rm -rf /tmp/kubeloop-lock && $(PYTHON311) -m venv /tmp/kubeloop-lock

@@ -298,6 +298,10 @@ class FakeKfpApi:
                 return job
             case "GET", ["recurringruns"]:
                 return _page(list(s.recurring_runs.values()), query, "recurringRuns")
+            case "DELETE", ["recurringruns", job_id]:
+                if s.recurring_runs.pop(job_id, None) is None:
+                    raise ApiError(404, f"RecurringRun {job_id} not found")
+                return {}
         raise ApiError(404, f"Not Found: {method} {path}")
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -338,6 +342,9 @@ class FakeKfpApi:
 
             def do_POST(self) -> None:  # noqa: N802
                 self._serve("POST")
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._serve("DELETE")
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
                 pass

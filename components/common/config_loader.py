@@ -135,6 +135,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Kubeloo
     dataset = raw.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
         dataset["path"] = resolve_data_path(dataset["path"], file.parent.resolve())
+    return validate_mapping(raw, source)
+
+
+def validate_mapping(raw: dict[str, Any], source: str) -> KubeloopConfig:
+    """Validate a config already read (from a file, or a ConfigMap on the cluster).
+
+    Raises:
+        ConfigError: Every problem found, each naming its field and the fix.
+    """
     problems = _dataset_problems(raw)
     try:
         config = KubeloopConfig.model_validate(raw)

@@ -32,7 +32,7 @@ def _labels(config: KubeloopConfig) -> dict[str, str]:
         "app.kubernetes.io/name": "kubeloop",
         "app.kubernetes.io/component": "monitor",
         "app.kubernetes.io/part-of": "kubeloop",
-        "kubeloop.io/model": config.name,
+        "kubeloop.dev/model": config.name,
     }
 
 
