@@ -15,7 +15,7 @@ import yaml
 from components.common.cluster import restricted_container_security, store_env
 from components.common.images import IMAGE
 from components.common.kfp_client import TOKEN_PATH, TOKEN_PATH_ENV
-from components.monitor.cronjob import KFP_AUDIENCE, RUN_AS, service_account
+from components.monitor.cronjob import RUN_AS, kfp_token_volume, service_account
 from operators.crds import GROUP, all_crds
 from operators.handlers import PEERING
 
@@ -150,20 +150,7 @@ def deployment(image: str = IMAGE) -> dict[str, Any]:
                     "containers": [container],
                     "volumes": [
                         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                        {
-                            "name": "kfp-token",
-                            "projected": {
-                                "sources": [
-                                    {
-                                        "serviceAccountToken": {
-                                            "audience": KFP_AUDIENCE,
-                                            "expirationSeconds": 7200,
-                                            "path": TOKEN_PATH.rsplit("/", 1)[1],
-                                        }
-                                    }
-                                ]
-                            },
-                        },
+                        kfp_token_volume(),
                     ],
                 },
             },

@@ -130,8 +130,7 @@ def _recurring_run(
 
 def ensure_recurring_run(client: Any, config: KubeloopConfig, cron: str) -> str:
     """The id of the recurring retraining run with this schedule, created (or replaced) as needed."""
-    from components.monitor.launch import experiment_id, pipeline_version
-    from pipelines.monitor_cli import recurring_run
+    from pipelines.monitor_cli import create_recurring_run, recurring_run
 
     job = recurring_run(config, "retraining", cron)
     flt = json.dumps(
@@ -143,19 +142,7 @@ def ensure_recurring_run(client: Any, config: KubeloopConfig, cron: str) -> str:
         if schedule == job["cron_expression"] and found.status != "DISABLED":
             return str(found.recurring_run_id)
         client.delete_recurring_run(found.recurring_run_id)  # an old schedule: replaced below
-    trigger = config.monitoring.trigger
-    pipeline_id, version_id = pipeline_version(client, job["pipeline"], trigger.pipeline_version)
-    created = client.create_recurring_run(
-        experiment_id(client, trigger.experiment),
-        job["job_name"],
-        cron_expression=job["cron_expression"],
-        max_concurrency=job["max_concurrency"],
-        no_catchup=job["no_catchup"],
-        params=job["params"],
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-    )
-    return str(created.recurring_run_id)
+    return create_recurring_run(client, config, job, config.monitoring.trigger.pipeline_version)
 
 
 def _delete_recurring(client: Any, recurring_run_id: str) -> None:

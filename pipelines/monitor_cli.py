@@ -155,6 +155,30 @@ def recurring_run(config: KubeloopConfig, which: str, cron: str) -> dict[str, An
     }
 
 
+def create_recurring_run(
+    client: Any, config: KubeloopConfig, spec: dict[str, Any], version: str | None = None
+) -> str:
+    """Create the recurring run `recurring_run` describes; its id. `version` pins a pipeline version.
+
+    Raises:
+        ValueError: The pipeline is not registered, or has no version.
+    """
+    from components.monitor.launch import experiment_id, pipeline_version
+
+    pipeline_id, version_id = pipeline_version(client, spec["pipeline"], version)
+    created = client.create_recurring_run(
+        experiment_id(client, config.monitoring.trigger.experiment),
+        spec["job_name"],
+        cron_expression=spec["cron_expression"],
+        max_concurrency=spec["max_concurrency"],
+        no_catchup=spec["no_catchup"],
+        params=spec["params"],
+        pipeline_id=pipeline_id,
+        version_id=version_id,
+    )
+    return str(created.recurring_run_id)
+
+
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Create (with --host) or print the KFP recurring run of scheduled retraining or monitoring."""
     from pipelines.cli import _load
@@ -179,28 +203,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(json.dumps(spec, indent=2))
         print("(not created: pass --host URL of the Kubeflow Pipelines API to create it)")
         return 0
-    from components.monitor.launch import experiment_id, pipeline_version
-
     try:
-        client = kfp_client(args.host)
-        pipeline_id, version_id = pipeline_version(client, spec["pipeline"])
-        created = client.create_recurring_run(
-            experiment_id(client, config.monitoring.trigger.experiment),
-            spec["job_name"],
-            cron_expression=spec["cron_expression"],
-            max_concurrency=spec["max_concurrency"],
-            no_catchup=spec["no_catchup"],
-            params=spec["params"],
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-        )
+        created = create_recurring_run(kfp_client(args.host), config, spec)
     except Exception as exc:  # noqa: BLE001 - API and network errors become one readable line
         reason = api_error(exc, args.host)
         if reason is None and not isinstance(exc, ValueError):
             raise
         print(f"error: {reason or exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"created recurring run {created.recurring_run_id} ({spec['job_name']}, {cron})")
+    print(f"created recurring run {created} ({spec['job_name']}, {cron})")
     return 0
 
 

@@ -65,6 +65,24 @@ def service_account(namespace: str) -> dict[str, Any]:
     }
 
 
+def kfp_token_volume() -> dict[str, Any]:
+    """A ServiceAccount token for the KFP API's audience, rotated by the kubelet (never a Secret)."""
+    return {
+        "name": "kfp-token",
+        "projected": {
+            "sources": [
+                {
+                    "serviceAccountToken": {
+                        "audience": KFP_AUDIENCE,
+                        "expirationSeconds": 7200,
+                        "path": TOKEN_PATH.rsplit("/", 1)[1],
+                    }
+                }
+            ]
+        },
+    }
+
+
 def cron_job(config: KubeloopConfig, namespace: str, kfp_host: str, image: str = IMAGE) -> dict[str, Any]:
     """One monitor pass per `monitoring.schedule`; a pass never overlaps the previous one."""
     window = duration_seconds(config.monitoring.window)
@@ -109,20 +127,7 @@ def cron_job(config: KubeloopConfig, namespace: str, kfp_host: str, image: str =
             "volumes": [
                 {"name": "config", "configMap": {"name": config_map(config, namespace)["metadata"]["name"]}},
                 {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
-                {
-                    "name": "kfp-token",
-                    "projected": {
-                        "sources": [
-                            {
-                                "serviceAccountToken": {
-                                    "audience": KFP_AUDIENCE,
-                                    "expirationSeconds": 7200,
-                                    "path": TOKEN_PATH.rsplit("/", 1)[1],
-                                }
-                            }
-                        ]
-                    },
-                },
+                kfp_token_volume(),
             ],
         },
     }
