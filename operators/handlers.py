@@ -61,8 +61,12 @@ def sorted_errors(call: Callable[[], Any]) -> Any:
 
 
 def rollout_owns_deployment(status: Mapping[str, Any], **_: Any) -> bool:
-    """Timers run while a rollout progresses, and once more until its end reached the cluster."""
-    return status.get("phase") in (None, "Progressing") or not status.get("applied")
+    """Timers run while a rollout progresses, and until its end reached the cluster; not for a
+    refused spec (Failed), which only a spec change (the update handler) can mend."""
+    phase = status.get("phase")
+    return phase in (None, "Progressing") or (
+        phase in ("Promoted", "RolledBack") and not status.get("applied")
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, "modelrollouts")

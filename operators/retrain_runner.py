@@ -77,8 +77,9 @@ def run_policy(
     status["conditions"] = with_condition(conditions, condition("Ready", True, "Monitoring", ready, now))
     if body["metadata"].get("generation") is not None:
         status["observedGeneration"] = body["metadata"]["generation"]
-    if any(previous.get(k) != v for k, v in status.items()) or "recurringRun" in previous and not recurring:
-        if "recurringRun" in previous and not recurring:
+    dropped = bool(previous.get("recurringRun")) and not recurring
+    if any(previous.get(k) != v for k, v in status.items()) or dropped:
+        if dropped:
             status["recurringRun"] = None  # a merge patch removes the key
         cluster.patch_status(KIND, namespace, name, status)
     return status

@@ -51,12 +51,13 @@ def refuse(
         status.get("conditions") or [], condition("SpecValid", False, reason, message, now)
     )
     conditions = with_condition(conditions, condition("Ready", False, reason, message, now))
-    patch: dict[str, Any] = {"conditions": conditions}
-    if body["kind"] == KIND:
-        patch["phase"] = "Failed"
-        patch["lastReason"] = message
-    cluster.patch_status(body["kind"], namespace, name, patch)
-    cluster.event(dict(body), "Warning", reason, message)
+    if conditions != status.get("conditions"):  # said once, not again at every timer tick
+        patch: dict[str, Any] = {"conditions": conditions}
+        if body["kind"] == KIND:
+            patch["phase"] = "Failed"
+            patch["lastReason"] = message
+        cluster.patch_status(body["kind"], namespace, name, patch)
+        cluster.event(dict(body), "Warning", reason, message)
     return SpecProblem(message)
 
 

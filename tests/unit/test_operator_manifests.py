@@ -136,3 +136,4 @@ def test_errors_are_sorted_into_permanent_and_temporary() -> None:
     assert handlers.rollout_owns_deployment({}) and handlers.rollout_owns_deployment({"phase": "Progressing"})
     assert handlers.rollout_owns_deployment({"phase": "Promoted", "applied": False})
     assert not handlers.rollout_owns_deployment({"phase": "RolledBack", "applied": True})
+    assert not handlers.rollout_owns_deployment({"phase": "Failed"})

@@ -115,6 +115,9 @@ def test_a_new_schedule_replaces_the_recurring_run_and_none_removes_it(
     reconcile(cluster, api, store)
     assert api.state.recurring_runs == {}
     assert cluster.body("RetrainPolicy", NS, "screening")["status"]["recurringRun"] is None
+    cluster.taken()
+    reconcile(cluster, api, store)
+    assert cluster.taken() == []
 
 
 def test_the_status_shows_the_monitors_last_check_and_triggered_run(api: FakeKfpApi, tmp_path: Path) -> None:

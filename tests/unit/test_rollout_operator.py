@@ -232,6 +232,10 @@ def test_a_bad_spec_is_refused_with_an_event_and_a_condition(
     (event,) = [w.body for w in cluster.writes if w.verb == "event"]
     assert event["type"] == "Warning" and event["reason"] == reason
     assert served(cluster) == [("main", "1", 100)]  # nothing moved
+    cluster.taken()
+    with pytest.raises(SpecProblem):
+        tick(cluster, store, datetime.now(UTC))
+    assert cluster.taken() == []  # refused once: no new Event or status write for the same problem
 
 
 def test_a_missing_seldondeployment_is_waited_for(world: tuple[FakeCluster, LocalStore]) -> None:
