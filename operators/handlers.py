@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from components.common.images import step_image
 from components.deploy.cluster import ApplyError
 from operators.cluster import KubeCluster
 from operators.crds import GROUP, VERSION
@@ -95,7 +96,7 @@ def rollout_deleted(body: kopf.Body, **_: Any) -> str:
 @kopf.timer(GROUP, VERSION, "retrainpolicies", interval=POLICY_TICK_S)
 def policy_changed(body: kopf.Body, **_: Any) -> None:
     """Keep the monitor CronJob and the recurring run as the spec says; refresh the status."""
-    sorted_errors(lambda: run_policy(body, cluster()))
+    sorted_errors(lambda: run_policy(body, cluster(), image=step_image()))
 
 
 @kopf.on.delete(GROUP, VERSION, "retrainpolicies")

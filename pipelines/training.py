@@ -12,27 +12,32 @@ from typing import Any
 from kfp import dsl
 
 from components.calibrate.component import calibrate
-from components.common.cluster import S3_ENDPOINT, S3_SECRET, S3_SECRET_KEYS
+from components.common.cluster import RUN_AS, S3_ENDPOINT, S3_SECRET, S3_SECRET_KEYS
 from components.common.config import KubeloopConfig, TrainResources
+from components.common.images import CUDA_IMAGE_ENV, IMAGE, IMAGE_ENV, TRAINING_GPU_IMAGE
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.register.component import register
-from components.train.component import train
+from components.train.component import train, train_gpu
 from components.validate_data.component import validate_data
 
 PIPELINE_NAME = "kubeloop-training"
 
 
 def on_cluster(task: Any, cpu: str, memory: str) -> None:
-    """Store credentials from the Secret, the endpoint, and resource requests (cluster only)."""
+    """Store credentials from the Secret, the endpoint, resource requests and a non-root user
+    (cluster only; the KFP backend adds the rest of the restricted profile: no privilege
+    escalation, no capabilities, RuntimeDefault seccomp)."""
     from kfp import kubernetes
 
+    kubernetes.set_security_context(task, run_as_user=RUN_AS, run_as_group=RUN_AS, run_as_non_root=True)
     kubernetes.use_secret_as_env(
         task,
         secret_name=S3_SECRET,
         secret_key_to_env=S3_SECRET_KEYS,
     )
     task.set_env_variable("KUBELOOP_S3_ENDPOINT", S3_ENDPOINT)
+    task.set_env_variable(IMAGE_ENV, IMAGE)
     task.set_cpu_request(cpu).set_memory_request(memory)
     task.set_caching_options(False)
 
@@ -41,6 +46,7 @@ def train_pod(task: Any, resources: TrainResources) -> None:
     """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only)."""
     from kfp import kubernetes
 
+    task.set_env_variable(CUDA_IMAGE_ENV, TRAINING_GPU_IMAGE)
     if resources.gpus:
         task.set_accelerator_type(resources.accelerator).set_accelerator_limit(resources.gpus)
     for key, value in sorted(resources.node_selector.items()):
@@ -71,7 +77,9 @@ def train_to_deploy(
         cluster: Add secrets, endpoint, resource requests and the train pod's GPUs.
         resources: The train pod's resources.
     """
-    fitted = train(**common, run_id=run_id, splits=splits).set_display_name("train")
+    # The CUDA image only where a pod gets GPUs: kfp.local runs every step in this process's env.
+    step = train_gpu if cluster and resources.gpus else train
+    fitted = step(**common, run_id=run_id, splits=splits).set_display_name("train")
     model = fitted.outputs["Output"]
     calibrated = calibrate(**common, run_id=run_id, splits=splits, model=model).set_display_name("calibrate")
     servable = calibrated.outputs["Output"]

@@ -10,6 +10,8 @@ S3_ENDPOINT = "http://minio-service.kubeflow:9000"
 """The MinIO that Kubeflow Pipelines installs; the kubeloop store lives in its own bucket."""
 S3_SECRET_KEYS = {"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"}
 """Secret key -> environment variable the store client reads."""
+RUN_AS = 10001
+"""The non-root user and group of every kubeloop image (images/*/Dockerfile)."""
 
 
 def restricted_container_security() -> dict[str, Any]:

@@ -1,8 +1,50 @@
-"""Container images of the steps (built from images/; pinned per overlay on the cluster)."""
+"""Container images of the platform: one Dockerfile per image under images/, one tag per release.
 
-IMAGE = "ghcr.io/kubeloop/kubeloop:0.1.0"
-"""The main image: Python 3.11, requirements/main.lock and this package; runs every step."""
+The Helm chart's values and the overlays pin these same names (a test checks they agree), and
+`make images` prints the build commands.
+"""
 
-SERVING_IMAGE = "ghcr.io/kubeloop/kubeloop-serving:0.1.0"
+from __future__ import annotations
+
+import os
+
+REGISTRY = "ghcr.io/kubeloop"
+VERSION = "0.1.0"
+
+IMAGE = f"{REGISTRY}/kubeloop:{VERSION}"
+"""The main image: Python 3.11, requirements/main.lock (CPU torch) and this package; runs every step."""
+
+TRAINING_GPU_IMAGE = f"{REGISTRY}/kubeloop-cuda:{VERSION}"
+"""The main image with CUDA PyTorch: the train step (and its PyTorchJob workers) when it asks for GPUs."""
+
+SERVING_IMAGE = f"{REGISTRY}/kubeloop-serving:{VERSION}"
 """The serving image: Python 3.12, requirements/serving.lock (seldon-core 1.19) and this package;
 runs components.deploy.seldon_model.KubeloopModel under seldon-core-microservice."""
+
+OPERATOR_IMAGE = f"{REGISTRY}/kubeloop-operator:{VERSION}"
+"""The operator image: Python 3.11, requirements/operator.lock (kopf, no torch) and this package."""
+
+DOCKERFILES = {
+    IMAGE: "images/kubeloop/Dockerfile",
+    TRAINING_GPU_IMAGE: "images/kubeloop-cuda/Dockerfile",
+    SERVING_IMAGE: "images/kubeloop-serving/Dockerfile",
+    OPERATOR_IMAGE: "images/kubeloop-operator/Dockerfile",
+}
+"""Image -> the Dockerfile that builds it (from the repository root)."""
+
+IMAGE_ENV = "KUBELOOP_IMAGE"
+"""Set on the operator and the train step so pods they create use the image they run in, as pinned."""
+CUDA_IMAGE_ENV = "KUBELOOP_CUDA_IMAGE"
+"""Set on the GPU train step: the image of its PyTorchJob workers, as pinned."""
+
+
+def step_image() -> str:
+    """The main image as deployed (an overlay or the chart may pin it by digest), else IMAGE."""
+    return os.environ.get(IMAGE_ENV) or IMAGE
+
+
+def training_image(gpus: int) -> str:
+    """The image of a train pod: the CUDA build when it asks for GPUs."""
+    if gpus:
+        return os.environ.get(CUDA_IMAGE_ENV) or TRAINING_GPU_IMAGE
+    return step_image()

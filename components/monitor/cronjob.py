@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from components.common.cluster import restricted_container_security, store_env
+from components.common.cluster import RUN_AS, restricted_container_security, store_env
 from components.common.config import KubeloopConfig
 from components.common.images import IMAGE
 from components.common.kfp_client import TOKEN_PATH, TOKEN_PATH_ENV
@@ -23,8 +23,6 @@ SERVICE_ACCOUNT = "kubeloop-monitor"
 CONFIG_DIR = "/etc/kubeloop"
 KFP_AUDIENCE = "pipelines.kubeflow.org"
 """Audience the KFP API server accepts ServiceAccount tokens for (Kubeflow's multi-user mode)."""
-RUN_AS = 10001
-"""The kubeloop image's non-root user (images/kubeloop/Dockerfile)."""
 
 
 def _labels(config: KubeloopConfig) -> dict[str, str]:

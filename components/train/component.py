@@ -3,11 +3,10 @@
 from kfp import dsl
 from kfp.dsl import HTML, Metrics, Output
 
-from components.common.images import IMAGE
+from components.common.images import IMAGE, TRAINING_GPU_IMAGE
 
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def train(
+def _train(
     config_json: str,
     store_uri: str,
     run_id: str,
@@ -27,3 +26,8 @@ def train(
             return prefix
         finally:
             write_kfp_metrics(metrics, ctx.metrics)
+
+
+train = dsl.component(base_image=IMAGE, install_kfp_package=False)(_train)
+train_gpu = dsl.component(base_image=TRAINING_GPU_IMAGE, install_kfp_package=False)(_train)
+"""The same step in the CUDA image, for a train pod that asks for GPUs."""

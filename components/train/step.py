@@ -114,7 +114,7 @@ def train_on_pytorchjob(
     ctx: StepContext, splits: str, schema: dict[str, Any], workdir: Path
 ) -> dict[str, Any]:
     """training.nodes > 1: run the workers as a PyTorchJob and load rank 0's result."""
-    from components.common.images import IMAGE
+    from components.common.images import training_image
     from components.train.pytorchjob import render_pytorchjob, run_pytorchjob
 
     namespace_file = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -130,7 +130,7 @@ def train_on_pytorchjob(
         ctx.config.training,
         run_id=ctx.run_id,
         namespace=namespace_file.read_text().strip(),
-        image=IMAGE,
+        image=training_image(ctx.config.training.resources.gpus),
         store_uri=ctx.store.uri,
         spec_key=ctx.key("job/spec.json"),
     )

@@ -37,6 +37,7 @@ def test_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
     assert main(["compile", "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "image-fields.yaml",
         "kubeloop-monitoring.k8s.yaml",
         "kubeloop-monitoring.yaml",
         "kubeloop-recalibrate.k8s.yaml",

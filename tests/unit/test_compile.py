@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kfp import components
 
+from components.common.images import CUDA_IMAGE_ENV, IMAGE, IMAGE_ENV, TRAINING_GPU_IMAGE
 from pipelines.compile import compile_all
 from tests.conftest import REPO
 from tests.k8s import load_crds, validate_object
@@ -68,8 +69,12 @@ def test_ir_orders_the_dag_and_configures_the_cluster(compiled: Path) -> None:
     for executor in executors.values():
         env = {k["envVar"] for e in executor["secretAsEnv"] for k in e["keyToEnv"]}
         assert env == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        # The rest of the restricted profile comes from the KFP backend (see on_cluster).
+        user = {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}
+        assert executor["securityContext"] == user
     containers = spec["deploymentSpec"]["executors"]
-    assert all(c["container"]["image"].startswith("ghcr.io/kubeloop/kubeloop:") for c in containers.values())
+    assert {c["container"]["image"] for c in containers.values()} == {IMAGE}
+    assert all({"name": IMAGE_ENV, "value": IMAGE} in c["container"]["env"] for c in containers.values())
     assert containers["exec-train"]["container"]["resources"]["cpuRequest"] == 2
 
 
@@ -93,11 +98,18 @@ def test_the_gpu_variant_asks_for_gpus_placement_and_shared_memory(compiled: Pat
     spec = yaml.safe_load((compiled / "kubeloop-training-gpu.yaml").read_text().split("\n---\n")[0])
     config = json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"])
     assert config["training"]["nproc"] == 4  # one torchrun process per requested GPU
+    # CUDA PyTorch for the GPU pod (and its PyTorchJob workers); every other step keeps the main image.
+    assert container["image"] == TRAINING_GPU_IMAGE
+    assert {"name": CUDA_IMAGE_ENV, "value": TRAINING_GPU_IMAGE} in container["env"]
+    executors = spec["deploymentSpec"]["executors"]
+    others = {e["container"]["image"] for n, e in executors.items() if n != "exec-train"}
+    assert others == {IMAGE}
 
 
 def test_the_cpu_variant_asks_for_no_gpu_and_still_gets_shared_memory(compiled: Path) -> None:
     container, pod = _train_executor(compiled, "kubeloop-training")
     assert "accelerator" not in container["resources"]
+    assert container["image"] == IMAGE
     assert "nodeSelector" not in pod and "tolerations" not in pod
     assert pod["emptyDirMounts"][0]["mountPath"] == "/dev/shm"
 
@@ -142,6 +154,7 @@ def test_compiling_a_users_config_with_overrides(tmp_path: Path) -> None:
     assert [p.name for p in paths] == [
         "kubeloop-training-breast-cancer.yaml",
         "kubeloop-training-breast-cancer.k8s.yaml",
+        "image-fields.yaml",
         "kustomization.yaml",
     ]
     assert "- kubeloop-training-breast-cancer.k8s.yaml" in paths[-1].read_text()
