@@ -15,7 +15,7 @@ PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3";
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png $(addprefix bench-,$(BENCHES))
+.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES))
 
 help:
 	@echo "make run      set up, then run the screening example end to end (kfp.local)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
 	@echo "make compile  refresh the compiled pipelines, the monitor CronJob and the operator base in manifests/"
 	@echo "make card-png render the newest model card to PNG (headless Chromium, no network)"
+	@echo "make images   print the docker build and push commands of every image (images/*/Dockerfile)"
 	@echo "make tools    put helm and kubectl in $(TOOLS)"
 	@echo "make clean    remove environments, tools and local run outputs"
 
@@ -93,6 +94,9 @@ bench-serve: $(SERVING_VENV)/.ready wrk
 compile: $(VENV)/.ready
 	$(VENV)/bin/kubeloop compile --out manifests/pipelines --monitor-out manifests/monitor
 	$(VENV)/bin/python -m operators.manifests --out manifests/base
+
+images: $(VENV)/.ready
+	@$(PY) -m components.common.images
 
 lock:
 	rm -rf /tmp/kubeloop-lock && $(PYTHON311) -m venv /tmp/kubeloop-lock

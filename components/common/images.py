@@ -48,3 +48,18 @@ def training_image(gpus: int) -> str:
     if gpus:
         return os.environ.get(CUDA_IMAGE_ENV) or TRAINING_GPU_IMAGE
     return step_image()
+
+
+def build_commands(git_commit: str = "$(git rev-parse HEAD)") -> list[str]:
+    """`docker build` and `docker push` for every image, from the repository root."""
+    lines = []
+    for image, dockerfile in DOCKERFILES.items():
+        lines.append(f"docker build -f {dockerfile} --build-arg GIT_COMMIT={git_commit} -t {image} .")
+    lines += [f"docker push {image}" for image in DOCKERFILES]
+    return lines
+
+
+if __name__ == "__main__":
+    print("# Build and push the kubeloop images (no Docker engine runs here); then pin the pushed")
+    print("# digests in your overlay (kustomize edit set image) or the chart's images.*.digest.")
+    print("\n".join(build_commands()))
