@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.common.cluster import RUN_AS, restricted_container_security, store_env
+from components.common.cluster import RUN_AS, restricted_container_security, shipped_store_env
 from components.common.images import IMAGE, IMAGE_ENV, OPERATOR_IMAGE
 from components.common.kfp_client import TOKEN_PATH, TOKEN_PATH_ENV
 from components.monitor.cronjob import kfp_token_volume, service_account
@@ -114,7 +114,7 @@ def deployment(image: str = OPERATOR_IMAGE, step_image: str = IMAGE) -> dict[str
             f"--liveness=http://0.0.0.0:{LIVENESS_PORT}/healthz",
         ],
         "env": [
-            *store_env(),
+            *shipped_store_env(),
             {"name": TOKEN_PATH_ENV, "value": TOKEN_PATH},
             {"name": IMAGE_ENV, "value": step_image},
             {"name": "HOME", "value": "/tmp"},

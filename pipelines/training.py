@@ -12,9 +12,23 @@ from typing import Any
 from kfp import dsl
 
 from components.calibrate.component import calibrate
-from components.common.cluster import RUN_AS, S3_ENDPOINT, S3_SECRET, S3_SECRET_KEYS
+from components.common.cluster import (
+    RUN_AS,
+    S3_ENDPOINT,
+    S3_ENDPOINT_ENV,
+    S3_SECRET,
+    S3_SECRET_ENV,
+    S3_SECRET_KEYS,
+)
 from components.common.config import KubeloopConfig, TrainResources
-from components.common.images import CUDA_IMAGE_ENV, IMAGE, IMAGE_ENV, TRAINING_GPU_IMAGE
+from components.common.images import (
+    CUDA_IMAGE_ENV,
+    IMAGE,
+    IMAGE_ENV,
+    SERVING_IMAGE,
+    SERVING_IMAGE_ENV,
+    TRAINING_GPU_IMAGE,
+)
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.register.component import register
@@ -36,7 +50,8 @@ def on_cluster(task: Any, cpu: str, memory: str) -> None:
         secret_name=S3_SECRET,
         secret_key_to_env=S3_SECRET_KEYS,
     )
-    task.set_env_variable("KUBELOOP_S3_ENDPOINT", S3_ENDPOINT)
+    task.set_env_variable(S3_ENDPOINT_ENV, S3_ENDPOINT)
+    task.set_env_variable(S3_SECRET_ENV, S3_SECRET)
     task.set_env_variable(IMAGE_ENV, IMAGE)
     task.set_cpu_request(cpu).set_memory_request(memory)
     task.set_caching_options(False)
@@ -107,6 +122,7 @@ def train_to_deploy(
         ):
             on_cluster(task, cpu, memory)
         train_pod(fitted, resources)
+        deployed.set_env_variable(SERVING_IMAGE_ENV, SERVING_IMAGE)
 
 
 def make_training_pipeline(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 S3_SECRET = "kubeloop-s3"
@@ -25,12 +26,30 @@ def restricted_container_security() -> dict[str, Any]:
     }
 
 
-def store_env() -> list[dict[str, Any]]:
-    """Container env for the store: endpoint, and credentials only by Secret reference."""
+S3_ENDPOINT_ENV = "KUBELOOP_S3_ENDPOINT"
+S3_SECRET_ENV = "KUBELOOP_S3_CREDENTIALS"
+"""Name of the store's Secret, set on the operator and on steps that create pods."""
+
+
+def store_env(endpoint: str | None = None, secret: str | None = None) -> list[dict[str, Any]]:
+    """Container env for the store: endpoint, and credentials only by Secret reference.
+
+    Without arguments, the store of the process that renders: a step or the operator hands its
+    own endpoint and Secret (KUBELOOP_S3_ENDPOINT, KUBELOOP_S3_CREDENTIALS) to the pods it creates, so
+    a chart or overlay that moves the store moves them too; else the MinIO of Kubeflow Pipelines.
+    """
+    endpoint = endpoint or os.environ.get(S3_ENDPOINT_ENV) or S3_ENDPOINT
+    secret = secret or os.environ.get(S3_SECRET_ENV) or S3_SECRET
     return [
-        {"name": "KUBELOOP_S3_ENDPOINT", "value": S3_ENDPOINT},
+        {"name": S3_ENDPOINT_ENV, "value": endpoint},
+        {"name": S3_SECRET_ENV, "value": secret},
         *(
-            {"name": env, "valueFrom": {"secretKeyRef": {"name": S3_SECRET, "key": key}}}
+            {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
             for key, env in S3_SECRET_KEYS.items()
         ),
     ]
+
+
+def shipped_store_env() -> list[dict[str, Any]]:
+    """store_env for manifests written at compile time: the defaults, whatever this shell has set."""
+    return store_env(S3_ENDPOINT, S3_SECRET)

@@ -34,6 +34,8 @@ DOCKERFILES = {
 
 IMAGE_ENV = "KUBELOOP_IMAGE"
 """Set on the operator and the train step so pods they create use the image they run in, as pinned."""
+SERVING_IMAGE_ENV = "KUBELOOP_SERVING_IMAGE"
+"""Set on the deploy step: the image of the SeldonDeployment's predictors, as pinned."""
 CUDA_IMAGE_ENV = "KUBELOOP_CUDA_IMAGE"
 """Set on the GPU train step: the image of its PyTorchJob workers, as pinned."""
 
@@ -41,6 +43,11 @@ CUDA_IMAGE_ENV = "KUBELOOP_CUDA_IMAGE"
 def step_image() -> str:
     """The main image as deployed (an overlay or the chart may pin it by digest), else IMAGE."""
     return os.environ.get(IMAGE_ENV) or IMAGE
+
+
+def serving_image() -> str:
+    """The serving image as deployed (pinned by an overlay or the chart), else SERVING_IMAGE."""
+    return os.environ.get(SERVING_IMAGE_ENV) or SERVING_IMAGE
 
 
 def training_image(gpus: int) -> str:

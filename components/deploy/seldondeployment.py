@@ -13,7 +13,7 @@ from typing import Any
 
 from components.common.cluster import restricted_container_security, store_env
 from components.common.config import ServingConfig
-from components.common.images import SERVING_IMAGE
+from components.common.images import serving_image
 from components.deploy.model_metrics import PORT as METRICS_PORT
 
 MODEL_CLASS = "components.deploy.seldon_model.KubeloopModel"
@@ -36,7 +36,7 @@ class ServingSettings:
     """What every predictor pod shares."""
 
     store_uri: str = "s3://kubeloop"
-    image: str = SERVING_IMAGE
+    image: str = field(default_factory=serving_image)
     cpu: str = "500m"
     memory: str = "1Gi"
     cpu_limit: str = "2"

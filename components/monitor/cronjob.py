@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from components.common.cluster import RUN_AS, restricted_container_security, store_env
+from components.common.cluster import RUN_AS, restricted_container_security, shipped_store_env, store_env
 from components.common.config import KubeloopConfig
 from components.common.images import IMAGE
 from components.common.kfp_client import TOKEN_PATH, TOKEN_PATH_ENV
@@ -81,8 +81,17 @@ def kfp_token_volume() -> dict[str, Any]:
     }
 
 
-def cron_job(config: KubeloopConfig, namespace: str, kfp_host: str, image: str = IMAGE) -> dict[str, Any]:
-    """One monitor pass per `monitoring.schedule`; a pass never overlaps the previous one."""
+def cron_job(
+    config: KubeloopConfig,
+    namespace: str,
+    kfp_host: str,
+    image: str = IMAGE,
+    store: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One monitor pass per `monitoring.schedule`; a pass never overlaps the previous one.
+
+    `store`: the store env; by default the renderer's own (the operator's), see store_env.
+    """
     window = duration_seconds(config.monitoring.window)
     labels = _labels(config)
     container = {
@@ -91,7 +100,7 @@ def cron_job(config: KubeloopConfig, namespace: str, kfp_host: str, image: str =
         "command": ["kubeloop"],
         "args": ["monitor", "--once", "--config", f"{CONFIG_DIR}/config.yaml", "--host", kfp_host],
         "env": [
-            *store_env(),
+            *(store if store is not None else store_env()),
             {"name": TOKEN_PATH_ENV, "value": TOKEN_PATH},
             # The root filesystem is read-only: caches (matplotlib, Evidently) go to the emptyDir.
             {"name": "HOME", "value": "/tmp"},
@@ -157,4 +166,5 @@ def cron_job(config: KubeloopConfig, namespace: str, kfp_host: str, image: str =
 
 def monitor_manifests(config: KubeloopConfig, namespace: str, kfp_host: str) -> list[dict[str, Any]]:
     """ServiceAccount, ConfigMap and CronJob of the monitor for one model."""
-    return [service_account(namespace), config_map(config, namespace), cron_job(config, namespace, kfp_host)]
+    cron = cron_job(config, namespace, kfp_host, store=shipped_store_env())
+    return [service_account(namespace), config_map(config, namespace), cron]

@@ -112,3 +112,21 @@ def test_kubectl_kustomize_renders_the_shipped_folder() -> None:
     )
     kinds = [o["kind"] for o in yaml.safe_load_all(out.stdout) if o]
     assert sorted(kinds) == ["ConfigMap", "CronJob", "ServiceAccount"]
+
+
+def test_a_cronjob_the_operator_makes_uses_the_operators_store_and_shipped_ones_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The chart's bundled MinIO: the operator runs with its endpoint and Secret name.
+    monkeypatch.setenv("KUBELOOP_S3_ENDPOINT", "http://kubeloop-minio.ml.svc:9000")
+    monkeypatch.setenv("KUBELOOP_S3_CREDENTIALS", "kubeloop-minio")
+    config = load_config(REPO / "examples" / "screening" / "config.yaml", ["store=s3://kubeloop"])
+    env = cron_job(config, "ml", "http://kfp:8888")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in env["containers"][0]["env"]}
+    assert env["KUBELOOP_S3_ENDPOINT"]["value"] == "http://kubeloop-minio.ml.svc:9000"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "kubeloop-minio"
+    # What `make compile` writes does not depend on the shell it runs in.
+    write_monitor(tmp_path)
+    assert [p.read_text() for p in sorted(tmp_path.iterdir())] == [
+        p.read_text() for p in sorted(SHIPPED.iterdir())
+    ]
