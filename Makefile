@@ -22,7 +22,8 @@ help:
 	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
-	@echo "make compile  refresh the compiled pipelines, the monitor CronJob and the operator base in manifests/"
+	@echo "make compile  refresh the compiled pipelines, the monitor CronJob and the operator base in manifests/,"
+	@echo "              and the chart's generated crds/ and files/pipelines/"
 	@echo "make card-png render the newest model card to PNG (headless Chromium, no network)"
 	@echo "make images   print the docker build and push commands of every image (images/*/Dockerfile)"
 	@echo "make tools    put helm and kubectl in $(TOOLS)"
@@ -93,7 +94,7 @@ bench-serve: $(SERVING_VENV)/.ready wrk
 
 compile: $(VENV)/.ready
 	$(VENV)/bin/kubeloop compile --out manifests/pipelines --monitor-out manifests/monitor
-	$(VENV)/bin/python -m operators.manifests --out manifests/base
+	$(VENV)/bin/python -m operators.manifests --out manifests/base --chart helm/kubeloop
 
 images: $(VENV)/.ready
 	@$(PY) -m components.common.images

@@ -248,12 +248,36 @@ def write_base(out: Path) -> list[Path]:
     return [*written, out / "kustomization.yaml"]
 
 
+def write_chart(chart: Path, pipelines: Path) -> list[Path]:
+    """The chart's generated parts: crds/ (as in the base) and files/pipelines/ (copies of the
+    compiled pipelines, which the chart's templates re-target at the release's images and store)."""
+    crds = chart / "crds" / "crds.yaml"
+    crds.parent.mkdir(parents=True, exist_ok=True)
+    what, objects = files()["crds.yaml"]
+    text = yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=100)
+    crds.write_text(HEADER.format(what=what) + text)
+    out = chart / "files" / "pipelines"
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.k8s.yaml"):
+        stale.unlink()
+    copies = []
+    for source in sorted(pipelines.glob("*.k8s.yaml")):
+        (out / source.name).write_text(source.read_text())
+        copies.append(out / source.name)
+    return [crds, *copies]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: write manifests/base."""
+    """CLI: write manifests/base, and with --chart the chart's CRDs and pipelines."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("manifests/base"))
+    parser.add_argument("--chart", type=Path, help="the chart folder (helm/kubeloop)")
+    parser.add_argument("--pipelines", type=Path, default=Path("manifests/pipelines"))
     args = parser.parse_args(argv)
-    for path in write_base(args.out):
+    written = write_base(args.out)
+    if args.chart:
+        written += write_chart(args.chart, args.pipelines)
+    for path in written:
         print(f"wrote {path}")
     return 0
 
