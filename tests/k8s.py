@@ -82,3 +82,27 @@ def validate_custom(obj: dict[str, Any], crd: dict[str, Any]) -> list[str]:
     jsonschema.Draft4Validator.check_schema(schema)
     validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER)
     return [f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in validator.iter_errors(obj)]
+
+
+def validate_rendered(objects: list[dict[str, Any]], kubernetes: str = "1.35") -> None:
+    """What a cluster would check on apply: our kinds against our CRDs, KFP's and Seldon's against
+    the shared CRDs, every built-in kind against Kubernetes' own schemas (strict: no unknown fields)."""
+    import kubernetes_validate
+
+    from operators.crds import all_crds
+
+    ours = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c for c in all_crds()}
+    shared = load_crds()
+    for obj in objects:
+        group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else ""
+        where = f"{obj['kind']}/{obj['metadata']['name']}"
+        if (group, obj["kind"]) in ours:
+            errors = validate_custom(obj, ours[(group, obj["kind"])])
+            assert errors == [], f"{where}: {errors}"
+        elif (obj["apiVersion"], obj["kind"]) in shared:
+            validate_object(obj, shared)
+        else:
+            try:
+                kubernetes_validate.validate(obj, kubernetes, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                raise AssertionError(f"{where}: {error}") from error
