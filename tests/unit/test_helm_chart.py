@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 
@@ -16,7 +15,7 @@ from components.common.images import IMAGE, OPERATOR_IMAGE, SERVING_IMAGE, TRAIN
 from operators.crds import all_crds
 from operators.manifests import rules, write_chart
 from tests.conftest import REPO, tool
-from tests.k8s import load_crds, validate_custom, validate_object
+from tests.k8s import validate_rendered
 
 CHART = REPO / "helm" / "kubeloop"
 VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -66,21 +65,8 @@ def test_helm_lint_strict_passes(values: Path | None) -> None:
 def test_every_rendered_object_validates_against_kubernetes_and_the_crds(
     renders: dict[str, list[dict[str, Any]]],
 ) -> None:
-    ours = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c for c in all_crds()}
-    shared = load_crds()
-    for name, objects in renders.items():
-        for obj in objects:
-            group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else ""
-            where = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
-            if (group, obj["kind"]) in ours:
-                assert validate_custom(obj, ours[(group, obj["kind"])]) == [], where
-            elif (obj["apiVersion"], obj["kind"]) in shared:
-                validate_object(obj, shared)
-            else:
-                try:
-                    kubernetes_validate.validate(obj, KUBERNETES, strict=True)
-                except kubernetes_validate.ValidationError as error:
-                    pytest.fail(f"{where}: {error}")
+    for objects in renders.values():
+        validate_rendered(objects)
 
 
 def test_every_container_of_every_pod_is_restricted_and_asks_for_resources(
