@@ -214,6 +214,10 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+def _generated(what: str, objects: list[dict[str, Any]]) -> str:
+    return HEADER.format(what=what) + yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=100)
+
+
 def write_base(out: Path) -> list[Path]:
     """Write the base folder with its kustomization (which also takes ../pipelines).
 
@@ -223,8 +227,7 @@ def write_base(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, (what, objects) in files().items():
-        text = yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=100)
-        (out / name).write_text(HEADER.format(what=what) + text)
+        (out / name).write_text(_generated(what, objects))
         written.append(out / name)
     (out / IMAGE_FIELDS).write_text(
         HEADER.format(what="an overlay's `images:` also pins the operator's KUBELOOP_IMAGE")
@@ -253,9 +256,7 @@ def write_chart(chart: Path, pipelines: Path) -> list[Path]:
     compiled pipelines, which the chart's templates re-target at the release's images and store)."""
     crds = chart / "crds" / "crds.yaml"
     crds.parent.mkdir(parents=True, exist_ok=True)
-    what, objects = files()["crds.yaml"]
-    text = yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=100)
-    crds.write_text(HEADER.format(what=what) + text)
+    crds.write_text(_generated(*files()["crds.yaml"]))
     out = chart / "files" / "pipelines"
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.k8s.yaml"):

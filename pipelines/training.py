@@ -52,15 +52,16 @@ def on_cluster(task: Any, cpu: str, memory: str) -> None:
     )
     task.set_env_variable(S3_ENDPOINT_ENV, S3_ENDPOINT)
     task.set_env_variable(S3_SECRET_ENV, S3_SECRET)
-    task.set_env_variable(IMAGE_ENV, IMAGE)
     task.set_cpu_request(cpu).set_memory_request(memory)
     task.set_caching_options(False)
 
 
 def train_pod(task: Any, resources: TrainResources) -> None:
-    """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only)."""
+    """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only), and the images
+    of the PyTorchJob workers it may start (as pinned: an overlay or the chart rewrites them)."""
     from kfp import kubernetes
 
+    task.set_env_variable(IMAGE_ENV, IMAGE)
     task.set_env_variable(CUDA_IMAGE_ENV, TRAINING_GPU_IMAGE)
     if resources.gpus:
         task.set_accelerator_type(resources.accelerator).set_accelerator_limit(resources.gpus)

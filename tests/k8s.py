@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,46 @@ def validate_rendered(objects: list[dict[str, Any]], kubernetes: str = "1.35") -
                 kubernetes_validate.validate(obj, kubernetes, strict=True)
             except kubernetes_validate.ValidationError as error:
                 raise AssertionError(f"{where}: {error}") from error
+
+
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
+CREDENTIAL_ENV = re.compile(r"SECRET|PASSWORD|ACCESS_KEY|ROOT_USER")
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template of a workload (the spec itself for a Pod); None for other kinds."""
+    if obj["kind"] == "Pod":
+        return dict(obj["spec"])
+    if obj["kind"] == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+    if obj["kind"] in WORKLOADS:
+        return dict(obj["spec"]["template"]["spec"])
+    return None
+
+
+def assert_restricted(pod: dict[str, Any], where: str) -> int:
+    """The security baseline on a pod and every container in it; returns how many containers.
+
+    Restricted Pod Security (non-root, no privilege escalation, no capabilities, RuntimeDefault
+    seccomp), a read-only root with /tmp on an emptyDir, resource requests, and credentials only
+    by Secret reference.
+    """
+    assert pod["securityContext"]["runAsNonRoot"] is True, where
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+    scratch = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
+    containers = [*pod.get("initContainers", []), *pod["containers"]]
+    for container in containers:
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True, where
+        assert context["allowPrivilegeEscalation"] is False, where
+        assert context["capabilities"] == {"drop": ["ALL"]}, where
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert context["readOnlyRootFilesystem"] is True, where
+        assert set(container["resources"]["requests"]) >= {"cpu", "memory"}, where
+        tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
+        assert tmp and tmp[0]["name"] in scratch, f"{where}: a read-only root needs /tmp on an emptyDir"
+        for env in container.get("env", []):
+            assert "value" in env or "valueFrom" in env, f"{where}: {env['name']}"
+            if CREDENTIAL_ENV.search(env["name"].upper()):
+                assert "secretKeyRef" in env.get("valueFrom", {}), f"{where}: {env['name']} not from a Secret"
+    return len(containers)

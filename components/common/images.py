@@ -22,7 +22,7 @@ SERVING_IMAGE = f"{REGISTRY}/kubeloop-serving:{VERSION}"
 runs components.deploy.seldon_model.KubeloopModel under seldon-core-microservice."""
 
 OPERATOR_IMAGE = f"{REGISTRY}/kubeloop-operator:{VERSION}"
-"""The operator image: Python 3.11, requirements/operator.lock (kopf, no torch) and this package."""
+"""The operator image: kopf running operators.handlers, on requirements/main.lock and this package."""
 
 DOCKERFILES = {
     IMAGE: "images/kubeloop/Dockerfile",
@@ -33,7 +33,7 @@ DOCKERFILES = {
 """Image -> the Dockerfile that builds it (from the repository root)."""
 
 IMAGE_ENV = "KUBELOOP_IMAGE"
-"""Set on the operator and the train step so pods they create use the image they run in, as pinned."""
+"""Set on the operator and the train step: the main image, as pinned, for the pods they create."""
 SERVING_IMAGE_ENV = "KUBELOOP_SERVING_IMAGE"
 """Set on the deploy step: the image of the SeldonDeployment's predictors, as pinned."""
 CUDA_IMAGE_ENV = "KUBELOOP_CUDA_IMAGE"

@@ -12,7 +12,14 @@ import pytest
 import yaml
 from kfp import components
 
-from components.common.images import CUDA_IMAGE_ENV, IMAGE, IMAGE_ENV, TRAINING_GPU_IMAGE
+from components.common.images import (
+    CUDA_IMAGE_ENV,
+    IMAGE,
+    IMAGE_ENV,
+    SERVING_IMAGE,
+    SERVING_IMAGE_ENV,
+    TRAINING_GPU_IMAGE,
+)
 from pipelines.compile import compile_all
 from tests.conftest import REPO
 from tests.k8s import load_crds, validate_object
@@ -74,7 +81,10 @@ def test_ir_orders_the_dag_and_configures_the_cluster(compiled: Path) -> None:
         assert executor["securityContext"] == user
     containers = spec["deploymentSpec"]["executors"]
     assert {c["container"]["image"] for c in containers.values()} == {IMAGE}
-    assert all({"name": IMAGE_ENV, "value": IMAGE} in c["container"]["env"] for c in containers.values())
+    # The steps that create pods are told the images to give them (pinned images follow).
+    assert {"name": IMAGE_ENV, "value": IMAGE} in containers["exec-train"]["container"]["env"]
+    serving = {"name": SERVING_IMAGE_ENV, "value": SERVING_IMAGE}
+    assert serving in containers["exec-deploy"]["container"]["env"]
     assert containers["exec-train"]["container"]["resources"]["cpuRequest"] == 2
 
 

@@ -15,13 +15,11 @@ from components.common.images import IMAGE, OPERATOR_IMAGE, SERVING_IMAGE, TRAIN
 from operators.crds import all_crds
 from operators.manifests import rules, write_chart
 from tests.conftest import REPO, tool
-from tests.k8s import validate_rendered
+from tests.k8s import assert_restricted, pod_spec, validate_rendered
 
 CHART = REPO / "helm" / "kubeloop"
 VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-KUBERNETES = "1.35"
 NAMESPACE = "ml"
-WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -46,16 +44,6 @@ def named(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> 
     return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
 
 
-def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
-    if obj["kind"] == "Pod":
-        return dict(obj["spec"])
-    if obj["kind"] == "CronJob":
-        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["spec"])
-    if obj["kind"] in WORKLOADS:
-        return dict(obj["spec"]["template"]["spec"])
-    return None
-
-
 @pytest.mark.parametrize("values", [None, *VALUES], ids=lambda v: v.stem if v else "default")
 def test_helm_lint_strict_passes(values: Path | None) -> None:
     result = helm("lint", "--strict", str(CHART), *(["-f", str(values)] if values else []), check=False)
@@ -76,27 +64,8 @@ def test_every_container_of_every_pod_is_restricted_and_asks_for_resources(
     for name, objects in renders.items():
         for obj in objects:
             pod = pod_spec(obj)
-            if pod is None:
-                continue
-            where = f"{name}: {obj['kind']}/{obj['metadata']['name']}"
-            assert pod["securityContext"]["runAsNonRoot"] is True, where
-            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
-            mounts_of = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
-            for container in [*pod.get("initContainers", []), *pod["containers"]]:
-                context = container["securityContext"]
-                assert context["runAsNonRoot"] is True, where
-                assert context["allowPrivilegeEscalation"] is False, where
-                assert context["capabilities"] == {"drop": ["ALL"]}, where
-                assert context["seccompProfile"] == {"type": "RuntimeDefault"}, where
-                assert context["readOnlyRootFilesystem"] is True, where
-                assert set(container["resources"]["requests"]) >= {"cpu", "memory"}, where
-                # A read-only root needs a writable /tmp from an emptyDir.
-                tmp = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
-                assert tmp and tmp[0]["name"] in mounts_of, where
-                for env in container.get("env", []):  # credentials only by Secret reference
-                    if re.search(r"SECRET_ACCESS|ACCESS_KEY|PASSWORD|ROOT_USER", env["name"]):
-                        assert "secretKeyRef" in env.get("valueFrom", {}), f"{where}: {env['name']}"
-                checked += 1
+            if pod is not None:
+                checked += assert_restricted(pod, f"{name}: {obj['kind']}/{obj['metadata']['name']}")
     assert checked >= 2 * len(renders)  # operator + test pod everywhere, MinIO where enabled
 
 

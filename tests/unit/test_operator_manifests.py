@@ -8,20 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-import kubernetes_validate
 import pytest
 import yaml
 
 from components.deploy.cluster import ApplyError
 from operators import handlers
-from operators.crds import all_crds
 from operators.manifests import write_base
 from operators.rollout_runner import Retry, SpecProblem
 from tests.conftest import REPO, tool
-from tests.k8s import load_crds, validate_custom, validate_object
+from tests.k8s import assert_restricted, pod_spec, validate_rendered
 
 BASE = REPO / "manifests" / "base"
-KUBERNETES = "1.35"
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +38,8 @@ def test_the_shipped_base_is_what_compile_writes(tmp_path: Path) -> None:
 
 
 def test_every_object_validates_against_kubernetes_and_its_crd(built: list[dict[str, Any]]) -> None:
-    ours = {(c["spec"]["group"], c["spec"]["names"]["kind"]): c for c in all_crds()}
-    shared = load_crds()
-    kinds = set()
-    for obj in built:
-        kinds.add(obj["kind"])
-        group = obj["apiVersion"].rsplit("/", 1)[0] if "/" in obj["apiVersion"] else ""
-        if (group, obj["kind"]) in ours:
-            assert validate_custom(obj, ours[(group, obj["kind"])]) == [], obj["metadata"]["name"]
-        elif (obj["apiVersion"], obj["kind"]) in shared:
-            validate_object(obj, shared)
-        else:
-            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+    validate_rendered(built)
+    kinds = {obj["kind"] for obj in built}
     assert {
         "CustomResourceDefinition",
         "Deployment",
@@ -63,35 +50,11 @@ def test_every_object_validates_against_kubernetes_and_its_crd(built: list[dict[
     assert {"Pipeline", "PipelineVersion", "Namespace", "RoleBinding", "ServiceAccount"} <= kinds
 
 
-def pod_templates(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = obj.get("spec", {})
-    if obj["kind"] == "Deployment":
-        return [spec["template"]["spec"]]
-    if obj["kind"] == "CronJob":
-        return [spec["jobTemplate"]["spec"]["template"]["spec"]]
-    return []
-
-
 def test_every_pod_is_restricted_and_asks_for_resources(built: list[dict[str, Any]]) -> None:
-    pods = [p for obj in built for p in pod_templates(obj)]
+    pods = [(obj, pod) for obj in built if (pod := pod_spec(obj)) is not None]
     assert len(pods) == 1  # the operator (monitor CronJobs come from RetrainPolicies: tested there)
-    for pod in pods:
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        for container in pod["containers"]:
-            context = container["securityContext"]
-            assert context["allowPrivilegeEscalation"] is False and context["capabilities"] == {
-                "drop": ["ALL"]
-            }
-            assert context["readOnlyRootFilesystem"] is True and context["runAsNonRoot"] is True
-            assert set(container["resources"]["requests"]) == {"cpu", "memory"}
-            assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"])  # writable scratch
-            for env in container.get("env", []):  # credentials only by Secret reference
-                assert "value" in env or "secretKeyRef" in env["valueFrom"]
-                assert (
-                    not any(word in env["name"].upper() for word in ("SECRET", "PASSWORD"))
-                    or "valueFrom" in env
-                )
+    for obj, pod in pods:
+        assert_restricted(pod, f"{obj['kind']}/{obj['metadata']['name']}")
 
 
 def test_rbac_is_namespaced_with_no_wildcards_and_no_secrets(built: list[dict[str, Any]]) -> None:

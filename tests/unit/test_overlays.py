@@ -13,7 +13,7 @@ import yaml
 
 from components.common.images import DOCKERFILES, TRAINING_GPU_IMAGE
 from tests.conftest import REPO, tool
-from tests.k8s import validate_rendered
+from tests.k8s import assert_restricted, pod_spec, validate_rendered
 
 OVERLAYS = REPO / "manifests" / "overlays"
 IMAGE_REF = re.compile(r"ghcr\.io/kubeloop/kubeloop[\w-]*(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?")
@@ -41,14 +41,10 @@ def test_every_object_validates_and_every_pod_is_restricted(
 ) -> None:
     objects = built[name]
     validate_rendered(objects)
-    pods = [o["spec"]["template"]["spec"] for o in objects if o["kind"] == "Deployment"]
+    pods = [(o, pod) for o in objects if (pod := pod_spec(o)) is not None]
     assert pods
-    for pod in pods:
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        for container in pod["containers"]:
-            context = container["securityContext"]
-            assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
-            assert context["capabilities"] == {"drop": ["ALL"]} and "requests" in container["resources"]
+    for obj, pod in pods:
+        assert_restricted(pod, f"{name}: {obj['kind']}/{obj['metadata']['name']}")
 
 
 @pytest.mark.parametrize("name", ["dev", "gpu"])
