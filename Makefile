@@ -18,7 +18,7 @@ BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/
 .PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES))
 
 help:
-	@echo "make run      set up, then run the screening example end to end (kfp.local)"
+	@echo "make run      set up, then run the closed loop of the screening example (kubeloop loop)"
 	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
@@ -73,8 +73,8 @@ card-png: $(VENV)/.ready chromium
 	@test -n "$(CARD)" || { echo "no model card yet: 'make run' first, or CARD=path/to/card.html"; exit 1; }
 	$(PY) -m pipelines.render $(CARD) $(CARD:.html=.png)
 
-run: $(VENV)/.ready
-	$(VENV)/bin/kubeloop run --config $(CONFIG)
+run: $(VENV)/.ready $(SERVING_VENV)/.ready
+	$(VENV)/bin/kubeloop loop --config $(CONFIG)
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check .

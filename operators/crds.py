@@ -65,7 +65,7 @@ def analysis_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "default": {},
-        "description": "When the candidate is promoted, held or rolled back (from the request logs only).",
+        "description": "When the candidate is promoted, held or rolled back (request logs and labels).",
         "properties": {
             "interval": _string(
                 "How often the operator analyses and steps, such as 60s or 5m.",
@@ -114,6 +114,34 @@ def analysis_schema() -> dict[str, Any]:
                 minimum=-1,
                 maximum=1,
             ),
+            "minLabeled": _integer(
+                "Labeled rows (labels/<model>/ in the store) before ROC AUC and the floors judge.",
+                d.min_labeled,
+                minimum=1,
+            ),
+            "minLabeledPositives": _integer(
+                "Positive labels among them before recall and specificity judge.",
+                d.min_labeled_positives,
+                minimum=1,
+            ),
+            "maxAucDrop": _number(
+                "Largest tolerated drop of ROC AUC below main's on labeled rows.",
+                d.max_auc_drop,
+                minimum=0,
+                maximum=1,
+            ),
+            "minRecall": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Smallest recall of the candidate on labeled rows (unset: not judged).",
+            },
+            "minSpecificity": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Smallest specificity of the candidate on labeled rows (unset: not judged).",
+            },
         },
     }
 
@@ -150,8 +178,9 @@ def model_rollout_crd() -> dict[str, Any]:
             ),
             "candidate": _string("The registered version to roll out.", pattern=r"^[0-9]+$"),
             "strategy": _string(
-                "shadow (mirrored, answers nobody), canary (weighted steps) or replace (at once).",
-                enum=["shadow", "canary", "replace"],
+                "shadow (mirrored, answers nobody), canary (weighted steps), replace (at once) or "
+                "shadow-canary (a shadow, then the canary's steps once it agrees).",
+                enum=["shadow", "canary", "replace", "shadow-canary"],
                 default="canary",
             ),
             "steps": {
@@ -326,7 +355,7 @@ def retrain_policy_crd() -> dict[str, Any]:
                     ),
                     "deploy": _string(
                         "How the retrained version goes out.",
-                        enum=["shadow", "canary", "none"],
+                        enum=["shadow", "canary", "shadow-canary", "none"],
                         default="shadow",
                     ),
                     "trafficWindow": _string(
@@ -339,6 +368,11 @@ def retrain_policy_crd() -> dict[str, Any]:
                         m.retraining.traffic_share,
                         minimum=0,
                         maximum=1,
+                    ),
+                    "split": _string(
+                        "Split of the retraining set (default: the dataset's); random puts the new "
+                        "traffic in every split, temporal in the held-out ones only.",
+                        enum=["random", "temporal", "group"],
                     ),
                 },
             },

@@ -40,6 +40,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "trafficWindow": "traffic_window",
         "trafficShare": "traffic_share",
         "deploy": "deploy",
+        "split": "split",
         "schedule": "schedule",
     },
 }

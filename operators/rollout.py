@@ -16,7 +16,7 @@ from typing import Any
 
 from components.common.monitoring_config import duration_seconds
 from components.deploy.analysis import AnalysisSettings, Verdict
-from components.deploy.rollout import Rollout, advance, start
+from components.deploy.rollout import STRATEGIES, Rollout, advance, start
 
 PHASES = {"progressing": "Progressing", "promoted": "Promoted", "rolled_back": "RolledBack"}
 HISTORY_LIMIT = 100
@@ -31,6 +31,11 @@ ANALYSIS_FIELDS = {
     "maxPsi": "max_psi",
     "minAgreement": "min_agreement",
     "minCorrelation": "min_correlation",
+    "minLabeled": "min_labeled",
+    "minLabeledPositives": "min_labeled_positives",
+    "maxAucDrop": "max_auc_drop",
+    "minRecall": "min_recall",
+    "minSpecificity": "min_specificity",
 }
 Event = tuple[str, str, str]
 """(Normal or Warning, reason, message): a Kubernetes Event on the resource."""
@@ -71,8 +76,8 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
             f"spec.steps {list(steps)} must be increasing weights from 1 to 100, such as [10, 50, 100]"
         )
     strategy = str(spec.get("strategy") or "canary")
-    if strategy not in ("shadow", "canary", "replace"):
-        raise SpecError(f"spec.strategy {strategy!r} is not one of shadow, canary, replace")
+    if strategy not in STRATEGIES:
+        raise SpecError(f"spec.strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     analysis = dict(spec.get("analysis") or {})
     try:
         interval = duration_seconds(str(analysis.pop("interval", "1m")))

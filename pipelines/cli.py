@@ -1,4 +1,4 @@
-"""The `kubeloop` command line: run, compile, deploy, serve, monitor, retrain, submit, register, config."""
+"""The `kubeloop` command line: loop, run, compile, deploy, serve, monitor, retrain, submit, config."""
 
 from __future__ import annotations
 
@@ -435,11 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. target_recall=0.97")
     recal.set_defaults(func=cmd_recalibrate)
 
-    dep = sub.add_parser("deploy", help="start rolling out a registered version (shadow, canary or replace)")
+    dep = sub.add_parser(
+        "deploy", help="start rolling out a registered version (shadow, canary, replace or shadow-canary)"
+    )
     dep.add_argument("--config", required=True, help="project YAML (deployment section)")
     dep.add_argument("--model", required=True, metavar="VERSION", help="registered version to roll out")
     dep.add_argument(
-        "--strategy", choices=["shadow", "canary", "replace"], help="default: deployment.strategy"
+        "--strategy",
+        choices=["shadow", "canary", "replace", "shadow-canary"],
+        help="default: deployment.strategy",
     )
     dep.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     _cluster_options(dep)
@@ -500,10 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*", metavar="key=value")
     show.set_defaults(func=cmd_config)
 
-    from pipelines import monitor_cli, submit
+    from pipelines import loop_cli, monitor_cli, submit
 
     monitor_cli.add_parsers(sub)
     submit.add_parsers(sub)
+    loop_cli.add_parsers(sub)
     return parser
 
 

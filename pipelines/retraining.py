@@ -3,7 +3,8 @@
 Started by the monitor (trigger `drift`, with the evidence) or on a schedule (`kubeloop
 schedule`, trigger `schedule`). The assemble step mixes the reference data with recent
 labeled traffic and hands every later step a config that points at the new set and rolls
-the new version out as configured (monitoring.retraining.deploy: shadow, canary or none).
+the new version out as configured (monitoring.retraining.deploy: shadow, canary,
+shadow-canary or none).
 The rest is the training DAG's path, gates included.
 
 No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from components.common.config_section import Section
+from components.common.loop_config import LoopConfig
 from components.common.monitoring_config import MonitoringConfig
 
 
@@ -388,7 +389,7 @@ class CalibrationConfig(Section):
 
 
 class RolloutAnalysis(Section):
-    """When a canary or shadow is promoted, held or rolled back (read from request logs only)."""
+    """When a canary or shadow is promoted, held or rolled back (read from request logs and labels)."""
 
     min_requests: int = Field(200, ge=1)
     """Requests each side needs before any verdict; fewer: hold."""
@@ -408,6 +409,17 @@ class RolloutAnalysis(Section):
     """Shadow: smallest share of paired rows with the same decision as main."""
     min_correlation: float = Field(0.9, ge=-1, le=1)
     """Shadow: smallest Pearson correlation of paired probabilities."""
+    min_labeled: int = Field(200, ge=1)
+    """Labeled served rows (labels/<model>/) each side needs before ROC AUC and the floors judge
+    the candidate; until then agreement, correlation and score shift do, which take main as right."""
+    min_labeled_positives: int = Field(10, ge=1)
+    """Positive labels among them (positives are rare: AUC and recall need some)."""
+    max_auc_drop: float = Field(0.02, ge=0, le=1)
+    """Largest tolerated drop of ROC AUC below main's on labeled rows (the bootstrap's upper bound)."""
+    min_recall: float | None = Field(None, ge=0, le=1)
+    """Smallest recall of the candidate on labeled rows at its operating point (none: not judged)."""
+    min_specificity: float | None = Field(None, ge=0, le=1)
+    """Smallest specificity of the candidate on labeled rows (none: not judged)."""
     interval_seconds: float = Field(60.0, gt=0)
     """How often an automatic rollout (`kubeloop serve --auto`, the operator) analyses and steps."""
 
@@ -443,8 +455,9 @@ class DeploymentConfig(Section):
 
     auto_deploy: bool = False
     """The training pipeline's deploy step rolls each registered version out (else it skips)."""
-    strategy: Literal["shadow", "canary", "replace"] = "canary"
-    """shadow: mirror traffic, never answer; canary: shift traffic in steps; replace: at once."""
+    strategy: Literal["shadow", "canary", "replace", "shadow-canary"] = "canary"
+    """shadow: mirror traffic, never answer; canary: shift traffic in steps; replace: at once;
+    shadow-canary: a shadow first, then the canary's steps once it agrees with production."""
     canary_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
     """Traffic percentages of the canary, in order; the last must be 100."""
     namespace: str = "kubeloop"
@@ -485,6 +498,8 @@ class KubeloopConfig(Section):
     """Rollout."""
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     """Drift monitoring and retraining."""
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    """`kubeloop loop`: the whole loop replayed on this machine (traffic phases, compressed time)."""
 
     def resolved(self) -> dict[str, Any]:
         """Every field, defaults written out, as plain JSON types."""

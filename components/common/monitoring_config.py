@@ -83,8 +83,12 @@ class RetrainingConfig(Section):
     """Largest share of the new training set taken from labeled traffic (the rest: the reference data)."""
     min_traffic_rows: int = Field(0, ge=0)
     """Retrain only with at least this many labeled served rows (0: the reference data alone will do)."""
-    deploy: Literal["shadow", "canary", "none"] = "shadow"
-    """How the retrained version goes out: as a shadow, as a canary, or not at all."""
+    deploy: Literal["shadow", "canary", "shadow-canary", "none"] = "shadow"
+    """How the retrained version goes out: as a shadow, a canary, a shadow then a canary, or not at all."""
+    split: Literal["random", "temporal", "group"] | None = None
+    """Split of the retraining set (default: dataset.split.strategy). A temporal split puts the
+    newest rows, the labeled traffic, in the held-out sets: while traffic is at most their share,
+    the new population is judged but never trained on. random (stratified) puts it in every split."""
     schedule: str | None = None
     """Cron schedule of a plain scheduled retraining (`kubeloop schedule`), e.g. "0 3 * * 1"."""
 

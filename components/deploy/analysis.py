@@ -7,7 +7,10 @@ operator reach the same verdict on the same logs:
   matters), latency (one-sided Mann-Whitney U on per-request latency, plus a p99 ratio), and
   the shift of the score distribution (PSI over the main predictor's deciles);
 - shadow vs main: on the same requests (paired by request id and row), the share of equal
-  decisions and the correlation of the probabilities, and the shadow's own error rate.
+  decisions and the correlation of the probabilities, and the shadow's own error rate;
+- with enough labeled rows (labels/<model>/), the scores' ROC AUC against main's and floors
+  on recall and specificity (labeled.py) judge the candidate, and the agreement, correlation
+  and score shift, proxies that take main to be right, are only reported.
 
 No verdict before `min_requests` requests on each side: until then the answer is hold.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +27,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
 from components.common.store import Store
+from components.deploy.labeled import Key, outcomes, paired_checks, unpaired_checks
 
 Decision = Literal["promote", "hold", "rollback"]
 
@@ -41,6 +45,11 @@ class AnalysisSettings:
     max_psi: float = 0.2
     min_agreement: float = 0.95
     min_correlation: float = 0.9
+    min_labeled: int = 200
+    min_labeled_positives: int = 10
+    max_auc_drop: float = 0.02
+    min_recall: float | None = None
+    min_specificity: float | None = None
 
 
 @dataclass
@@ -130,6 +139,11 @@ def _sample_hold(sizes: dict[str, int], s: AnalysisSettings) -> Verdict | None:
     return Verdict("hold", [f"too few requests for a verdict ({text}; need {s.min_requests} each)"])
 
 
+def _informational(checks: list[dict[str, Any]], why: str) -> list[dict[str, Any]]:
+    """Proxy checks kept for the record once labels judge: they pass, and say why they do not count."""
+    return [{**c, "passed": True, "detail": f"{c['detail']} (not judged: {why})"} for c in checks]
+
+
 def _verdict(checks: list[dict[str, Any]]) -> Verdict:
     failed = [c for c in checks if not c["passed"]]
     if failed:
@@ -165,9 +179,12 @@ def _latency_check(lat_main: np.ndarray, lat_canary: np.ndarray, s: AnalysisSett
 
 
 def analyse_canary(
-    main_records: list[dict[str, Any]], canary_records: list[dict[str, Any]], settings: AnalysisSettings
+    main_records: list[dict[str, Any]],
+    canary_records: list[dict[str, Any]],
+    settings: AnalysisSettings,
+    labels: Mapping[Key, int] | None = None,
 ) -> Verdict:
-    """Canary against main: errors, latency and score shift."""
+    """Canary against main: errors, latency, and quality on labeled rows, else the score shift."""
     main, canary = _requests(main_records), _requests(canary_records)
     held = _sample_hold({"main": len(main), "canary": len(canary)}, settings)
     if held:
@@ -181,14 +198,23 @@ def analyse_canary(
     if len(scores_main) and len(scores_canary):
         shift = psi(scores_main, scores_canary)
         detail = f"PSI of canary scores against main's {shift:.3f}"
-        checks.append(_check("score shift", shift, settings.max_psi, shift <= settings.max_psi, detail))
-    return _verdict(checks)
+        proxy = [_check("score shift", shift, settings.max_psi, shift <= settings.max_psi, detail)]
+    else:
+        proxy = []
+    quality = unpaired_checks(outcomes(main_records), outcomes(canary_records), labels or {}, settings)
+    if quality is None:
+        return _verdict(checks + proxy)
+    return _verdict(checks + quality + _informational(proxy, "labeled rows judge the decisions"))
 
 
 def analyse_shadow(
-    main_records: list[dict[str, Any]], shadow_records: list[dict[str, Any]], settings: AnalysisSettings
+    main_records: list[dict[str, Any]],
+    shadow_records: list[dict[str, Any]],
+    settings: AnalysisSettings,
+    labels: Mapping[Key, int] | None = None,
 ) -> Verdict:
-    """Shadow against main on the same requests: agreement, correlation, the shadow's errors."""
+    """Shadow against main on the same requests: its errors, and quality on labeled rows, else
+    agreement and correlation."""
     main_scores, shadow_scores = _scores(main_records), _scores(shadow_records)
     paired = sorted(set(main_scores) & set(shadow_scores))
     main, shadow = _requests(main_records), _requests(shadow_records)
@@ -199,8 +225,7 @@ def analyse_shadow(
     b = np.array([shadow_scores[k] for k in paired])
     agreement = float(np.mean(a[:, 1] == b[:, 1]))
     correlation = float(np.corrcoef(a[:, 0], b[:, 0])[0, 1]) if a[:, 0].std() and b[:, 0].std() else 1.0
-    checks = [
-        _error_check(main, shadow, "shadow", settings),
+    proxy = [
         _check(
             "agreement",
             agreement,
@@ -216,4 +241,8 @@ def analyse_shadow(
             f"Pearson r {correlation:.3f} between shadow and main probabilities",
         ),
     ]
-    return _verdict(checks)
+    checks = [_error_check(main, shadow, "shadow", settings)]
+    quality = paired_checks(outcomes(main_records), outcomes(shadow_records), labels or {}, settings)
+    if quality is None:
+        return _verdict(checks + proxy)
+    return _verdict(checks + quality + _informational(proxy, "labeled rows judge the decisions"))

@@ -1,5 +1,10 @@
 """The rollout state machine: which predictors serve at each step, and what a verdict does.
 
+Strategies: `shadow` (mirrored, answers nobody; promoted when it agrees), `canary` (weighted
+steps), `replace` (at once) and `shadow-canary`: a shadow first, then, once it agrees, the
+canary's steps, as Flagger mirrors traffic before it shifts any. Its steps start with a 0,
+the shadow step.
+
 Pure: the state is a small JSON record (kept at `deployments/<model>/rollout.json`); the CLI
 in local mode and the operator on a cluster both call `advance` with the analysis verdict
 and then render the SeldonDeployment of the new state and move the registry stages.
@@ -16,6 +21,9 @@ from components.deploy.request_log import now_iso
 from components.deploy.seldondeployment import Predictor, rollout_predictors
 
 Phase = Literal["progressing", "promoted", "rolled_back"]
+STRATEGIES = ("shadow", "canary", "replace", "shadow-canary")
+SHADOW_STEP = 0
+"""The weight of shadow-canary's first step: the candidate is mirrored and answers nobody."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +41,18 @@ class Rollout:
     history: tuple[dict[str, Any], ...] = ()
 
     @property
+    def shadowing(self) -> bool:
+        """Whether the candidate runs as a shadow now (shadow, or shadow-canary's first step)."""
+        if self.phase != "progressing":
+            return False
+        return self.strategy == "shadow" or (self.strategy == "shadow-canary" and self.step == 0)
+
+    @property
     def weight(self) -> int:
         """The candidate's traffic share now (a shadow's is 0: it answers nobody)."""
         if self.phase == "promoted":
             return 100
-        if self.phase == "rolled_back" or self.strategy == "shadow":
+        if self.phase == "rolled_back" or self.shadowing:
             return 0
         if self.strategy == "replace" or self.production is None:
             return 100
@@ -55,6 +70,9 @@ class Rollout:
             return [Predictor("main", self.candidate)]
         if self.phase == "rolled_back":
             return [Predictor("main", self.production)] if self.production else []
+        if self.strategy == "shadow-canary":
+            kind = "shadow" if self.shadowing else "canary"
+            return rollout_predictors(kind, self.production, self.candidate, self.weight)
         return rollout_predictors(self.strategy, self.production, self.candidate, self.weight)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,12 +86,18 @@ class Rollout:
 
 
 def start(model: str, strategy: str, production: str | None, candidate: str, steps: list[int]) -> Rollout:
-    """A new rollout; with nothing in production yet the candidate goes straight to main."""
-    if strategy not in ("shadow", "canary", "replace"):
-        raise ValueError(f"unknown strategy {strategy!r}; use shadow, canary or replace")
+    """A new rollout; with nothing in production yet the candidate goes straight to main.
+
+    `steps` are the canary's weights; shadow-canary puts its shadow step (0) before them.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
     if production == candidate:
         raise ValueError(f"version {candidate} is already in production; register a new one to roll out")
-    rollout = Rollout(model, strategy, production, candidate, tuple(steps))
+    weights = tuple(steps)
+    if strategy == "shadow-canary" and weights[:1] != (SHADOW_STEP,):
+        weights = (SHADOW_STEP, *weights)
+    rollout = Rollout(model, strategy, production, candidate, weights)
     if production is None or strategy == "replace":
         return _record(
             replace(rollout, phase="promoted"),
@@ -111,7 +135,8 @@ def advance(rollout: Rollout, verdict: Verdict) -> tuple[Rollout, str]:
     if last:
         return _record(replace(rollout, phase="promoted"), "promote", reason), "promote"
     moved = replace(rollout, step=rollout.step + 1)
-    return _record(moved, "step", f"canary to {moved.weight}%: {reason}"), "step"
+    came_from = "shadow agreed, " if rollout.shadowing else ""
+    return _record(moved, "step", f"{came_from}canary to {moved.weight}%: {reason}"), "step"
 
 
 def apply_stages(registry: Registry, rollout: Rollout) -> None:
@@ -122,6 +147,6 @@ def apply_stages(registry: Registry, rollout: Rollout) -> None:
     elif rollout.phase == "rolled_back":
         registry.set_stage(rollout.model, rollout.candidate, "archived", reason=f"rolled back: {reason}")
     else:
-        stage: Stage = "shadow" if rollout.strategy == "shadow" else "canary"
+        stage: Stage = "shadow" if rollout.shadowing else "canary"
         if registry.stage_of(rollout.model, rollout.candidate) != stage:
             registry.set_stage(rollout.model, rollout.candidate, stage, reason=reason)

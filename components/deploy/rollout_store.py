@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from components.common.config import KubeloopConfig
+from components.common.labels import read_labels
 from components.common.registry import Registry
 from components.common.store import ConflictError, NotFoundError, Store
 from components.deploy.analysis import AnalysisSettings, Verdict, analyse_canary, analyse_shadow, read_logs
@@ -135,13 +136,13 @@ def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
 
 
 def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisSettings) -> Verdict:
-    """The verdict on the logs of the current step (each side's own version only).
+    """The verdict on the logs of the current step (each side's own version only), and their labels.
 
     Each canary weight is judged on its own traffic, as Flagger does per interval: rows logged
     before the last weight change say nothing about the candidate at the new weight.
     """
     since = datetime.fromisoformat(rollout.step_started)
-    name = "shadow" if rollout.strategy == "shadow" else "canary"
+    name = "shadow" if rollout.shadowing else "canary"
 
     def rows(predictor: str, version: str | None) -> list[dict[str, Any]]:
         return [
@@ -151,9 +152,19 @@ def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisS
         ]
 
     main, candidate = rows("main", rollout.production), rows(name, rollout.candidate)
-    if rollout.strategy == "shadow":
-        return analyse_shadow(main, candidate, settings)
-    return analyse_canary(main, candidate, settings)
+    labels = labels_by_row(store, model)
+    if rollout.shadowing:
+        return analyse_shadow(main, candidate, settings, labels)
+    return analyse_canary(main, candidate, settings, labels)
+
+
+def labels_by_row(store: Store, model: str) -> dict[tuple[str, int], int]:
+    """(request id, row) -> label of every labeled served row (files that do not parse are left out)."""
+    labels, _ = read_labels(store, model)
+    return {
+        (str(rid), int(row)): int(label)
+        for rid, row, label in labels[["request_id", "row", "label"]].itertuples(index=False)
+    }
 
 
 def step(

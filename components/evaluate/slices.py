@@ -83,3 +83,24 @@ def error_table(
                     }
                 )
     return sorted(counts, key=lambda r: (-int(r["count"]), str(r["where"]), str(r["error"])))[:top]
+
+
+def render_slice_comparison(
+    slices: list[dict[str, Any]], champion_slices: list[dict[str, Any]], version: str
+) -> str:
+    """Markdown: each slice's metrics for the candidate beside the champion's, on the same rows."""
+    theirs = {(r["column"], r["slice"]): r for r in champion_slices}
+    metrics = ("recall", "specificity", "roc_auc")
+    head = " | ".join(f"{m} (candidate / v{version})" for m in metrics)
+    lines = ["", f"## Slices against the champion v{version}", "", f"| column | slice | rows | {head} |"]
+    lines.append("|---|---|---|" + "---|" * len(metrics))
+
+    def pair(ours: Any, other: Any) -> str:
+        shown = ["-" if v is None else f"{v:.4f}" for v in (ours, other)]
+        return " / ".join(shown)
+
+    for row in slices:
+        other = theirs.get((row["column"], row["slice"]), {})
+        cells = " | ".join(pair(row.get(m), other.get(m)) for m in metrics)
+        lines.append(f"| {row['column']} | {row['slice']} | {row['rows']} | {cells} |")
+    return "\n".join(lines) + "\n"

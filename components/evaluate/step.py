@@ -24,7 +24,13 @@ from components.evaluate.metrics import (
     matching_recall_threshold,
 )
 from components.evaluate.plots import pr_png, roc_png
-from components.evaluate.slices import SLICE_METRICS, error_table, slice_table, worst_slice
+from components.evaluate.slices import (
+    SLICE_METRICS,
+    error_table,
+    render_slice_comparison,
+    slice_table,
+    worst_slice,
+)
 
 
 def _interval(bounds: tuple[float, float] | None) -> str:
@@ -225,6 +231,10 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
         if champion is not None:
             champion_checks, comparison = regression_checks(y, (p, threshold), champion, cfg)
             checks += champion_checks
+            if champion.probabilities is not None:
+                comparison["slices"] = slice_table(
+                    test, y, champion.probabilities, champion.threshold, cfg.slices
+                )
     failed = [c for c in checks if not c["passed"]]
     forced = bool(failed) and cfg.force_promote
     drawn = curves(y, p)
@@ -233,6 +243,8 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
     decision += render_champion(comparison, cfg) if cfg.max_regression else ""
     decision += render_override(cfg.force_promote, cfg.force_reason, failed)
     decision += render_slices(slices, worst, errors, cfg.min_slice_rows)
+    if comparison and comparison.get("slices"):
+        decision += render_slice_comparison(slices, comparison["slices"], comparison["version"])
     ctx.store.write_json(
         ctx.key("metrics.json"),
         _json_safe(

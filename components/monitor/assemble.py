@@ -19,9 +19,10 @@ import pandas as pd
 
 from components.common.config import KubeloopConfig
 from components.common.data import local_path, read_table
+from components.common.labels import read_labels
 from components.common.monitoring_config import duration_seconds
 from components.common.store import LocalStore, Store
-from components.monitor.traffic import Window, features_of, read_labels, read_window
+from components.monitor.traffic import Window, features_of, read_window
 
 
 @dataclass
@@ -121,11 +122,13 @@ def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> A
 
 
 def retraining_config(config: KubeloopConfig, data_path: str) -> KubeloopConfig:
-    """The config the retraining run's steps get: the assembled data, and the configured rollout."""
+    """The config the retraining run's steps get: the assembled data, its split, the configured rollout."""
     deploy = config.monitoring.retraining.deploy
     data = config.model_dump(mode="json")
     data["dataset"]["path"] = data_path
     data["dataset"]["generator"] = None
+    if config.monitoring.retraining.split:
+        data["dataset"]["split"]["strategy"] = config.monitoring.retraining.split
     data["deployment"]["auto_deploy"] = deploy != "none"
     if deploy != "none":
         data["deployment"]["strategy"] = deploy

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from components.common.config import KubeloopConfig
+from components.common.labels import read_labels
 from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
 from components.common.store import ConflictError, NotFoundError, Store
 from components.monitor.check import WindowCheck, check_window, window_prefix
-from components.monitor.traffic import Window, closed_windows, first_logged, parse_time, read_labels
+from components.monitor.traffic import Window, closed_windows, first_logged, parse_time
 from components.monitor.trigger import Decision, TriggerPolicy, TriggerState, decide
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,7 @@ folders that can hold its rows and keeps the rows whose `time` falls inside it.
 
 A file that does not parse (a partial upload, a foreign writer, a truncated line) is
 reported with the reason and skipped whole: the store writes every file at once, so a bad
-one is not worth guessing at. Labels, which arrive later, are files under `labels/<model>/`
-(JSONL, CSV or Parquet) with `request_id`, an optional `row` (default 0) and `label`.
+one is not worth guessing at. Labels, which arrive later, are read by components.common.labels.
 """
 
 from __future__ import annotations
@@ -169,33 +168,3 @@ def features_of(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {n: rows[f"features.{n}"] if f"features.{n}" in rows else pd.NA for n in names}, index=rows.index
     )
-
-
-def read_labels(store: Store, model: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Every label file under `labels/<model>/`: (request_id, row, label) and the files skipped."""
-    frames, skipped = [], {}
-    for key in store.list(f"labels/{model}"):
-        try:
-            data = store.read_bytes(key)
-            if key.endswith(".parquet"):
-                frame = pd.read_parquet(io.BytesIO(data))
-            elif key.endswith(".csv"):
-                frame = pd.read_csv(io.BytesIO(data), dtype={"request_id": str})
-            elif key.endswith(".jsonl"):
-                frame = read_file(data).to_pandas()
-            else:
-                skipped[key] = "not .jsonl, .csv or .parquet"
-                continue
-        except (ValueError, OSError) as exc:
-            skipped[key] = str(exc)
-            continue
-        if not {"request_id", "label"} <= set(frame.columns):
-            skipped[key] = f"needs columns request_id and label; has {list(frame.columns)}"
-            continue
-        if "row" not in frame.columns:
-            frame = frame.assign(row=0)
-        frames.append(frame[["request_id", "row", "label"]].astype({"request_id": str, "row": "int64"}))
-    if not frames:
-        return pd.DataFrame(columns=["request_id", "row", "label"]), skipped
-    labels = pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"], keep="last")
-    return labels, skipped

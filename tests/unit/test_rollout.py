@@ -53,6 +53,27 @@ def test_a_shadow_is_promoted_in_one_step() -> None:
     assert action == "promote" and valid(rollout) == [("main", "2", 100)]
 
 
+def test_shadow_canary_mirrors_first_then_walks_the_canary_steps(tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, 2)
+    rollout = start("screening", "shadow-canary", "1", "2", [10, 50, 100])
+    assert rollout.steps == (0, 10, 50, 100) and rollout.shadowing and rollout.weight == 0
+    assert valid(rollout) == [("main", "1", 100), ("shadow", "2", None)]
+    apply_stages(registry, rollout)
+    assert registry.stage_of("screening", "2") == "shadow"
+    rollout, action = advance(rollout, PROMOTE)  # the shadow agreed: traffic starts to move
+    assert action == "step" and not rollout.shadowing and rollout.history[-1]["reason"].startswith("shadow")
+    assert valid(rollout) == [("main", "1", 90), ("canary", "2", 10)]
+    apply_stages(registry, rollout)
+    assert registry.stage_of("screening", "2") == "canary"
+    rollout, action = advance(rollout, PROMOTE)
+    assert action == "step" and valid(rollout) == [("main", "1", 50), ("canary", "2", 50)]
+    rollout, action = advance(rollout, PROMOTE)
+    assert action == "promote" and valid(rollout) == [("main", "2", 100)]
+    assert Rollout.from_dict(json.loads(json.dumps(rollout.to_dict()))) == rollout
+    shadow_failed, action = advance(start("screening", "shadow-canary", "1", "2", [10, 100]), ROLLBACK)
+    assert action == "rollback" and valid(shadow_failed) == [("main", "1", 100)]
+
+
 def test_first_deployment_and_replace_go_straight_to_main() -> None:
     assert start("screening", "canary", None, "1", [10, 100]).phase == "promoted"
     assert valid(start("screening", "replace", "1", "2", [10, 100])) == [("main", "2", 100)]

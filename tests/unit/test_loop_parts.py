@@ -1,0 +1,125 @@
+"""The loop's parts that run without serving: scenario arguments, overrides, labels, output, the record."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.common.config_loader import load_config
+from components.common.store import LocalStore
+from pipelines.loop import loop_overrides
+from pipelines.loop_cli import split_scenario
+from pipelines.loop_record import LoopRecord
+from pipelines.loop_report import render_index, summary_table
+from pipelines.loop_traffic import Replay, Replayed, generate_rows, write_labels
+from pipelines.output_filter import ProgressFilter
+from tests.conftest import REPO
+
+SCREENING = REPO / "examples" / "screening" / "config.yaml"
+
+
+def test_scenario_is_taken_from_the_key_value_arguments() -> None:
+    assert split_scenario(["scenario=bad_candidate", "training.epochs=2"], None) == (
+        "bad_candidate",
+        ["training.epochs=2"],
+    )
+    assert split_scenario(["training.epochs=2"], None) == ("drift", ["training.epochs=2"])
+    assert split_scenario([], "bad_candidate")[0] == "bad_candidate"
+
+
+def test_the_loop_compresses_time_and_deploys_through_the_pipeline() -> None:
+    config = load_config(SCREENING, ["loop.window=20s", "loop.analysis_interval_seconds=3"])
+    overrides = loop_overrides(config)
+    changed = load_config(SCREENING, ["loop.window=20s", *overrides])
+    assert changed.monitoring.window == "20s" and changed.deployment.auto_deploy
+    assert changed.deployment.analysis.interval_seconds == 3 and changed.deployment.serving.flush_seconds == 1
+
+
+def test_phase_rows_come_from_the_datasets_generator_with_the_phase_params() -> None:
+    config = load_config(SCREENING)
+    shifted = generate_rows(config, {**config.loop.shifted.params, "rows": 400, "seed": 3})
+    assert len(shifted) == 400 and set(shifted["scanner"]) == {"A", "B"}
+    assert set(generate_rows(config, {"rows": 200, "seed": 4})["scanner"]) == {"A"}
+    with pytest.raises(ValueError, match="dataset.generator"):
+        generate_rows(load_config(SCREENING, ["dataset.generator=null"]), {})
+
+
+def test_labels_are_written_for_the_answered_requests_only(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    frame = pd.DataFrame({"label": [0, 1, 0, 1, 1]})
+    sent = Replayed(request_ids=["r1-0", "r1-2"])  # r1-1 got no answer
+    key = write_labels(store, "screening", "r1", sent, frame, "label", 2)
+    written = pd.read_csv(io.BytesIO(store.read_bytes(key)))
+    assert written.to_dict("records") == [
+        {"request_id": "r1-0", "row": 0, "label": 0},
+        {"request_id": "r1-0", "row": 1, "label": 1},
+        {"request_id": "r1-2", "row": 0, "label": 1},
+    ]
+
+
+class Echo(BaseHTTPRequestHandler):
+    """Answers like the gateway: 200 and the predictor's name, or 400 for a body without data."""
+
+    protocol_version = "HTTP/1.1"
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Echo.bodies.append(body)
+        status = 200 if b'"ndarray"' in body else 400
+        self.send_response(status)
+        self.send_header("X-Kubeloop-Predictor", "main")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_replay_sends_every_row_once_with_its_request_id() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/api/v1.0/predictions"
+        frame = pd.DataFrame({"age": range(25), "scanner": ["A"] * 25})
+        Echo.bodies = []
+        sent = Replay(url, ["age", "scanner"], concurrency=3).send(frame, "p1", rows_per_request=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(sent.request_ids) == ["p1-0", "p1-1", "p1-2"] and sent.rows == 25
+    assert sent.statuses == {200: 3} and sent.served_by == {"main": 3}
+    assert sum(len(json.loads(body)["data"]["ndarray"]) for body in Echo.bodies) == 25
+    assert any(b'"puid": "p1-2"' in body for body in Echo.bodies)
+
+
+def test_progress_filter_keeps_the_log_whole_and_says_only_progress() -> None:
+    said: list[str] = []
+    log = io.StringIO()
+    wrapper = ProgressFilter(io.StringIO(), log, said.append)
+    wrapper.write("    [KFP Executor] Looking for component\n    epoch   1/15  steps 20  train_loss 1.2\n")
+    wrapper.write(
+        "03:30:31 - INFO - Task \x1b[96m'train'\x1b[0m finished with status \x1b[92mSUCCESS\x1b[0m\n"
+    )
+    assert said == ["epoch   1/15  steps 20  train_loss 1.2", "Task 'train' finished with status SUCCESS"]
+    assert "Looking for component" in log.getvalue()
+
+
+def test_a_failed_stage_is_recorded_and_shown(tmp_path: Path) -> None:
+    record = LoopRecord("screening", "drift", str(tmp_path), [])
+    with record.stage("train v1", "train") as stage:
+        stage.decision = "v1 registered"
+    with pytest.raises(RuntimeError), record.stage("serve", "predictors"):
+        raise RuntimeError("no seldon-core-microservice")
+    assert [s.status for s in record.stages_run] == ["succeeded", "failed"] and not record.succeeded
+    assert "no seldon-core-microservice" in record.find("serve").decision  # type: ignore[union-attr]
+    page = render_index(record, LocalStore(tmp_path))
+    assert "train v1" in page and "RuntimeError: no seldon-core-microservice" in page
+    assert summary_table(record).row_count == 2
