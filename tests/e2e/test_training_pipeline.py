@@ -139,9 +139,11 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert "logistic-regression baseline" in decision and 0.5 < metrics["baseline"]["roc_auc"] <= 1
     assert {r["column"] for r in metrics["slices"]} == {"scanner", "breast_density", "age"}
     assert "## Slices" in decision and "Worst slice for recall" in decision
-    assert sum(e["count"] for e in metrics["errors"] if e["where"].startswith("scanner=")) == (
-        metrics["fn"] + metrics["fp"]
-    )
+    totals = {"false negative": metrics["fn"], "false positive": metrics["fp"]}
+    for entry in metrics["errors"]:  # the top 10 (slice, error) counts, each a share of its kind
+        assert entry["count"] == round(entry["share_of_kind"] * totals[entry["error"]]), entry
+    by_scanner = [e["count"] for e in metrics["errors"] if e["where"].startswith("scanner=")]
+    assert 0 < sum(by_scanner) <= metrics["fn"] + metrics["fp"]
     calibration = store.read_json("models/screening/1/calibration.json")
     candidates = calibration["selection"]["candidates"]
     assert calibration["configured"] == "auto" and set(candidates) == {
@@ -244,15 +246,17 @@ def test_a_worse_challenger_stops_at_the_champion_gate_unless_overridden(first_r
         tmp,
         "dataset.features=[age, prior_exams, scanner]",  # drops every lesion feature
         "validation.max_split_overlap=1",  # three coarse columns repeat across splits
-        "evaluation.min_roc_auc=0.5",
+        "evaluation.min_roc_auc=0.3",  # below chance is not the point: only the champion gate should fail
     )
     result = run_screening(store, tmp, *weak)
     assert result.returncode == 1 and "stopped at evaluate" in result.stdout, result.stdout[-3000:]
     assert "roc_auc candidate - champion v1 >= -0.02" in result.stdout
     run_dir = store / "runs" / run_id_of(result.stdout)
     decision = json.loads((run_dir / "evaluate" / "decision.json").read_text())
-    [failed] = [c for c in decision["checks"] if not c["passed"]]
-    assert failed["metric"] == "roc_auc vs champion" and failed["champion"] - failed["candidate"] > 0.02
+    failed = {c["metric"]: c for c in decision["checks"] if not c["passed"]}
+    assert set(failed) <= {"roc_auc vs champion", "recall vs champion"}, failed  # only the champion gate
+    roc = failed["roc_auc vs champion"]
+    assert roc["champion"] - roc["candidate"] > 0.02
     assert "## Against the champion (production v1" in (run_dir / "evaluate" / "decision.md").read_text()
     assert not (run_dir / "register").exists() and set(registry.versions("screening")) == before
 
@@ -263,7 +267,8 @@ def test_a_worse_challenger_stops_at_the_champion_gate_unless_overridden(first_r
     assert version not in before and registry.versions("screening")[version]["forced"] is True
     gate = LocalStore(store).read_json(f"models/screening/{version}/lineage.json")["gate"]
     assert gate["forced"] is True and gate["reason"] == reason and gate["champion"] == "1"
-    assert gate["failed_checks"] == ["roc_auc candidate - champion v1 >= -0.02"]
+    assert "roc_auc candidate - champion v1 >= -0.02" in gate["failed_checks"]
+    assert all("champion v1" in check for check in gate["failed_checks"])
     card = LocalStore(store).read_text(f"models/screening/{version}/card.html")
     assert "Gate OVERRIDDEN" in card and "Dr. Lee" in card and "Against champion v1" in card
 
