@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import tempfile
 import time
@@ -153,16 +154,22 @@ class KubeloopModel:
         # thousand requests that landed in the tail latency.
         gc.freeze()
 
-    def score(self, frame: Rows) -> tuple[np.ndarray, np.ndarray]:
-        """(calibrated probability, 0/1 decision) per checked row."""
+    def score(self, frame: Rows) -> tuple[list[float], list[int]]:
+        """(calibrated probability, 0/1 decision) per checked row.
+
+        Plain lists after calibration: the response and the log lines want Python values, and
+        each numpy call on a single row costs microseconds that the request pays.
+        """
         outputs = dict(
             zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
         )
-        probability = calibration.probabilities(self.calibration, outputs)
-        if not np.isfinite(probability).all():  # never serve a NaN: the caller gets a 500, the logs count it
-            bad = np.flatnonzero(~np.isfinite(probability))
-            raise ValueError(f"the model returned a non-finite probability for row(s) {bad[:10].tolist()}")
-        return probability, (probability >= self.threshold).astype(np.int64)
+        probability = calibration.probabilities(self.calibration, outputs).tolist()
+        # Never serve a NaN: the caller gets a 500, and the logs count it.
+        if not all(map(math.isfinite, probability)):
+            bad = [row for row, p in enumerate(probability) if not math.isfinite(p)]
+            raise ValueError(f"the model returned a non-finite probability for row(s) {bad[:10]}")
+        threshold = self.threshold
+        return probability, [1 if p >= threshold else 0 for p in probability]
 
     def predict_raw(self, request: Any) -> dict[str, Any]:
         """Seldon's entry point for REST: the request's JSON in, the response's JSON out.
@@ -199,7 +206,7 @@ class KubeloopModel:
         if isinstance(X, dict):
             response = {"jsonData": _named(probability, decision)}
         elif tensor:
-            values = np.column_stack([probability, decision.astype(np.float64)])
+            values = np.column_stack([probability, np.asarray(decision, dtype=np.float64)])
             response = {
                 "data": {
                     "names": list(OUTPUTS),
@@ -207,7 +214,7 @@ class KubeloopModel:
                 }
             }
         else:
-            rows = [[p, float(d)] for p, d in zip(probability.tolist(), decision.tolist(), strict=True)]
+            rows = [[p, float(d)] for p, d in zip(probability, decision, strict=True)]
             response = {"data": {"names": list(OUTPUTS), "ndarray": rows}}
         # Seldon's meta, as its own response builder makes it: the caller's tags and path kept.
         out: dict[str, Any] = {"tags": {**(meta.get("tags") or {}), **self.response_tags(request_id)}}
@@ -235,10 +242,10 @@ class KubeloopModel:
         if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
             data = _named(probability, decision)
         else:
-            data = np.column_stack([probability, decision.astype(np.float64)])
+            data = np.column_stack([probability, np.asarray(decision, dtype=np.float64)])
         return SeldonResponse(data, tags=self.response_tags(request_id))
 
-    def serve(self, X: Any, names: list[str] | None, puid: Any) -> tuple[str, np.ndarray, np.ndarray]:
+    def serve(self, X: Any, names: list[str] | None, puid: Any) -> tuple[str, list[float], list[int]]:
         """Check, score, count and log one request: (request id, probability, decision).
 
         Bad input raises Seldon's 400, logged with its reason; a scoring failure is logged as a
@@ -261,7 +268,7 @@ class KubeloopModel:
             raise
         milliseconds = 1000 * (time.perf_counter() - started)
         if self.counts is not None:
-            self.counts.observe(200, milliseconds / 1000, len(decision), int(decision.sum()))
+            self.counts.observe(200, milliseconds / 1000, len(decision), sum(decision))
         if self.request_log is not None:
             self.request_log.log_lines(*self._lines(request_id, frame, probability, decision, milliseconds))
         return request_id, probability, decision
@@ -290,8 +297,8 @@ class KubeloopModel:
         self,
         request_id: str,
         frame: Rows,
-        probability: np.ndarray,
-        decision: np.ndarray,
+        probability: list[float],
+        decision: list[int],
         milliseconds: float,
     ) -> tuple[str, list[str]]:
         """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
@@ -303,9 +310,7 @@ class KubeloopModel:
         )
         keys = self._feature_keys
         lines = []
-        for index, (values, p, d) in enumerate(
-            zip(frame.rows(), probability.tolist(), decision.tolist(), strict=True)
-        ):
+        for index, (values, p, d) in enumerate(zip(frame.rows(), probability, decision, strict=True)):
             features = ",".join(
                 key + (repr(value) if type(value) is float else ENCODER.encode(value))
                 for key, value in zip(keys, values, strict=True)
@@ -352,13 +357,10 @@ class KubeloopModel:
         }
 
 
-def _named(probability: np.ndarray, decision: np.ndarray) -> dict[str, Any]:
+def _named(probability: list[float], decision: list[int]) -> dict[str, Any]:
     """The jsonData answer: one {"probability", "decision"} per row."""
     return {
-        "predictions": [
-            {"probability": p, "decision": d}
-            for p, d in zip(probability.tolist(), decision.tolist(), strict=True)
-        ]
+        "predictions": [{"probability": p, "decision": d} for p, d in zip(probability, decision, strict=True)]
     }
 
 
