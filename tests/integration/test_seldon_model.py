@@ -6,6 +6,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.serving import logged_rows, microservice, post, registered_version
+from tests.serving import SERVING, logged_rows, microservice, post, registered_version
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +231,35 @@ def test_a_graceful_shutdown_writes_every_queued_row(version: dict[str, Any], tm
         assert "Worker exiting" in running["log"].read_text()
     keys = sorted((r["request_id"], r["row"]) for r in records)
     assert keys == expected
+
+
+def test_the_grpc_entry_point_answers_as_the_rest_one(version: dict[str, Any]) -> None:
+    """Seldon hands a gRPC message, decoded, to `predict`: same probabilities and decisions as REST."""
+    rows = version["frame"].iloc[:20]
+    script = """
+import json, sys
+import numpy as np
+from components.deploy.seldon_model import KubeloopModel
+rows = json.loads(sys.argv[2])
+model = KubeloopModel(model_dir=sys.argv[1], metrics_port=0)
+names, values = list(rows[0]), [list(r.values()) for r in rows]
+raw = model.predict_raw({"data": {"names": names, "ndarray": values}})["data"]["ndarray"]
+grpc = model.predict(np.array(values, dtype=object), names)
+named = model.predict({"instances": rows}, None)
+print(json.dumps({"raw": raw, "grpc": grpc.data.tolist(), "named": named.data["predictions"]}))
+"""
+    out = subprocess.run(
+        [str(SERVING / "python"), "-c", script, str(version["model_dir"]), rows.to_json(orient="records")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.splitlines()[-1])
+    np.testing.assert_allclose(np.array(answer["grpc"])[:, 0], version["probability"][:20], atol=1e-5)
+    assert answer["grpc"] == answer["raw"]
+    assert [[r["probability"], float(r["decision"])] for r in answer["named"]] == answer["raw"]
+    threshold = version["record"]["operating_point"]["threshold"]
+    assert [d for _, d in answer["raw"]] == [float(p >= threshold) for p, _ in answer["raw"]]
