@@ -10,8 +10,10 @@ CONFIG ?= examples/screening/config.yaml
 
 # Python 3.11 for the main environment; Python 3.12 for seldon-core in the serving one.
 PYTHON311 ?= $(shell command -v python3.11 || command -v python3)
-PYTHON312 ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.12.1/bin/python3"; \
-	if [ -x "$$p" ]; then echo "$$p"; else PYENV_VERSION=3.12.1 command -v python3.12; fi)
+# The newest installed pyenv 3.12.x (no patch release hard-coded), else python3.12 on PATH.
+PYTHON312 ?= $(shell v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.[0-9]+$$' | sort -V | tail -1)"; \
+	if [ -n "$$v" ] && [ -x "$$(pyenv root)/versions/$$v/bin/python3" ]; then echo "$$(pyenv root)/versions/$$v/bin/python3"; \
+	else command -v python3.12; fi)
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
@@ -103,7 +105,7 @@ lock:
 	rm -rf /tmp/kubeloop-lock && $(PYTHON311) -m venv /tmp/kubeloop-lock
 	/tmp/kubeloop-lock/bin/pip install --quiet -r requirements/main.in
 	{ echo "# Generated from requirements/main.in by 'make lock' (pip freeze of a fresh venv). Python 3.11."; \
-	  /tmp/kubeloop-lock/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' | sort -f; } > requirements/main.lock
+	  /tmp/kubeloop-lock/bin/pip freeze --exclude-editable | sort -f; } > requirements/main.lock
 	rm -rf /tmp/kubeloop-lock && $(PYTHON312) -m venv /tmp/kubeloop-lock
 	/tmp/kubeloop-lock/bin/pip install --quiet -r requirements/serving.in
 	{ echo "# Generated from requirements/serving.in by 'make lock' (pip freeze of a fresh venv). Python 3.12."; \

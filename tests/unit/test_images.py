@@ -99,10 +99,16 @@ def test_every_dockerfile_builds_a_named_image_and_the_versions_agree() -> None:
         assert f"version = {patch.group(1)}" in (serving if image == SERVING_IMAGE else main), dockerfile
 
 
-def test_the_cuda_image_installs_the_cuda_torch_and_the_step_image_the_cpu_one() -> None:
+def test_the_cuda_image_installs_the_locked_cuda_torch_and_the_step_image_the_cpu_one() -> None:
+    lock = (REPO / "requirements" / "main.lock").read_text()
+    # The lock is PyPI's CUDA build with its CUDA libraries pinned, so installs are reproducible.
+    assert re.search(r"^torch==\d+\.\d+\.\d+$", lock, re.M) and re.search(r"^torchvision==", lock, re.M)
+    assert re.search(r"^nvidia-cudnn-cu\d+==", lock, re.M) and re.search(r"^triton==", lock, re.M)
     cuda = (REPO / DOCKERFILES[TRAINING_GPU_IMAGE]).read_text()
-    assert "download.pytorch.org/whl/cu" in cuda and "whl/cpu" not in cuda
-    assert "download.pytorch.org/whl/cpu" in (REPO / DOCKERFILES[IMAGE]).read_text()
+    assert "pip install -r requirements/main.lock" in cuda and "whl/cpu" not in cuda
+    step = (REPO / DOCKERFILES[IMAGE]).read_text()
+    assert "download.pytorch.org/whl/cpu" in step and "+cpu" in step
+    assert "grep -vE '^(nvidia-|cuda-|triton==|torch==|torchvision==)'" in step
 
 
 def test_the_serving_image_starts_the_seldon_model_the_deployment_names() -> None:
