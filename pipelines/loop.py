@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from components.common.artifacts import DatasetSchema, version_prefix
 from components.common.config import KubeloopConfig
 from components.common.config_loader import load_config
 from components.common.monitoring_config import duration_seconds
@@ -386,11 +387,10 @@ class Loop:
 
     def _features(self) -> list[str]:
         version = Registry(self.store).champion(self.config.name)
-        schema = self.store.read_json(f"models/{self.config.name}/{version}/schema.json")
-        return list(schema["features"])
+        return DatasetSchema.read(self.store, version_prefix(self.config.name, str(version))).features
 
     def _lineage(self, version: str) -> str:
-        lineage = self.store.read_json(f"models/{self.config.name}/{version}/lineage.json")
+        lineage = self.store.read_json(f"{version_prefix(self.config.name, version)}/lineage.json")
         evidence = lineage.get("evidence") or {}
         drifted = ", ".join(evidence.get("drifted_features", [])[:4])
         forced = "; its failed gate overridden" if (lineage.get("gate") or {}).get("forced") else ""
@@ -402,7 +402,7 @@ class Loop:
             "validation report": f"runs/{run_id}/validate_data/report.md",
             "data docs": f"runs/{run_id}/validate_data/data_docs.html",
             "evaluation report": f"runs/{run_id}/evaluate/decision.md",
-            "model card": f"models/{self.config.name}/{version}/card.html",
+            "model card": f"{version_prefix(self.config.name, version)}/card.html",
         }
         for label, key in wanted.items():
             if self.store.exists(key):
@@ -410,7 +410,9 @@ class Loop:
         stage.facts["run_id"] = run_id
         stage.facts["version"] = version
         try:
-            stage.facts["metrics"] = self.store.read_json(f"models/{self.config.name}/{version}/metrics.json")
+            stage.facts["metrics"] = self.store.read_json(
+                f"{version_prefix(self.config.name, version)}/metrics.json"
+            )
         except NotFoundError:
             pass
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from components.common.artifacts import version_prefix
 from components.common.store import LocalStore, NotFoundError, Store
 from pipelines.loop_record import INDEX_KEY, LoopRecord, Stage
 
@@ -123,7 +124,7 @@ def _stage_html(store: Store, model: str, stage: Stage) -> str:
         )
     version = stage.facts.get("version")
     if version:
-        prefix = f"models/{model}/{version}"
+        prefix = version_prefix(model, version)
         plots = [
             _image(store, f"{prefix}/roc.png", f"v{version} ROC"),
             _image(store, f"{prefix}/reliability.png", f"v{version} calibration"),

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from components.common.store import LocalStore, Store
+from components.common.tasks import BinaryTask
 from components.deploy.local_serving import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,6 +131,13 @@ def fit_screening(cfg: Any, rows: int, seed: int, train_rows: int) -> tuple[Any,
 
     prep, x, y = encoded_screening(rows=rows, seed=seed)
     model, _ = fit(
-        cfg, x[:train_rows], y[:train_rows], x[train_rows:], y[train_rows:], prep, log=lambda _: None
+        cfg,
+        x[:train_rows],
+        y[:train_rows],
+        x[train_rows:],
+        y[train_rows:],
+        prep,
+        task=BinaryTask("label", 1),
+        log=lambda _: None,
     )
     return model, prep, x, y

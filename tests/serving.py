@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from components.common.config import TrainingConfig
+from components.common.tasks import BinaryTask
 from components.deploy.local_serving import PredictorSpec, launch, stop_process, wait_ready
 from components.deploy.seldondeployment import MODEL_CLASS
 from tests.conftest import REPO
@@ -46,6 +47,7 @@ def registered_version(folder: Path) -> dict[str, Any]:
         x[1500:2000],
         y[1500:2000],
         prep,
+        task=BinaryTask("label", 1),
         log=lambda _: None,
     )
     folder.mkdir(parents=True)
@@ -60,7 +62,8 @@ def registered_version(folder: Path) -> dict[str, Any]:
     )
     (folder / "calibration.json").write_text(json.dumps(record))
     (folder / "preprocessing.json").write_text(json.dumps(prep.to_dict()))
-    (folder / "schema.json").write_text(json.dumps({"features": features, "categorical": ["scanner"]}))
+    schema = {"features": features, "categorical": ["scanner"], "label": "label", "positive_value": 1}
+    (folder / "schema.json").write_text(json.dumps(schema))
     (folder / "lineage.json").write_text(json.dumps({"config": {"name": "screening"}}))
     return {
         "frame": frame[features].iloc[2500:].reset_index(drop=True),

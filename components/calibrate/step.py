@@ -17,9 +17,11 @@ from components.calibrate.fit import fit_and_select
 from components.calibrate.measures import reliability, summary
 from components.calibrate.operating_point import operating_point
 from components.common import calibration
+from components.common.artifacts import DatasetSchema
 from components.common.plots import png
-from components.common.scoring import labels, load_split, onnx_logits
+from components.common.scoring import load_split, onnx_logits
 from components.common.step import StepContext
+from components.common.tasks import Task
 
 SPLITS = ("calibration", "validation", "test")
 
@@ -66,7 +68,7 @@ def calibrated_model(onnx_model: bytes, record: dict[str, Any]) -> bytes:
 
 
 def build_record(
-    ctx: StepContext, logits: dict[str, np.ndarray], ys: dict[str, np.ndarray]
+    ctx: StepContext, task: Task, logits: dict[str, np.ndarray], ys: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """Fit and select the map, measure it on test, and choose the operating point on validation."""
     cfg = ctx.config.calibration
@@ -92,7 +94,7 @@ def build_record(
         "fitted_on": {"split": "calibration", "rows": int(len(ys["calibration"]))},
         "measured_on": {"split": "test", "rows": int(len(ys["test"]))},
         "bins": cfg.bins,
-        "before": summary(calibration.sigmoid(logits["test"]), ys["test"], cfg.bins),
+        "before": summary(task.uncalibrated(logits["test"]), ys["test"], cfg.bins),
         "after": summary(probs["test"], ys["test"], cfg.bins),
         "operating_point": point,
     }
@@ -100,14 +102,14 @@ def build_record(
 
 def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     """The step body. Returns the calibration record (also written as calibration.json)."""
-    schema = ctx.store.read_json(f"{splits}/schema.json")
+    task = DatasetSchema.read(ctx.store, splits).make_task()
     frames = {name: load_split(ctx.store, splits, name) for name in SPLITS}
     logits = {name: onnx_logits(ctx.store, model, frame) for name, frame in frames.items()}
-    ys = {name: labels(frame, schema) for name, frame in frames.items()}
-    record = build_record(ctx, logits, ys)
+    ys = {name: task.frame_targets(frame) for name, frame in frames.items()}
+    record = build_record(ctx, task, logits, ys)
     bins = record["bins"]
     curves = {
-        "uncalibrated": reliability(calibration.sigmoid(logits["test"]), ys["test"], bins),
+        "uncalibrated": reliability(task.uncalibrated(logits["test"]), ys["test"], bins),
         describe(record): reliability(calibration.apply(record, logits["test"]), ys["test"], bins),
     }
     predictions = pd.concat(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from components.common.config_section import Section
 from components.common.loop_config import LoopConfig
 from components.common.monitoring_config import MonitoringConfig
+
+if TYPE_CHECKING:
+    from components.common.tasks import Task
 
 
 class GeneratorSpec(Section):
@@ -58,7 +61,9 @@ class DatasetConfig(Section):
     path: str
     """CSV or Parquet file: a local path (relative to the config file) or s3://bucket/key."""
     label: str
-    """Name of the binary label column."""
+    """Name of the label column."""
+    task: Literal["binary"] = "binary"
+    """The prediction task: binary (a positive class against the rest)."""
     positive_value: int | str = 1
     """Label value that marks a positive case (e.g. disease present)."""
     features: list[str] | None = None
@@ -75,6 +80,12 @@ class DatasetConfig(Section):
     """How rows are split."""
     generator: GeneratorSpec | None = None
     """Creates the file when it is missing (the bundled examples use it)."""
+
+    def make_task(self) -> Task:
+        """The `Task` of this dataset's label."""
+        from components.common.tasks import task_for
+
+        return task_for(self.task, self.label, self.positive_value)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> DatasetConfig:

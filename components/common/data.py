@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import numpy as np
 import pandas as pd
 
 
@@ -30,16 +29,6 @@ def local_path(uri: str) -> Iterator[Path]:
     store = S3Store.from_uri(bucket_uri)
     with tempfile.TemporaryDirectory(prefix="kubeloop-data-") as tmp:
         yield store.download_file(key, Path(tmp) / Path(key).name)
-
-
-def is_positive(values: pd.Series, positive_value: int | str) -> np.ndarray:
-    """Which labels equal the positive value; numeric labels compare as numbers (1 == 1.0)."""
-    if pd.api.types.is_numeric_dtype(values):
-        try:
-            return (values.to_numpy(dtype=np.float64) == float(positive_value)).astype(bool)
-        except ValueError:
-            return np.zeros(len(values), dtype=bool)
-    return (values.astype(str) == str(positive_value)).to_numpy(dtype=bool)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from components.common.artifacts import model_root, version_prefix
 from components.common.store import ConflictError, NotFoundError, Store
 
 Stage = Literal["production", "canary", "shadow", "archived"]
@@ -55,14 +56,14 @@ class Registry:
         self.store = store
 
     def _index_key(self, name: str) -> str:
-        return f"models/{name}/versions.json"
+        return f"{model_root(name)}/versions.json"
 
     def _stages_key(self, name: str) -> str:
-        return f"models/{name}/stages.json"
+        return f"{model_root(name)}/stages.json"
 
     def version_prefix(self, name: str, version: str) -> str:
         """Store prefix holding a version's files."""
-        return f"models/{name}/{version}"
+        return version_prefix(name, version)
 
     def models(self) -> list[str]:
         """Names of every model with at least one version."""

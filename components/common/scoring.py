@@ -8,35 +8,15 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
-from components.common.data import is_positive
+from components.common.artifacts import split_key
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
-
-METRICS = (
-    "recall",
-    "specificity",
-    "precision",
-    "npv",
-    "f1",
-    "balanced_accuracy",
-    "accuracy",
-    "roc_auc",
-    "pr_auc",
-    "brier",
-    "log_loss",
-)
-"""The held-out metrics, in report order (recall is sensitivity, precision is PPV)."""
 
 
 def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
     """One split written by validate_data."""
-    with store.local_copy(f"{splits}/splits/{name}.parquet") as path:
+    with store.local_copy(split_key(splits, name)) as path:
         return pd.read_parquet(path)
-
-
-def labels(frame: pd.DataFrame, schema: dict[str, Any]) -> np.ndarray:
-    """1 for the positive label value, else 0."""
-    return is_positive(frame[schema["label"]], schema["positive_value"]).astype(np.int64)
 
 
 def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame) -> dict[str, np.ndarray]:

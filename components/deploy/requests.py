@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from components.common.artifacts import DatasetSchema
+
 MAX_ROWS = 10_000
 """Rows per request; larger batches are refused (split them) so one caller cannot stall a worker."""
 
@@ -36,9 +38,9 @@ class FeatureSchema:
     categorical: frozenset[str]
 
     @classmethod
-    def from_schema(cls, schema: Mapping[str, Any]) -> FeatureSchema:
-        """From a version's schema.json."""
-        return cls(list(schema["features"]), frozenset(schema.get("categorical", [])))
+    def from_schema(cls, schema: DatasetSchema) -> FeatureSchema:
+        """From a version's dataset schema."""
+        return cls(list(schema.features), frozenset(schema.categorical))
 
 
 class Rows(Mapping[str, list[Any]]):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from components.common import calibration
+from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.preprocessing import Preprocessing
 from components.deploy.model_metrics import PORT as METRICS_PORT
 from components.deploy.model_metrics import Counts, serve_metrics
@@ -33,7 +34,7 @@ OUTPUTS = ["probability", "decision"]
 """The columns of every response row."""
 
 
-VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "schema.json", "lineage.json")
+VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", SCHEMA_FILE, "lineage.json")
 """What serving needs of a registered version."""
 
 
@@ -92,7 +93,7 @@ class KubeloopModel:
         folder = fetch_version(model_uri) if model_uri else Path(model_dir)
         self.version = model_version or folder.name
         self.max_rows = int(max_rows)
-        schema = json.loads((folder / "schema.json").read_text())
+        schema = DatasetSchema.from_json((folder / SCHEMA_FILE).read_text())
         self.name = str(json.loads((folder / "lineage.json").read_text())["config"]["name"])
         self.schema = FeatureSchema.from_schema(schema)
         self.prep = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text()))

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.common.scoring import METRICS
+from components.common.tasks.binary import METRICS
+from components.common.tasks.ranking import Ranking, ratio
 
 _EPS = 1e-15  # scikit-learn's log_loss clips probabilities the same way
 _CHUNK_CELLS = 2_000_000  # resamples x rows per batch: bounds memory on large test sets
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.full_like(num, np.nan, dtype=np.float64), where=den > 0)
 
 
 def weighted_metrics(y: np.ndarray, p: np.ndarray, threshold: float, w: np.ndarray) -> dict[str, np.ndarray]:
@@ -39,31 +36,21 @@ def weighted_metrics(y: np.ndarray, p: np.ndarray, threshold: float, w: np.ndarr
     fp = w[:, ~positive & called].sum(axis=1)
     tn = w[:, ~positive & ~called].sum(axis=1)
     total, positives, negatives = tp + fn + fp + tn, tp + fn, fp + tn
-    recall, specificity = _ratio(tp, positives), _ratio(tn, negatives)
-    precision = _ratio(tp, tp + fp)
+    recall, specificity = ratio(tp, positives), ratio(tn, negatives)
+    precision = ratio(tp, tp + fp)
     clipped = np.clip(p, _EPS, 1 - _EPS)
     out = {
         "recall": recall,
         "specificity": specificity,
         "precision": precision,
-        "npv": _ratio(tn, tn + fn),
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "npv": ratio(tn, tn + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
         "balanced_accuracy": (recall + specificity) / 2,
-        "accuracy": _ratio(tp + tn, total),
-        "brier": _ratio(w @ (p - y) ** 2, total),
-        "log_loss": _ratio(-(w @ (y * np.log(clipped) + (1 - y) * np.log(1 - clipped))), total),
+        "accuracy": ratio(tp + tn, total),
+        "brier": ratio(w @ (p - y) ** 2, total),
+        "log_loss": ratio(-(w @ (y * np.log(clipped) + (1 - y) * np.log(1 - clipped))), total),
     }
-    order = np.argsort(p, kind="mergesort")
-    _, starts = np.unique(p[order], return_index=True)
-    ws, ys = w[:, order], y[order]
-    pos_g = np.add.reduceat(ws * ys, starts, axis=1)  # weighted positives per distinct score
-    neg_g = np.add.reduceat(ws * (1 - ys), starts, axis=1)
-    neg_below = np.cumsum(neg_g, axis=1) - neg_g  # a positive beats these, ties count half
-    out["roc_auc"] = _ratio((pos_g * (neg_below + 0.5 * neg_g)).sum(axis=1), positives * negatives)
-    tp_desc, fp_desc = np.cumsum(pos_g[:, ::-1], axis=1), np.cumsum(neg_g[:, ::-1], axis=1)
-    recall_steps = np.diff(tp_desc, axis=1, prepend=0.0)  # = positives gained at each threshold
-    precision_at = np.divide(tp_desc, tp_desc + fp_desc, out=np.zeros_like(tp_desc), where=tp_desc > 0)
-    out["pr_auc"] = _ratio((recall_steps * precision_at).sum(axis=1), positives)
+    out["roc_auc"], out["pr_auc"] = Ranking(positive, p).auc(w)
     return out
 
 

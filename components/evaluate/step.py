@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
+from components.common.artifacts import DatasetSchema
 from components.common.config import EvaluationConfig
 from components.common.preprocessing import Preprocessing
 from components.common.registry import Registry
-from components.common.scoring import calibrated_scores, labels, load_split
+from components.common.scoring import calibrated_scores, load_split
 from components.common.step import GateFailed, StepContext
 from components.evaluate.baseline import Baseline
 from components.evaluate.bootstrap import bootstrap_intervals
@@ -81,7 +82,7 @@ def _baseline_metrics(
     ctx: StepContext,
     splits: str,
     model: str,
-    schema: dict[str, Any],
+    schema: DatasetSchema,
     test: pd.DataFrame,
     y: np.ndarray,
     threshold_recall: float,
@@ -94,7 +95,9 @@ def _baseline_metrics(
     """
     train = load_split(ctx.store, splits, "train")
     prep = Preprocessing.from_dict(ctx.store.read_json(f"{model}/preprocessing.json"))
-    fitted = Baseline.fit(prep, train, labels(train, schema), ctx.config.training.class_weighting)
+    fitted = Baseline.fit(
+        prep, train, schema.make_task().frame_targets(train), ctx.config.training.class_weighting
+    )
     scores = fitted.scores(test)
     return binary_metrics(y, scores, matching_recall_threshold(scores, y, threshold_recall))
 
@@ -204,9 +207,9 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
     Returns:
         (metrics, ROC points, decision markdown).
     """
-    schema = ctx.store.read_json(f"{splits}/schema.json")
+    schema = DatasetSchema.read(ctx.store, splits)
     test = load_split(ctx.store, splits, "test")
-    y = labels(test, schema)
+    y = schema.make_task().frame_targets(test)
     cfg = ctx.config.evaluation
     record = calibration.normalise(ctx.store.read_json(f"{model}/calibration.json"), cfg.threshold)
     _, p = calibrated_scores(ctx.store, model, record, test)

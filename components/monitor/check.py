@@ -178,7 +178,7 @@ def _performance(
     verdict = check_performance(
         joined,
         card,
-        config.dataset.positive_value,
+        config.dataset.make_task(),
         {str(k): v for k, v in settings.max_drop.items()},
         settings.min_labeled,
         settings.min_positives,

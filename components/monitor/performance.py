@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from components.common.data import is_positive
+from components.common.tasks import Task
 
 NEEDS_POSITIVES = {"recall", "roc_auc", "pr_auc"}
 
@@ -61,7 +61,7 @@ def served_metrics(labels: np.ndarray, probability: np.ndarray, decision: np.nda
 def check_performance(
     joined: pd.DataFrame,
     card: dict[str, Any],
-    positive_value: int | str,
+    task: Task,
     max_drop: dict[str, float],
     min_labeled: int,
     min_positives: int,
@@ -72,7 +72,7 @@ def check_performance(
     `min_positives` positives, the metrics that need positives are not judged (one missed
     case among three is not a recall of 0.67 anyone should act on).
     """
-    labels = is_positive(joined["label"], positive_value) if len(joined) else np.zeros(0, dtype=bool)
+    labels = task.targets(joined["label"]).astype(bool) if len(joined) else np.zeros(0, dtype=bool)
     verdict = PerformanceVerdict(labeled_rows=len(joined), positives=int(labels.sum()))
     if len(joined) < min_labeled:
         verdict.too_small = f"{len(joined)} labeled rows; a performance verdict needs at least {min_labeled}"

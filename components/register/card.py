@@ -6,8 +6,9 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from components.common.artifacts import DatasetSchema
 from components.common.plots import img_tag
-from components.common.scoring import METRICS
+from components.common.tasks.binary import METRICS
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -150,7 +151,7 @@ def render_card(
     decision: dict[str, Any],
     calibration: dict[str, Any],
     lineage: dict[str, Any],
-    schema: dict[str, Any],
+    schema: DatasetSchema,
     plots: dict[str, bytes],
 ) -> str:
     """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI."""
@@ -163,7 +164,7 @@ def render_card(
         or "<tr><td colspan=4>no floors configured</td></tr>"
     )
     git = lineage.get("git", {})
-    splits = schema.get("splits", {})
+    splits = schema.splits
     intervals = metrics.get("intervals") or {}
     level = f"{metrics.get('confidence', 0.95):.0%}"
 
@@ -192,8 +193,8 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
             [
                 ("dataset", lineage.get("data", {}).get("path")),
                 ("fingerprint", lineage.get("data", {}).get("fingerprint")),
-                ("features", ", ".join(schema.get("features", []))),
-                ("label", schema.get("label")),
+                ("features", ", ".join(schema.features)),
+                ("label", schema.label),
             ]
             + [
                 (f"{s} split", f"{v['rows']} rows, prevalence {v['prevalence']:.4f}")

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from components.common import calibration as calibration_math
+from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.drift_reference import (
     FEATURE_REFERENCE,
     PREDICTION_REFERENCE,
@@ -19,7 +20,7 @@ from components.common.registry import Registry
 from components.common.step import StepContext
 from components.register.card import render_card
 
-SPLIT_FILES = ("schema.json", "data_profile.json", "expectation_suite.json")
+SPLIT_FILES = (SCHEMA_FILE, "data_profile.json", "expectation_suite.json")
 """From validate_data: the next run validates its data against the profile and suite."""
 DRIFT_FILES = (FEATURE_REFERENCE, SAMPLE_FILE)
 """From validate_data (runs before the monitor existed have none): what the monitor tests traffic against."""
@@ -79,7 +80,7 @@ def publish(
     ctx: StepContext,
     files: dict[str, bytes],
     info: dict[str, Any],
-    schema: dict[str, Any],
+    schema: DatasetSchema,
 ) -> tuple[str, str]:
     """Register `files` plus a card naming the new version; returns (version, card HTML)."""
     registry = Registry(ctx.store)
@@ -147,4 +148,4 @@ def run(
     )
     if lineage["gate"]["forced"]:
         ctx.notes.append(f"gate overridden: {lineage['gate']['reason']}")
-    return publish(ctx, files, info, json.loads(files["schema.json"]))
+    return publish(ctx, files, info, DatasetSchema.from_json(files[SCHEMA_FILE]))

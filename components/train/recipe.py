@@ -26,6 +26,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
+from components.common.tasks import Task
 from components.train.model import TabularMLP, build_model
 
 
@@ -137,13 +138,6 @@ def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
-def loss_function(cfg: TrainingConfig, y_train: np.ndarray, device: torch.device) -> nn.Module:
-    """Binary cross-entropy; with class weighting, positives weigh negatives/positives."""
-    positives = float(y_train.sum())
-    pos_weight = (len(y_train) - positives) / max(positives, 1.0) if cfg.class_weighting else 1.0
-    return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
-
-
 def fit(
     cfg: TrainingConfig,
     x_train: np.ndarray,
@@ -152,6 +146,8 @@ def fit(
     y_val: np.ndarray,
     prep: Preprocessing,
     log: Callable[[str], Any] = print,
+    *,
+    task: Task,
     checkpoint: Path | None = None,
     on_checkpoint: Callable[[Path], Any] | None = None,
     max_steps: int | None = None,
@@ -159,6 +155,8 @@ def fit(
     """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
 
     Args:
+        y_train, y_val: Targets as `task.loss_targets` gives them.
+        task: Gives the loss (its class weighting fitted on `y_train`).
         checkpoint: File to resume from and to write after every epoch (rank 0 writes).
         on_checkpoint: Called by rank 0 with the checkpoint file after each write (e.g. to
             copy it to the artifact store, where restarted pods on other nodes find it).
@@ -175,7 +173,7 @@ def fit(
             device_ids=[device.index] if device.type == "cuda" else None,
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
-    loss_fn = loss_function(cfg, y_train, device)
+    loss_fn = task.loss(y_train, cfg.class_weighting, device)
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.
@@ -214,7 +212,7 @@ def fit(
                 break
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                logits = ddp(xt[batch]).squeeze(1)
+                logits = ddp(xt[batch])
             loss = loss_fn(logits.float(), yt[batch])
             loss.backward()
             if steps < warmup:  # linear warmup; the optimiser's state carries the lr on resume
@@ -240,7 +238,7 @@ def fit(
             totals = reduced.cpu()
         model.eval()
         with torch.no_grad():
-            val_loss = float(loss_fn(model(xv).squeeze(1).float(), yv))
+            val_loss = float(loss_fn(model(xv).float(), yv))
         rows_seen = float(totals[1])
         record = {
             "epoch": float(epoch),

@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from components.common.artifacts import DatasetSchema
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
-from components.common.scoring import labels
 from components.common.step import GateFailed
-from components.train.recipe import fit, loss_function
+from components.common.tasks import Task
+from components.train.recipe import fit
 
 MIN_RELATIVE_DECREASE = 0.01
 """The training loss must fall by at least this share of its starting value."""
@@ -44,37 +45,29 @@ def stratified_subset(frame: pd.DataFrame, y: np.ndarray, rows: int, seed: int) 
     return frame.iloc[np.sort(np.concatenate(picked))]
 
 
-def constant_loss(y_train: np.ndarray, y: np.ndarray, class_weighting: bool) -> float:
-    """Loss on `y` of the best constant prediction: the bar a model that learned nothing meets."""
-    positives = float(y_train.sum())
-    weight = (len(y_train) - positives) / max(positives, 1.0) if class_weighting else 1.0
-    a, b = weight * float(y.mean()), 1.0 - float(y.mean())
-    if a <= 0 or b <= 0:
-        return 0.0
-    p = a / (a + b)
-    return -(a * math.log(p) + b * math.log(1 - p))
-
-
 def _loss(model: torch.nn.Module, loss_fn: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
-        return float(loss_fn(model(torch.from_numpy(x)).squeeze(1), torch.from_numpy(y)))
+        return float(loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)))
 
 
 def run_smoke_test(
     cfg: TrainingConfig,
     train: pd.DataFrame,
     validation: pd.DataFrame,
-    schema: dict[str, Any],
+    schema: DatasetSchema,
     log: Callable[[str], Any] = print,
 ) -> dict[str, float]:
     """Train briefly on a subset; returns the before/after losses or raises SmokeTestFailed."""
     started = time.monotonic()
-    train = stratified_subset(train, labels(train, schema), cfg.smoke_test_rows, cfg.seed)
-    validation = stratified_subset(validation, labels(validation, schema), cfg.smoke_test_rows // 2, cfg.seed)
-    prep = Preprocessing.fit(train, schema["features"], schema["categorical"], cfg.categorical_encoding)
+    task: Task = schema.make_task()
+    train = stratified_subset(train, task.frame_targets(train), cfg.smoke_test_rows, cfg.seed)
+    validation = stratified_subset(
+        validation, task.frame_targets(validation), cfg.smoke_test_rows // 2, cfg.seed
+    )
+    prep = Preprocessing.fit(train, schema.features, schema.categorical, cfg.categorical_encoding)
     xt, xv = prep.encode(train), prep.encode(validation)
-    yt = labels(train, schema).astype(np.float32)
-    yv = labels(validation, schema).astype(np.float32)
+    targets_train, targets_val = task.frame_targets(train), task.frame_targets(validation)
+    yt, yv = task.loss_targets(targets_train), task.loss_targets(targets_val)
     smoke = cfg.model_copy(
         update={
             "epochs": cfg.smoke_test_epochs,
@@ -83,14 +76,14 @@ def run_smoke_test(
             "device": "cpu",  # seconds on a CPU; the GPUs stay free for the real run
         }
     )
-    loss_fn = loss_function(smoke, yt, torch.device("cpu"))
-    initial, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, max_steps=0)
+    loss_fn = task.loss(yt, smoke.class_weighting, torch.device("cpu"))
+    initial, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, max_steps=0, task=task)
     before = (_loss(initial, loss_fn, xt, yt), _loss(initial, loss_fn, xv, yv))
     log(
         f"smoke test: {smoke.smoke_test_epochs} epochs on {len(xt):,} train / {len(xv):,} validation rows"
-        f" ({int(yt.sum())} / {int(yv.sum())} positives), batch {smoke.batch_size}"
+        f" ({task.describe(targets_train)} / {task.describe(targets_val)}), batch {smoke.batch_size}"
     )
-    trained, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None)
+    trained, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, task=task)
     after = (_loss(trained, loss_fn, xt, yt), _loss(trained, loss_fn, xv, yv))
     result = {
         "smoke_train_loss_before": round(before[0], 5),
@@ -111,9 +104,9 @@ def run_smoke_test(
         raise SmokeTestFailed(
             f"smoke test: the training loss did not decrease ({before[0]:.4f} -> {after[0]:.4f}) {where}. "
             f"The model is not learning: check training.learning_rate ({cfg.learning_rate}), "
-            f"the label column '{schema['label']}' and the feature encoding; {skip}"
+            f"the label column '{schema.label}' and the feature encoding; {skip}"
         )
-    baseline = constant_loss(yt, yv, cfg.class_weighting)
+    baseline = task.prior_loss(targets_train, targets_val, cfg.class_weighting)
     result["smoke_val_loss_constant"] = round(baseline, 5)
     if after[1] >= min(before[1], baseline):
         raise SmokeTestFailed(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from components.common.artifacts import DatasetSchema, split_key
 from components.common.plots import png
 from components.common.preprocessing import Preprocessing
 from components.common.step import StepContext
@@ -98,20 +99,20 @@ def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -
     return dict(torch.load(spec["out"], weights_only=False))
 
 
-def job_spec(ctx: StepContext, splits: str, schema: dict[str, Any]) -> dict[str, Any]:
+def job_spec(ctx: StepContext, splits: str, schema: DatasetSchema) -> dict[str, Any]:
     """What every PyTorchJob pod reads from the store: config, schema and where files live."""
     return {
         "config_json": ctx.config.to_json(),
-        "schema": schema,
-        "train_key": f"{splits}/splits/train.parquet",
-        "validation_key": f"{splits}/splits/validation.parquet",
+        "schema": schema.to_dict(),
+        "train_key": split_key(splits, "train"),
+        "validation_key": split_key(splits, "validation"),
         "checkpoint_key": ctx.key("job/checkpoint.pt"),
         "result_key": ctx.key("job/result.pt"),
     }
 
 
 def train_on_pytorchjob(
-    ctx: StepContext, splits: str, schema: dict[str, Any], workdir: Path
+    ctx: StepContext, splits: str, schema: DatasetSchema, workdir: Path
 ) -> dict[str, Any]:
     """training.nodes > 1: run the workers as a PyTorchJob and load rank 0's result."""
     from components.common.images import training_image
@@ -145,12 +146,12 @@ def _print(line: str) -> None:
 
 def run(ctx: StepContext, splits: str) -> str:
     """The step body. Returns the store prefix holding the model files."""
-    schema = ctx.store.read_json(f"{splits}/schema.json")
+    schema = DatasetSchema.read(ctx.store, splits)
     cfg = ctx.config.training
     with tempfile.TemporaryDirectory(prefix="kubeloop-train-") as tmp:
         workdir = Path(tmp)
         paths = {
-            name: str(ctx.store.download_file(f"{splits}/splits/{name}.parquet", workdir / f"{name}.parquet"))
+            name: str(ctx.store.download_file(split_key(splits, name), workdir / f"{name}.parquet"))
             for name in ("train", "validation")
         }
         if cfg.smoke_test:
@@ -161,7 +162,7 @@ def run(ctx: StepContext, splits: str) -> str:
             result = train_on_pytorchjob(ctx, splits, schema, workdir)
         else:
             result = launch(
-                {"config_json": ctx.config.to_json(), "schema": schema, **paths},
+                {"config_json": ctx.config.to_json(), "schema": schema.to_dict(), **paths},
                 workdir,
                 cfg.nproc,
                 cfg.max_restarts,

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 
+from components.common.artifacts import DatasetSchema
 from components.common.config import KubeloopConfig
 from components.common.preprocessing import Preprocessing
-from components.common.scoring import labels
 from components.train.recipe import fit
 
 
@@ -37,7 +36,8 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
         on_checkpoint: Passed to the recipe (rank 0 calls it after each checkpoint).
     """
     config = KubeloopConfig.from_json(spec["config_json"])
-    schema = spec["schema"]
+    schema = DatasetSchema.from_dict(spec["schema"])
+    task = schema.make_task()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         use_nccl = torch.cuda.is_available() and config.training.device != "cpu"
@@ -47,16 +47,16 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
     try:
         frames = {name: pd.read_parquet(spec[name]) for name in ("train", "validation")}
         prep = Preprocessing.fit(
-            frames["train"], schema["features"], schema["categorical"], config.training.categorical_encoding
+            frames["train"], schema.features, schema.categorical, config.training.categorical_encoding
         )
         x_train, x_val = prep.encode(frames["train"]), prep.encode(frames["validation"])
-        y_train = labels(frames["train"], schema).astype(np.float32)
-        y_val = labels(frames["validation"], schema).astype(np.float32)
+        targets = {name: task.frame_targets(frame) for name, frame in frames.items()}
+        y_train, y_val = (task.loss_targets(targets[name]) for name in ("train", "validation"))
         rank = dist.get_rank() if distributed else 0
         if rank == 0:
             print(
                 f"training on {len(x_train)} rows x {x_train.shape[1]} inputs "
-                f"({int(y_train.sum())} positives),"
+                f"({task.describe(targets['train'])}),"
                 f" validating on {len(x_val)}, {int(os.environ.get('WORLD_SIZE', '1'))} process(es)",
                 flush=True,
             )
@@ -71,6 +71,7 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
             checkpoint=Path(spec["checkpoint"]),
             on_checkpoint=on_checkpoint,
             max_steps=spec.get("max_steps"),
+            task=task,
         )
         if rank == 0:
             out = Path(spec["out"])

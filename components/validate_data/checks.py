@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import ColumnRule, DatasetConfig, ValidationConfig
-from components.common.data import is_positive
+from components.common.tasks.base import LABEL_INDICATOR
 
-POSITIVE = "__kubeloop_positive"
+POSITIVE = LABEL_INDICATOR
 DUPLICATE = "__kubeloop_duplicate"
 BAD_TIME = "__kubeloop_unparseable_time"
 _INTEGERS = [f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64)]
@@ -187,35 +187,7 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
             )
             out.append(constant_check)
     if dataset.label in present:
-        out.append(
-            gxe.ExpectColumnUniqueValueCountToBeBetween(
-                column=dataset.label,
-                min_value=2,
-                max_value=2,
-                meta=check_meta("binary_label", dataset.label, "exactly two label values", "error"),
-            )
-        )
-        out.append(
-            gxe.ExpectColumnSumToBeBetween(
-                column=POSITIVE,
-                min_value=1,
-                meta=check_meta(
-                    "positive_present", dataset.label, f"some rows = {dataset.positive_value}", "error"
-                ),
-            )
-        )
-        if rules.prevalence is not None:
-            bounds = rules.prevalence
-            out.append(
-                gxe.ExpectColumnMeanToBeBetween(
-                    column=POSITIVE,
-                    min_value=bounds.min,
-                    max_value=bounds.max,
-                    meta=check_meta(
-                        "prevalence", dataset.label, f"between {bounds.min} and {bounds.max}", bounds.severity
-                    ),
-                )
-            )
+        out += dataset.make_task().label_expectations(rules.prevalence, check_meta)
     if DUPLICATE in present and rules.max_duplicate_fraction is not None:
         out.append(
             gxe.ExpectColumnMeanToBeBetween(
@@ -241,7 +213,7 @@ def with_derived_columns(
     """The frame plus 0/1 columns that turn label, duplicate and time checks into column means."""
     extra: dict[str, Any] = {}
     if dataset.label in frame.columns:
-        extra[POSITIVE] = is_positive(frame[dataset.label], dataset.positive_value).astype(np.int8)
+        extra.update(dataset.make_task().gate_columns(frame[dataset.label]))
     if rules.max_duplicate_fraction is not None:
         subset = [c for c in frame.columns if c != dataset.id_column]
         extra[DUPLICATE] = frame.duplicated(subset=subset).to_numpy(dtype=np.int8)

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import DatasetConfig, ProfileTolerances
-from components.common.data import is_positive
+from components.common.tasks.base import LABEL_INDICATOR
 
 MAX_CATEGORIES = 200
 """Columns with more distinct values than this are not profiled as category sets."""
@@ -60,7 +60,7 @@ def build_profile(
         "version": PROFILE_VERSION,
         "source": source,
         "rows": len(frame),
-        "prevalence": float(is_positive(frame[dataset.label], dataset.positive_value).mean()),
+        "prevalence": float(dataset.make_task().gate_columns(frame[dataset.label])[LABEL_INDICATOR].mean()),
         "columns": columns,
         # Stores write JSON with sorted keys, so the column order needs its own list.
         "order": list(columns),

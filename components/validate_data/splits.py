@@ -7,8 +7,6 @@ import pandas as pd
 
 from components.common.config import DatasetConfig
 
-SPLITS = ("train", "validation", "calibration", "test")
-
 
 def _cut(n: int, fractions: list[float]) -> list[int]:
     """Boundaries that cut n ordered items into the given fractions (rest goes last)."""
@@ -22,11 +20,12 @@ def _held_out(dataset: DatasetConfig) -> list[float]:
 
 
 def random_split(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.Series:
-    """Stratified by label: each split keeps the overall prevalence."""
+    """Stratified on the task's key (binary: the label): each split keeps the label shares."""
     rng = np.random.default_rng(dataset.split.seed)
     assignment = pd.Series("train", index=frame.index)
     names = ["test", "calibration", "validation"]
-    for _, rows in frame.groupby(dataset.label).groups.items():
+    key = dataset.make_task().stratify_key(frame[dataset.label])
+    for _, rows in frame.groupby(key).groups.items():
         shuffled = rng.permutation(np.asarray(rows))
         edges = _cut(len(shuffled), _held_out(dataset))
         for name, lo, hi in zip(names, edges, edges[1:], strict=False):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from components.common.data import is_positive, local_path, read_table
+from components.common.artifacts import SPLIT_NAMES, DatasetSchema, split_key
+from components.common.data import local_path, read_table
 from components.common.drift_reference import build_reference
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
+from components.common.tasks import Task
 from components.validate_data.checks import (
     POSITIVE,
     CheckResult,
@@ -19,14 +21,14 @@ from components.validate_data.leakage import split_leakage
 from components.validate_data.profile import build_profile, profile_expectations, suite_json
 from components.validate_data.reference import PROFILE_FILE, SUITE_FILE, reference_profile
 from components.validate_data.report import bad_row_sample, data_docs_html, render_report
-from components.validate_data.splits import SPLITS, assign_splits
+from components.validate_data.splits import assign_splits
 
 
-def split_summary(frame: pd.DataFrame, positive: np.ndarray) -> dict[str, dict[str, float]]:
-    """Rows and prevalence per split."""
+def split_summary(frame: pd.DataFrame, task: Task, targets: np.ndarray) -> dict[str, dict[str, float]]:
+    """Rows and the task's label summary (binary: prevalence) per split."""
     out = {}
     for name, rows in frame.groupby("__split").indices.items():
-        out[str(name)] = {"rows": len(rows), "prevalence": float(positive[rows].mean())}
+        out[str(name)] = task.split_summary(targets[rows])
     return out
 
 
@@ -69,10 +71,11 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     if failed or assignment is None:
         raise GateFailed(f"{len(failed)} data check(s) failed: " + "; ".join(map(_summary_line, failed)))
 
-    positive = is_positive(frame[dataset.label], dataset.positive_value)
+    task = dataset.make_task()
+    targets = task.frame_targets(frame)
     frame = frame.assign(__split=assignment.to_numpy())
-    summary = split_summary(frame, positive)
-    empty = [s for s in SPLITS if summary.get(s, {}).get("prevalence", 0.0) in (0.0, 1.0)]
+    summary = split_summary(frame, task, targets)
+    empty = [s for s in SPLIT_NAMES if s not in summary or task.degenerate(summary[s])]
     if empty:
         raise GateFailed(
             f"split(s) {empty} have no positive or no negative cases ({summary}); "
@@ -87,24 +90,23 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         train, list(dataset.categorical), features, source=f"run {ctx.run_id} train split"
     )
     drift.save(ctx.store, ctx.prefix, sample)
-    for name in SPLITS:
+    for name in SPLIT_NAMES:
         part = frame[frame["__split"] == name].drop(columns="__split")
-        with ctx.store.staged(ctx.key(f"splits/{name}.parquet")) as target:
+        with ctx.store.staged(split_key(ctx.prefix, name)) as target:
             part.to_parquet(target, index=False)
-    ctx.store.write_json(
-        ctx.key("schema.json"),
-        {
-            "features": features,
-            "categorical": list(dataset.categorical),
-            "label": dataset.label,
-            "positive_value": dataset.positive_value,
-            "splits": summary,
-            "fingerprint": fingerprint,
-        },
-    )
+    DatasetSchema(
+        features=features,
+        categorical=list(dataset.categorical),
+        label=dataset.label,
+        positive_value=dataset.positive_value,
+        splits=summary,
+        fingerprint=fingerprint,
+        task=task.name,
+    ).write(ctx.store, ctx.prefix)
+    overall = task.split_summary(targets)
     ctx.metrics.update(
         train_rows=summary["train"]["rows"],
         test_rows=summary["test"]["rows"],
-        prevalence=round(float(positive.mean()), 4),
+        **{k: round(float(v), 4) for k, v in overall.items() if k != "rows"},
     )
     return report, ctx.prefix

@@ -17,6 +17,7 @@ import torch
 
 from components.common.config import KubeloopConfig, TrainingConfig
 from components.common.preprocessing import Preprocessing
+from components.common.tasks import BinaryTask
 from components.train.recipe import fit
 from components.train.step import launch
 from examples.screening.generate import generate
@@ -91,12 +92,26 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
 ) -> None:
     prep, (xt, yt, xv, yv) = _arrays(data)
     cfg = TrainingConfig(hidden_sizes=[16, 8], dropout=0.2, epochs=3, early_stopping_patience=10, seed=4)
-    straight, straight_history = fit(cfg, xt, yt, xv, yv, prep, log=lambda _: None)
+    straight, straight_history = fit(
+        cfg, xt, yt, xv, yv, prep, task=BinaryTask("label", 1), log=lambda _: None
+    )
     checkpoint = tmp_path / "checkpoint.pt"
-    fit(cfg.model_copy(update={"epochs": 2}), xt, yt, xv, yv, prep, log=lambda _: None, checkpoint=checkpoint)
+    fit(
+        cfg.model_copy(update={"epochs": 2}),
+        xt,
+        yt,
+        xv,
+        yv,
+        prep,
+        task=BinaryTask("label", 1),
+        log=lambda _: None,
+        checkpoint=checkpoint,
+    )
     assert torch.load(checkpoint, weights_only=False)["epoch"] == 2
     lines: list[str] = []
-    resumed, history = fit(cfg, xt, yt, xv, yv, prep, log=lines.append, checkpoint=checkpoint)
+    resumed, history = fit(
+        cfg, xt, yt, xv, yv, prep, task=BinaryTask("label", 1), log=lines.append, checkpoint=checkpoint
+    )
     assert lines[0] == "resumed from checkpoint.pt after epoch 2"
     assert [h["epoch"] for h in history] == [1.0, 2.0, 3.0]
     assert history[-1]["val_loss"] == pytest.approx(straight_history[-1]["val_loss"], abs=1e-6)

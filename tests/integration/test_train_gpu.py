@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
+from components.common.tasks import BinaryTask
 from components.train.recipe import fit, pick_device
 from components.train.step import export_onnx, parity_gap
 from tests.conftest import encoded_screening
@@ -32,7 +33,14 @@ def test_training_on_gpu_learns_and_exports(tmp_path: Path) -> None:
     prep, x, y = _data()
     assert pick_device("auto").type == "cuda"
     model, history = fit(
-        TrainingConfig(epochs=5, device="cuda"), x[:4500], y[:4500], x[4500:], y[4500:], prep, log=print
+        TrainingConfig(epochs=5, device="cuda"),
+        x[:4500],
+        y[:4500],
+        x[4500:],
+        y[4500:],
+        prep,
+        task=BinaryTask("label", 1),
+        log=print,
     )
     assert next(model.parameters()).device.type == "cpu"
     with torch.no_grad():
@@ -56,10 +64,17 @@ def test_resuming_on_the_gpu_restores_the_device_generator(tmp_path: Path) -> No
     prep, x, y = _data()
     cfg = TrainingConfig(epochs=3, dropout=0.3, device="cuda", early_stopping_patience=10, seed=2)
     split = (x[:4500], y[:4500], x[4500:], y[4500:])
-    _, straight = fit(cfg, *split, prep, log=lambda _: None)
+    _, straight = fit(cfg, *split, prep, task=BinaryTask("label", 1), log=lambda _: None)
     checkpoint = tmp_path / "checkpoint.pt"
-    fit(cfg.model_copy(update={"epochs": 2}), *split, prep, log=lambda _: None, checkpoint=checkpoint)
+    fit(
+        cfg.model_copy(update={"epochs": 2}),
+        *split,
+        prep,
+        task=BinaryTask("label", 1),
+        log=lambda _: None,
+        checkpoint=checkpoint,
+    )
     lines: list[str] = []
-    _, resumed = fit(cfg, *split, prep, log=lines.append, checkpoint=checkpoint)
+    _, resumed = fit(cfg, *split, prep, task=BinaryTask("label", 1), log=lines.append, checkpoint=checkpoint)
     assert lines[0] == "resumed from checkpoint.pt after epoch 2"
     assert resumed[-1]["val_loss"] == pytest.approx(straight[-1]["val_loss"], abs=1e-5)

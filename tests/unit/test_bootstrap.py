@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from components.common.scoring import METRICS
+from components.common.tasks.binary import METRICS
 from components.evaluate.bootstrap import (
     bootstrap_intervals,
     point_metrics,

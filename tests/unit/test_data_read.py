@@ -53,7 +53,7 @@ def test_s3_dataset_is_downloaded(tmp_path: Path, s3_env: dict[str, str]) -> Non
 
 
 def test_is_positive_compares_numbers_as_numbers_and_text_as_text() -> None:
-    from components.common.data import is_positive
+    from components.common.tasks.binary import is_positive
 
     assert is_positive(pd.Series([0, 1, 1]), 1).tolist() == [False, True, True]
     assert is_positive(pd.Series([0.0, 1.0]), 1).tolist() == [False, True]

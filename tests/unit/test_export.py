@@ -9,6 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 from components.common.config import TrainingConfig
+from components.common.tasks import BinaryTask
 from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
 from tests.conftest import fit_screening
@@ -47,7 +48,9 @@ def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_
     assert (unseen[:, -1] == 0).all()
 
     cfg = TrainingConfig(epochs=4, hidden_sizes=[16], categorical_encoding="embedding", embedding_size=3)
-    model, _ = fit(cfg, x[:2500], y[:2500], x[2500:], y[2500:], prep, log=lambda _: None)
+    model, _ = fit(
+        cfg, x[:2500], y[:2500], x[2500:], y[2500:], prep, task=BinaryTask("label", 1), log=lambda _: None
+    )
     assert [tuple(e.weight.shape) for e in model.embeddings] == [(4, 3)]
     assert torch.equal(model.embeddings[0].weight[0], torch.zeros(3))  # unseen: a zero vector
     with torch.no_grad():

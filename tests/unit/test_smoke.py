@@ -6,13 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.common.artifacts import DatasetSchema
 from components.common.config import TrainingConfig
 from components.common.step import GateFailed
-from components.train.smoke import SmokeTestFailed, constant_loss, run_smoke_test, stratified_subset
+from components.common.tasks import BinaryTask
+from components.train.smoke import SmokeTestFailed, run_smoke_test, stratified_subset
 from examples.screening.generate import generate
 
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
-SCHEMA = {"features": FEATURES, "categorical": ["scanner"], "label": "label", "positive_value": 1}
+SCHEMA = DatasetSchema(features=FEATURES, categorical=["scanner"], label="label", positive_value=1)
 CONFIG = TrainingConfig(hidden_sizes=[32, 16], batch_size=128, learning_rate=0.003, smoke_test_rows=1024)
 
 
@@ -65,11 +67,11 @@ def test_the_subset_keeps_label_shares_and_some_of_each_class() -> None:
     assert stratified_subset(frame, frame["label"].to_numpy(), 20_000, seed=0) is frame
 
 
-def test_constant_loss_is_the_minimum_over_constant_predictions() -> None:
+def test_the_binary_prior_loss_is_the_minimum_over_constant_predictions() -> None:
     y_train = np.array([1.0] * 10 + [0.0] * 90)
     y = np.array([1.0] * 5 + [0.0] * 95)
     for weighting in (True, False):
-        best = constant_loss(y_train, y, weighting)
+        best = BinaryTask("label", 1).prior_loss(y_train, y, weighting)
         weight = 9.0 if weighting else 1.0
         grid = np.linspace(0.001, 0.999, 999)
         losses = -(weight * y.mean() * np.log(grid) + (1 - y.mean()) * np.log(1 - grid))

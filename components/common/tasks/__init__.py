@@ -1,0 +1,31 @@
+"""What varies with the prediction task (binary, later multi-class) lives behind `Task`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from components.common.tasks.base import Task
+from components.common.tasks.binary import BinaryTask
+
+__all__ = ["BinaryTask", "Task", "task_for"]
+
+TASKS = ("binary",)
+"""Every task by its `dataset.task` name."""
+
+
+def task_for(
+    name: str, label: str, positive_value: int | str | None, classes: Sequence[Any] | None = None
+) -> Task:
+    """The task named `name` for a label column.
+
+    Args:
+        positive_value: The positive label (binary) or the class of interest (multi-class).
+        classes: The output order of a task with several classes (none yet).
+
+    Raises:
+        ValueError: `name` is not a known task.
+    """
+    if name == "binary":
+        return BinaryTask(label, 1 if positive_value is None else positive_value)
+    raise ValueError(f"unknown task {name!r}; dataset.task is one of {', '.join(TASKS)}")
