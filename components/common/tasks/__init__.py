@@ -7,10 +7,11 @@ from typing import Any
 
 from components.common.tasks.base import Task
 from components.common.tasks.binary import BinaryTask
+from components.common.tasks.multiclass import MulticlassTask
 
-__all__ = ["BinaryTask", "Task", "task_for"]
+__all__ = ["BinaryTask", "MulticlassTask", "Task", "task_for"]
 
-TASKS = ("binary",)
+TASKS = ("binary", "multiclass")
 """Every task by its `dataset.task` name."""
 
 
@@ -21,11 +22,13 @@ def task_for(
 
     Args:
         positive_value: The positive label (binary) or the class of interest (multi-class).
-        classes: The output order of a task with several classes (none yet).
+        classes: The multi-class output order; None: the training split's sorted labels.
 
     Raises:
         ValueError: `name` is not a known task.
     """
     if name == "binary":
         return BinaryTask(label, 1 if positive_value is None else positive_value)
+    if name == "multiclass":
+        return MulticlassTask(label, positive_value, classes)
     raise ValueError(f"unknown task {name!r}; dataset.task is one of {', '.join(TASKS)}")

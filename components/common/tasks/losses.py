@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,3 +19,16 @@ class BinaryCrossEntropy(nn.Module):
         """Mean weighted loss; logits are flattened to one column and computed in fp32."""
         return self.inner(logits.reshape(-1).float(), targets)
 
+
+class SoftmaxCrossEntropy(nn.Module):
+    """CrossEntropyLoss over logits (batch, K) and class indices, classes weighted."""
+
+    def __init__(self, class_weights: np.ndarray, device: torch.device) -> None:
+        """A loss whose rows of class k weigh `class_weights[k]` (mean over the summed weights)."""
+        super().__init__()
+        weight = torch.as_tensor(np.asarray(class_weights, dtype=np.float32), device=device)
+        self.inner = nn.CrossEntropyLoss(weight=weight)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean weighted loss, computed in fp32."""
+        return self.inner(logits.float(), targets)

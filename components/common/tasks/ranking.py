@@ -42,18 +42,22 @@ class Ranking:
     def auc(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(ROC-AUC, average precision) for each row of weights `w` (B, n); NaN where undefined.
 
+        Integer weights (bootstrap counts) may come as int32: the gather and the running sum
+        over all rows then move half the bytes; the per-positive arithmetic is float64.
+
         ROC-AUC: each positive beats the negatives scored below it and half of those tied with
         it. Average precision: each positive adds its weight times the precision of calling
         every row scored at or above it positive (ties as one threshold, as scikit-learn).
         """
         ws = w[:, self.order]
-        rows = np.zeros((w.shape[0], ws.shape[1] + 1))
+        rows = np.zeros((w.shape[0], ws.shape[1] + 1), dtype=ws.dtype)
         np.cumsum(ws, axis=1, out=rows[:, 1:])  # rows[:, j]: weight of the j lowest-scored rows
-        wp = ws[:, self.positive_at]
+        wp = ws[:, self.positive_at].astype(np.float64)
         pos = np.zeros((w.shape[0], wp.shape[1] + 1))
         np.cumsum(wp, axis=1, out=pos[:, 1:])
-        total, positives = rows[:, -1], pos[:, -1]
-        all_below, all_to_top = rows[:, self.below], rows[:, self.to_top]
+        total, positives = rows[:, -1].astype(np.float64), pos[:, -1]
+        all_below = rows[:, self.below].astype(np.float64)
+        all_to_top = rows[:, self.to_top].astype(np.float64)
         pos_below, pos_to_top = pos[:, self.positives_below], pos[:, self.positives_to_top]
         neg_below = all_below - pos_below
         neg_tied = (all_to_top - all_below) - (pos_to_top - pos_below)
