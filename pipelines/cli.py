@@ -403,7 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", default="", help="default: a new time-stamped id")
     run.add_argument("--parent-run", default="", help="run this one follows from (lineage)")
     run.add_argument("--trigger", default="manual", help="why this run started (lineage)")
-    run.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show kfp's executor input dumps and the tracebacks of failed steps",
+    )
     run.add_argument(
         "--force-promote",
         action="store_true",
@@ -429,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     recal.add_argument("--model", required=True, metavar="VERSION", help="registered version to start from")
     recal.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     recal.add_argument("--run-id", default="", help="default: a new time-stamped id")
-    recal.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
+    recal.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show kfp's executor input dumps and the tracebacks of failed steps",
+    )
     recal.add_argument("--force-promote", action="store_true", help="register even if a gate check fails")
     recal.add_argument("--reason", help="why the gate is overridden (with --force-promote)")
     recal.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. target_recall=0.97")

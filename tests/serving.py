@@ -28,10 +28,10 @@ def registered_version(folder: Path) -> dict[str, Any]:
     """A version folder as the registry holds it: a small trained model with Platt calibration."""
     import torch
 
-    from components.calibrate.fit import fit
-    from components.calibrate.operating_point import operating_point
     from components.common import calibration
     from components.common.preprocessing import Preprocessing
+    from components.common.tasks.binary_calibration import fit
+    from components.common.tasks.operating_point import operating_point
     from components.train.recipe import fit as train
     from components.train.step import export_onnx
     from examples.screening.generate import generate

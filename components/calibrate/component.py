@@ -19,12 +19,13 @@ def calibrate(
     report: Output[Markdown],
 ) -> str:
     """Fit the calibration map and operating point; returns the servable model's prefix."""
-    from components.calibrate.step import render_report, run
+    from components.calibrate.step import run
     from components.common.step import step_context, write_kfp_metrics, write_kfp_text
 
     with step_context(config_json, store_uri, run_id, "calibrate") as ctx:
         try:
-            write_kfp_text(report, render_report(run(ctx, splits, model)))
+            run(ctx, splits, model)
+            write_kfp_text(report, ctx.store.read_text(ctx.key("calibration.md")))
         finally:
             write_kfp_metrics(metrics, ctx.metrics)
         return ctx.prefix

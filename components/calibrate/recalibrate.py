@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from components.calibrate.operating_point import operating_point
-from components.calibrate.step import describe, render_report
+from components.calibrate.step import aim, rate_names, render_report
 from components.common import calibration
+from components.common.artifacts import DatasetSchema
 from components.common.registry import Registry
 from components.common.step import StepContext
 
@@ -56,13 +56,17 @@ def run(ctx: StepContext, version: str) -> dict[str, str]:
     old = calibration.normalise(
         ctx.store.read_json(f"{source}/calibration.json"), ctx.config.evaluation.threshold
     )
+    task = DatasetSchema.read(ctx.store, source).make_task()
     stored = _predictions(ctx, source)
     parts = {
-        split: (calibration.apply(old, rows["logit"].to_numpy()), rows["label"].to_numpy())
+        split: (
+            task.probabilities(old, {"logit": task.logits_from_columns(rows)}),
+            rows["label"].to_numpy(),
+        )
         for split, rows in stored.groupby("split")
     }
     cfg = ctx.config.calibration
-    point = operating_point(
+    point = task.operating_point(
         ("validation", *parts["validation"]),
         ("test", *parts["test"]),
         cfg.target_recall,
@@ -76,7 +80,7 @@ def run(ctx: StepContext, version: str) -> dict[str, str]:
         "operating_point": point,
         "recalibrated_from": {
             "version": version,
-            "threshold": old["operating_point"]["threshold"],
+            "threshold": old["operating_point"].get("threshold"),
             "target": old["operating_point"].get("target"),
             "model_sha256": hashlib.sha256(weights).hexdigest(),
         },
@@ -84,7 +88,7 @@ def run(ctx: StepContext, version: str) -> dict[str, str]:
     for file in COPIED:
         if ctx.store.exists(f"{source}/{file}"):
             ctx.store.write_bytes(ctx.key(file), ctx.store.read_bytes(f"{source}/{file}"))
-    ctx.store.write_text(ctx.key("calibration.md"), render_report(record))
+    ctx.store.write_text(ctx.key("calibration.md"), render_report(record, task))
     ctx.store.write_json(ctx.key("calibration.json"), record)
     ctx.store.write_json(
         ctx.key("lineage.json"),
@@ -97,12 +101,15 @@ def run(ctx: StepContext, version: str) -> dict[str, str]:
         },
     )
     test = point["rates"]["test"]
+    rates = ", ".join(f"{k} {test[k]:.4f}" for k in rate_names(test))
     print(
-        f"{name} v{version} ({describe(record)}): threshold {old['operating_point']['threshold']:.4f} -> "
-        f"{point['threshold']:.4f} for {point['target'] or 'the fixed threshold'}; "
-        f"test recall {test['recall']:.4f}, specificity {test['specificity']:.4f}",
+        f"{name} v{version} ({task.describe_calibration(record)}): "
+        f"{task.describe_point(old['operating_point'])} -> {task.describe_point(point)} for {aim(point)}; "
+        f"test {rates}",
         flush=True,
     )
-    ctx.metrics.update(threshold=round(point["threshold"], 4), source_version=int(version))
-    ctx.notes.append(f"recalibrated {name} v{version}: threshold {point['threshold']:.4f} (same weights)")
+    ctx.metrics.update(source_version=int(version))
+    if point.get("threshold") is not None:
+        ctx.metrics["threshold"] = round(point["threshold"], 4)
+    ctx.notes.append(f"recalibrated {name} v{version}: {task.describe_point(point)} (same weights)")
     return {"splits": splits, "model": source, "calibration": ctx.prefix, "lineage": ctx.key("lineage.json")}

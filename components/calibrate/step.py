@@ -2,8 +2,9 @@
 
 Outputs a servable model folder: `model.onnx` (the temperature folded in as a `probability`
 output when that method wins), `preprocessing.json`, `calibration.json` (method, parameters,
-operating point, before/after measures) and `predictions.parquet` (logits and labels of the
-calibration, validation and test splits, so the threshold can be moved without retraining).
+operating point, before/after measures) and `predictions.parquet` (per split and row: the label,
+the raw logits, the calibrated probabilities and the decision, so the operating point can be
+moved without retraining and every metric recomputed from what serving answers).
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.calibrate.fit import fit_and_select
-from components.calibrate.measures import reliability, summary
-from components.calibrate.operating_point import operating_point
-from components.common import calibration
 from components.common.artifacts import DatasetSchema
 from components.common.plots import png
 from components.common.scoring import load_split, onnx_logits
@@ -26,7 +23,9 @@ from components.common.tasks import Task
 SPLITS = ("calibration", "validation", "test")
 
 
-def reliability_png(curves: dict[str, dict[str, list[float]]], split: str = "test") -> bytes:
+def reliability_png(
+    curves: dict[str, dict[str, list[float]]], axes: tuple[str, str], split: str = "test"
+) -> bytes:
     """Reliability diagram: each curve against the diagonal of perfect calibration."""
 
     def draw(ax: Any) -> None:
@@ -37,8 +36,8 @@ def reliability_png(curves: dict[str, dict[str, list[float]]], split: str = "tes
             sizes = [8 + 120 * (count / max(curve["count"])) ** 0.5 for count in curve["count"]]
             ax.scatter(curve["predicted"], curve["observed"], s=sizes, color=line.get_color())
         ax.set(
-            xlabel="predicted probability",
-            ylabel="observed positive rate",
+            xlabel=axes[0],
+            ylabel=axes[1],
             title=f"Reliability ({split} split)",
             xlim=(0, 1),
             ylim=(0, 1),
@@ -48,37 +47,18 @@ def reliability_png(curves: dict[str, dict[str, list[float]]], split: str = "tes
     return png(draw)
 
 
-def describe(record: dict[str, Any]) -> str:
-    """One line naming the map, e.g. 'temperature T=1.83' or 'isotonic (12 knots)'."""
-    params = record["params"]
-    if record["method"] == "temperature":
-        return f"temperature T={params['temperature']:.3f}"
-    if record["method"] == "platt":
-        return f"platt a={params['a']:.3f} b={params['b']:.3f}"
-    if record["method"] == "isotonic":
-        return f"isotonic ({len(params['x'])} knots)"
-    return str(record["method"])
-
-
-def calibrated_model(onnx_model: bytes, record: dict[str, Any]) -> bytes:
-    """The graph serving loads: temperature folded in; other maps stay in calibration.json."""
-    if record["method"] == "temperature":
-        return calibration.fold_temperature(onnx_model, record["params"]["temperature"])
-    return onnx_model
-
-
 def build_record(
     ctx: StepContext, task: Task, logits: dict[str, np.ndarray], ys: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     """Fit and select the map, measure it on test, and choose the operating point on validation."""
     cfg = ctx.config.calibration
-    chosen, selection = fit_and_select(
+    chosen, selection = task.fit_calibration(
         cfg.method, logits["calibration"], ys["calibration"], logits["validation"], ys["validation"]
     )
     if not all(np.isfinite(v) for v in selection.values()):
         raise RuntimeError(f"calibration fit did not converge ({selection}); check the calibration split")
-    probs = {name: calibration.apply(chosen, z) for name, z in logits.items()}
-    point = operating_point(
+    probs = {name: task.probabilities(chosen, {"logit": z}) for name, z in logits.items()}
+    point = task.operating_point(
         ("validation", probs["validation"], ys["validation"]),
         ("test", probs["test"], ys["test"]),
         cfg.target_recall,
@@ -90,12 +70,12 @@ def build_record(
         **chosen,
         "configured": cfg.method,
         "selection": {"split": "validation", "metric": "nll", "candidates": selection},
-        "onnx_probability_output": chosen["method"] == "temperature",
+        "onnx_probability_output": task.folds_into_graph(chosen),
         "fitted_on": {"split": "calibration", "rows": int(len(ys["calibration"]))},
         "measured_on": {"split": "test", "rows": int(len(ys["test"]))},
         "bins": cfg.bins,
-        "before": summary(task.uncalibrated(logits["test"]), ys["test"], cfg.bins),
-        "after": summary(probs["test"], ys["test"], cfg.bins),
+        "before": task.calibration_measures(task.uncalibrated(logits["test"]), ys["test"], cfg.bins),
+        "after": task.calibration_measures(probs["test"], ys["test"], cfg.bins),
         "operating_point": point,
     }
 
@@ -104,60 +84,77 @@ def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     """The step body. Returns the calibration record (also written as calibration.json)."""
     task = DatasetSchema.read(ctx.store, splits).make_task()
     frames = {name: load_split(ctx.store, splits, name) for name in SPLITS}
-    logits = {name: onnx_logits(ctx.store, model, frame) for name, frame in frames.items()}
+    logits = {name: onnx_logits(ctx.store, model, frame, task) for name, frame in frames.items()}
     ys = {name: task.frame_targets(frame) for name, frame in frames.items()}
     record = build_record(ctx, task, logits, ys)
     bins = record["bins"]
     curves = {
-        "uncalibrated": reliability(task.uncalibrated(logits["test"]), ys["test"], bins),
-        describe(record): reliability(calibration.apply(record, logits["test"]), ys["test"], bins),
+        "uncalibrated": task.reliability(task.uncalibrated(logits["test"]), ys["test"], bins),
+        task.describe_calibration(record): task.reliability(
+            task.probabilities(record, {"logit": logits["test"]}), ys["test"], bins
+        ),
     }
-    predictions = pd.concat(
-        [pd.DataFrame({"split": name, "logit": logits[name], "label": ys[name]}) for name in SPLITS],
-        ignore_index=True,
-    )
+    parts = []
+    for name in SPLITS:
+        p = task.probabilities(record, {"logit": logits[name]})
+        decided = task.decide(p, record["operating_point"])
+        columns = task.prediction_columns(logits[name], p, decided)
+        parts.append(pd.DataFrame({"split": name, **columns, "label": ys[name]}))
+    predictions = pd.concat(parts, ignore_index=True)
     with ctx.store.staged(ctx.key("predictions.parquet")) as path:
         predictions.to_parquet(path, index=False)
     ctx.store.write_bytes(
-        ctx.key("model.onnx"), calibrated_model(ctx.store.read_bytes(f"{model}/model.onnx"), record)
+        ctx.key("model.onnx"), task.serving_graph(ctx.store.read_bytes(f"{model}/model.onnx"), record)
     )
     ctx.store.write_bytes(ctx.key("preprocessing.json"), ctx.store.read_bytes(f"{model}/preprocessing.json"))
     ctx.store.write_json(ctx.key("reliability.json"), curves)
-    ctx.store.write_bytes(ctx.key("reliability.png"), reliability_png(curves))
-    ctx.store.write_text(ctx.key("calibration.md"), render_report(record))
+    ctx.store.write_bytes(ctx.key("reliability.png"), reliability_png(curves, task.reliability_axes))
+    ctx.store.write_text(ctx.key("calibration.md"), render_report(record, task))
     ctx.store.write_json(ctx.key("calibration.json"), record)
-    report(ctx, record)
+    report(ctx, record, task)
     return record
 
 
-def report(ctx: StepContext, record: dict[str, Any]) -> None:
+def rate_names(rates: dict[str, Any]) -> list[str]:
+    """The rates of an operating point that carry an interval (recall, specificity, per class)."""
+    return [k for k in rates if f"{k}_interval" in rates]
+
+
+def aim(point: dict[str, Any]) -> str:
+    """What the operating point aimed at, e.g. 'target recall 0.9' or 'fixed threshold'."""
+    target = point["target"]
+    if not target:
+        return "fixed threshold" if point.get("threshold") is not None else "no target"
+    return "target " + ", ".join(f"{k} {v}" for k, v in target.items())
+
+
+def report(ctx: StepContext, record: dict[str, Any], task: Task) -> None:
     """Progress line and KFP metrics: the map, before/after on test, the operating point."""
     before, after, point = record["before"], record["after"], record["operating_point"]
     test = point["rates"]["test"]
-    target = point["target"]
-    aim = f"target {next(iter(target))} {next(iter(target.values()))}" if target else "fixed threshold"
+    rates = ", ".join(f"{k} {test[k]:.4f}" for k in rate_names(test))
+    rule = task.describe_point(point)
     print(
-        f"{describe(record)} (chosen by validation NLL from {', '.join(record['selection']['candidates'])}): "
+        f"{task.describe_calibration(record)} (chosen by validation NLL from "
+        f"{', '.join(record['selection']['candidates'])}): "
         f"test ECE {before['ece']:.4f} -> {after['ece']:.4f}, MCE {before['mce']:.4f} -> {after['mce']:.4f}, "
-        f"Brier {before['brier']:.4f} -> {after['brier']:.4f}; operating point {point['threshold']:.4f} "
-        f"({aim}): test recall {test['recall']:.4f}, specificity {test['specificity']:.4f}",
+        f"Brier {before['brier']:.4f} -> {after['brier']:.4f}; {rule} "
+        f"({aim(point)}): test {rates}",
         flush=True,
     )
-    ctx.metrics.update(
-        ece_before=round(before["ece"], 4),
-        ece_after=round(after["ece"], 4),
-        threshold=round(point["threshold"], 4),
-    )
+    ctx.metrics.update(ece_before=round(before["ece"], 4), ece_after=round(after["ece"], 4))
+    if point.get("threshold") is not None:
+        ctx.metrics["threshold"] = round(point["threshold"], 4)
     if record["method"] == "temperature":
         ctx.metrics["temperature"] = round(record["params"]["temperature"], 4)
-    ctx.notes.append(f"calibration: {describe(record)}; operating threshold {point['threshold']:.4f} ({aim})")
+    ctx.notes.append(f"calibration: {task.describe_calibration(record)}; {rule} ({aim(point)})")
 
 
-def render_report(record: dict[str, Any]) -> str:
+def render_report(record: dict[str, Any], task: Task) -> str:
     """Markdown for the Kubeflow UI: the map, its selection, before/after, the operating point."""
     before, after, point = record["before"], record["after"], record["operating_point"]
     lines = [
-        f"# Calibration: {describe(record)}",
+        f"# Calibration: {task.describe_calibration(record)}",
         "",
         f"Configured `{record['configured']}`; validation NLL:",
         "",
@@ -166,24 +163,25 @@ def render_report(record: dict[str, Any]) -> str:
     lines += [f"| {name} | {value:.4f} |" for name, value in record["selection"]["candidates"].items()]
     lines += ["", f"## Test split ({record['measured_on']['rows']} rows, {record['bins']} bins)", ""]
     lines += ["| measure | uncalibrated | calibrated |", "|---|---|---|"]
-    lines += [f"| {k} | {before[k]:.4f} | {after[k]:.4f} |" for k in ("ece", "mce", "brier", "nll")]
+    measures = [k for k in ("ece", "mce", "classwise_ece", "brier", "nll") if k in before]
+    lines += [f"| {k} | {before[k]:.4f} | {after[k]:.4f} |" for k in measures]
     target = point["target"]
-    aim = f"{next(iter(target))} >= {next(iter(target.values()))}" if target else "fixed threshold"
+    goal = (
+        ", ".join(f"{k} >= {v}" if k != "class" else f"class {v}" for k, v in target.items())
+        if target
+        else ""
+    )
     level = f"{point['confidence']:.0%}"
+    where = f"set on {point['chosen_on']}"
+    lines += ["", f"## Operating point: {task.describe_point(point)} ({goal or aim(point)}, {where})", ""]
+    names = rate_names(next(iter(point["rates"].values())))
     lines += [
-        "",
-        f"## Operating point: threshold {point['threshold']:.4f} ({aim}, set on {point['chosen_on']})",
-        "",
-    ]
-    lines += [
-        f"| split | recall | {level} interval | specificity | {level} interval |",
-        "|---|---|---|---|---|",
+        "| split | " + " | ".join(f"{n} | {level} interval" for n in names) + " |",
+        "|---|" + "---|---|" * len(names),
     ]
     for split, r in point["rates"].items():
-        recall_low, recall_high = r["recall_interval"]
-        spec_low, spec_high = r["specificity_interval"]
-        lines.append(
-            f"| {split} | {r['recall']:.4f} | {recall_low:.4f} – {recall_high:.4f} | "
-            f"{r['specificity']:.4f} | {spec_low:.4f} – {spec_high:.4f} |"
+        cells = " | ".join(
+            f"{r[n]:.4f} | {r[f'{n}_interval'][0]:.4f} – {r[f'{n}_interval'][1]:.4f}" for n in names
         )
+        lines.append(f"| {split} | {cells} |")
     return "\n".join(lines) + "\n"

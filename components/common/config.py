@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from components.common.config_section import Section
 from components.common.loop_config import LoopConfig
@@ -62,10 +62,15 @@ class DatasetConfig(Section):
     """CSV or Parquet file: a local path (relative to the config file) or s3://bucket/key."""
     label: str
     """Name of the label column."""
-    task: Literal["binary"] = "binary"
-    """The prediction task: binary (a positive class against the rest)."""
+    task: Literal["binary", "multiclass"] = "binary"
+    """binary: a positive class against the rest (one probability); multiclass: one of two or
+    more classes (a probability per class)."""
     positive_value: int | str = 1
-    """Label value that marks a positive case (e.g. disease present)."""
+    """binary: the label value of a positive case (e.g. disease present). multiclass: the class
+    of interest (its share is the prevalence the gate bounds), only when set."""
+    classes: list[str] | None = None
+    """multiclass: the classes in output order; a label outside them fails the gate. Default:
+    the sorted labels of the training split."""
     features: list[str] | None = None
     """Feature columns. Default: every column except label, id, time and group columns."""
     categorical: list[str] = Field(default_factory=list)
@@ -85,7 +90,8 @@ class DatasetConfig(Section):
         """The `Task` of this dataset's label."""
         from components.common.tasks import task_for
 
-        return task_for(self.task, self.label, self.positive_value)
+        explicit = self.task == "binary" or "positive_value" in self.model_fields_set
+        return task_for(self.task, self.label, self.positive_value if explicit else None, self.classes)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> DatasetConfig:
@@ -98,6 +104,12 @@ class DatasetConfig(Section):
         unknown = set(self.categorical) - set(self.features or self.categorical)
         if unknown:
             raise ValueError(f"categorical columns {sorted(unknown)} are not in features")
+        if self.classes is not None and self.task != "multiclass":
+            raise ValueError("dataset.classes needs task: multiclass (a binary label has a positive_value)")
+        if self.classes is not None and (
+            len(set(self.classes)) < 2 or len(set(self.classes)) != len(self.classes)
+        ):
+            raise ValueError(f"dataset.classes {self.classes} must name at least two distinct classes")
         return self
 
 
@@ -224,8 +236,28 @@ class TrainResources(Section):
     """Size of the in-memory /dev/shm (the 64Mi container default starves NCCL and loaders)."""
 
 
+class ModelFactory(Section):
+    """A model of your own: a function that builds a torch.nn.Module from the model spec."""
+
+    factory: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """Import path `package.module:function`, called as function(spec, **params); it returns an
+    nn.Module mapping the input tensor (batch, spec.n_inputs) to logits (batch, spec.n_outputs)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the factory (widths, depths, dropout, ...)."""
+
+
 class TrainingConfig(Section):
     """The model and how it is fitted."""
+
+    model: ModelFactory | None = None
+    """Your own network (`{factory: package.module:function, params: {...}}`); default: the
+    built-in MLP that hidden_sizes, dropout and embedding_size describe."""
+    loss: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """Your own loss, `package.module:function`, called as function(spec) -> nn.Module that
+    takes (logits, targets) to a scalar; default: the task's (binary or softmax cross-entropy)."""
+    code_path: str | None = None
+    """Folder put first on the import path for model and loss, so a module beside the config
+    imports. Default: the config file's folder. On a cluster the image carries the code."""
 
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
     """Width of each hidden layer of the MLP."""
@@ -312,12 +344,6 @@ class SliceSpec(Section):
         return self
 
 
-GatedMetric = Literal[
-    "recall", "specificity", "precision", "npv", "f1", "balanced_accuracy", "accuracy", "roc_auc", "pr_auc"
-]
-"""Metrics where higher is better: the ones a champion comparison can gate on."""
-
-
 class EvaluationConfig(Section):
     """Held-out metrics and the gate a model must pass to be registered."""
 
@@ -330,14 +356,18 @@ class EvaluationConfig(Section):
     """Gate: lowest acceptable precision (PPV) on the test split."""
     min_roc_auc: float | None = Field(None, ge=0, le=1)
     """Gate: lowest acceptable ROC-AUC on the test split."""
+    floors: dict[str, float] = Field(default_factory=dict)
+    """Gate: lowest acceptable value per metric, e.g. {macro_recall: 0.8, recall_malignant: 0.95}
+    (any metric where higher is better; min_recall, min_precision and min_roc_auc are shorthands)."""
     baseline: bool = True
     """Fit a logistic regression on the same split and report it beside the model."""
     must_beat_baseline: bool = False
     """Gate: the model's ROC-AUC must be at least the baseline's (needs baseline: true)."""
     slices: list[SliceSpec] = Field(default_factory=list)
     """Columns to report metrics by: names, or {column, bins} for numeric ones."""
-    primary_metric: Literal["recall", "specificity", "precision", "roc_auc"] = "recall"
-    """Metric whose worst slice is reported (and gated by max_slice_gap)."""
+    primary_metric: str | None = None
+    """Metric whose worst slice is reported (and gated by max_slice_gap); one of the task's slice
+    metrics. Default: recall (binary), accuracy (multiclass)."""
     max_slice_gap: float | None = Field(None, ge=0, le=1)
     """Gate: largest allowed drop of the primary metric from overall to the worst slice."""
     min_slice_rows: int = Field(30, ge=1)
@@ -346,9 +376,7 @@ class EvaluationConfig(Section):
     """Bootstrap resamples of the test split for metric intervals; 0 turns intervals off."""
     confidence: float = Field(0.95, gt=0.5, lt=1)
     """Coverage of the bootstrap intervals."""
-    max_regression: dict[GatedMetric, float] = Field(
-        default_factory=lambda: {"roc_auc": 0.02}  # type: ignore[arg-type]
-    )
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.02})
     """Gate against the champion (the registry's production version, scored on the same test
     rows with its own calibration and threshold): largest allowed drop per metric. With no
     champion yet only the floors apply. {} turns the comparison off."""
@@ -361,6 +389,11 @@ class EvaluationConfig(Section):
     force_reason: str | None = None
     """Why the gate is overridden: who decided and on what evidence."""
 
+    def gate_floors(self) -> dict[str, float]:
+        """Every floor: the shorthands, then `floors` (which wins where both name a metric)."""
+        shorthands = {"recall": self.min_recall, "precision": self.min_precision, "roc_auc": self.min_roc_auc}
+        return {k: v for k, v in shorthands.items() if v is not None} | dict(self.floors)
+
     @model_validator(mode="after")
     def _gate_needs_the_baseline(self) -> EvaluationConfig:
         if self.must_beat_baseline and not self.baseline:
@@ -372,26 +405,52 @@ class EvaluationConfig(Section):
         for metric, margin in self.max_regression.items():
             if not 0 <= margin <= 1:
                 raise ValueError(f"max_regression.{metric} = {margin}: use a drop between 0 and 1")
+        for metric, floor in self.floors.items():
+            if not 0 <= floor <= 1:
+                raise ValueError(f"floors.{metric} = {floor}: use a value between 0 and 1")
         return self
+
+
+class ClassTarget(Section):
+    """A recall to reach for one class (multiclass operating points)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+        validate_by_name=True,
+        serialize_by_alias=True,
+    )
+
+    class_: str = Field(alias="class")
+    """The class whose calibrated probability is thresholded."""
+    value: float = Field(gt=0, le=1)
+    """The recall it must reach on validation."""
 
 
 class CalibrationConfig(Section):
     """Turning scores into probabilities people can read as such, and the operating point."""
 
-    method: Literal["temperature", "platt", "isotonic", "auto"] = "temperature"
-    """Map fitted on the calibration split; `auto` fits all three and keeps the lowest
-    validation NLL. Temperature is folded into the ONNX graph; Platt and isotonic are applied
-    by the serving code from calibration.json."""
+    method: Literal["temperature", "platt", "isotonic", "vector", "none", "auto"] = "temperature"
+    """Map fitted on the calibration split. binary: temperature, platt or isotonic; multiclass:
+    temperature (one T for K classes) or vector (a scale and offset per class); none keeps the
+    model's own probabilities; `auto` fits every map of the task and keeps the lowest
+    validation NLL (multiclass: the identity included). A binary temperature is folded into
+    the ONNX graph; the other maps are applied by the serving code from calibration.json."""
     bins: int = Field(15, ge=2, le=100)
     """Equal-width bins for ECE, MCE and the reliability diagram."""
-    target_recall: float | None = Field(None, gt=0, le=1)
+    target_recall: float | ClassTarget | None = None
     """Operating point: the highest threshold on calibrated validation scores whose recall
-    reaches this. Unset (and no target_specificity): evaluation.threshold is used."""
+    reaches this. Unset (and no target_specificity): evaluation.threshold is used (multiclass:
+    argmax). multiclass: {class: malignant, value: 0.95} thresholds that class's probability
+    (a plain number applies to dataset.positive_value)."""
     target_specificity: float | None = Field(None, gt=0, le=1)
     """Operating point: the lowest threshold whose validation specificity reaches this."""
 
     @model_validator(mode="after")
     def _one_target(self) -> CalibrationConfig:
+        if isinstance(self.target_recall, float) and not 0 < self.target_recall <= 1:
+            raise ValueError(f"target_recall {self.target_recall} must be in (0, 1]")
         if self.target_recall is not None and self.target_specificity is not None:
             raise ValueError(
                 "set target_recall or target_specificity, not both: one threshold cannot promise both"
@@ -512,6 +571,13 @@ class KubeloopConfig(Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     """`kubeloop loop`: the whole loop replayed on this machine (traffic phases, compressed time)."""
 
+    @model_validator(mode="after")
+    def _settings_fit_the_task(self) -> KubeloopConfig:
+        problems = task_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     def resolved(self) -> dict[str, Any]:
         """Every field, defaults written out, as plain JSON types."""
         return self.model_dump(mode="json")
@@ -536,3 +602,51 @@ def resolve_data_path(path: str, base_dir: Path) -> str:
     if "://" in path or Path(path).is_absolute():
         return path
     return str((base_dir / path).resolve())
+
+
+def task_problems(config: KubeloopConfig) -> list[str]:
+    """Every setting that names a metric, a calibration map or a target the task lacks."""
+    dataset, task = config.dataset, config.dataset.make_task()
+    evaluation, calibration = config.evaluation, config.calibration
+    problems = []
+    for where, names in (
+        ("evaluation.floors", evaluation.gate_floors()),
+        ("evaluation.max_regression", evaluation.max_regression),
+    ):
+        unknown = [n for n in names if not task.knows_metric(n)]
+        if unknown:
+            problems.append(
+                f"{where} names {unknown}, not metrics of a {dataset.task} task where higher is better; "
+                f"use some of {', '.join(task.gated_metrics)}"
+            )
+    if evaluation.primary_metric is not None and evaluation.primary_metric not in task.slice_metrics:
+        problems.append(
+            f"evaluation.primary_metric {evaluation.primary_metric!r} is not reported per slice for a "
+            f"{dataset.task} task; use one of {', '.join(task.slice_metrics)}"
+        )
+    if calibration.method not in (*task.calibration_methods, "auto"):
+        problems.append(
+            f"calibration.method {calibration.method!r} does not apply to a {dataset.task} task; use one of "
+            f"{', '.join((*task.calibration_methods, 'auto'))}"
+        )
+    target = calibration.target_recall
+    if calibration.target_specificity is not None and "specificity" not in task.operating_targets:
+        problems.append(f"calibration.target_specificity does not apply to a {dataset.task} task; remove it")
+    if isinstance(target, ClassTarget) and "class" not in task.operating_targets:
+        problems.append(
+            f"calibration.target_recall of a {dataset.task} task is a number, not {{class, value}}"
+        )
+    if (
+        isinstance(target, ClassTarget)
+        and dataset.classes is not None
+        and target.class_ not in dataset.classes
+    ):
+        problems.append(
+            f"calibration.target_recall.class {target.class_!r} is not in dataset.classes {dataset.classes}"
+        )
+    if isinstance(target, float) and "class" in task.operating_targets and task.class_of_interest is None:
+        problems.append(
+            "calibration.target_recall needs a class in a multiclass task: write {class: NAME, value: "
+            f"{target}}} or set dataset.positive_value to the class of interest"
+        )
+    return problems

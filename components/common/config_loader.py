@@ -135,6 +135,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Kubeloo
     dataset = raw.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
         dataset["path"] = resolve_data_path(dataset["path"], file.parent.resolve())
+    training = raw.get("training")
+    if isinstance(training, dict) and (training.get("model") or training.get("loss")):
+        # A factory module beside the config imports from the config's folder.
+        training["code_path"] = resolve_data_path(training.get("code_path") or ".", file.parent.resolve())
     return validate_mapping(raw, source)
 
 

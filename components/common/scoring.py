@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common import calibration
 from components.common.artifacts import split_key
 from components.common.preprocessing import Preprocessing
 from components.common.store import Store
+from components.common.tasks import Task
 
 
 def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
@@ -19,7 +19,7 @@ def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
-def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame, task: Task) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     prep = Preprocessing.from_dict(store.read_json(f"{model_prefix}/preprocessing.json"))
@@ -28,19 +28,17 @@ def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame) -> dict[str,
     )
     names = [o.name for o in session.get_outputs()]
     outputs = session.run(names, {"features": prep.encode(frame)})
-    return {
-        name: np.asarray(out, dtype=np.float64).reshape(-1) for name, out in zip(names, outputs, strict=True)
-    }
+    return {name: task.output_array(out) for name, out in zip(names, outputs, strict=True)}
 
 
-def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame) -> np.ndarray:
-    """Uncalibrated logits of the ONNX model for every row."""
-    return _run_onnx(store, model_prefix, frame)["logit"]
+def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    """Uncalibrated logits of the ONNX model for every row (binary (n,), multi-class (n, K))."""
+    return _run_onnx(store, model_prefix, frame, task)["logit"]
 
 
 def calibrated_scores(
-    store: Store, model_prefix: str, record: dict[str, Any], frame: pd.DataFrame
+    store: Store, model_prefix: str, record: dict[str, Any], frame: pd.DataFrame, task: Task
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, calibrated probabilities) as serving computes them (`calibration.probabilities`)."""
-    outputs = _run_onnx(store, model_prefix, frame)
-    return outputs["logit"], calibration.probabilities(record, outputs)
+    """(logits, calibrated probabilities) as serving computes them (`Task.probabilities`)."""
+    outputs = _run_onnx(store, model_prefix, frame, task)
+    return outputs["logit"], task.probabilities(record, outputs)

@@ -39,6 +39,6 @@ class Baseline:
         model.fit(one_hot.encode(train), y_train)
         return cls(one_hot, model)
 
-    def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        """Positive-class probability of every row."""
-        return np.asarray(self.model.predict_proba(self.prep.encode(frame))[:, 1], dtype=np.float64)
+    def class_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """One probability column per class index (a multinomial fit for more than two classes)."""
+        return np.asarray(self.model.predict_proba(self.prep.encode(frame)), dtype=np.float64)

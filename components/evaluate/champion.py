@@ -13,21 +13,27 @@ from components.common import calibration
 from components.common.config import EvaluationConfig
 from components.common.registry import Registry
 from components.common.scoring import calibrated_scores
-from components.evaluate.bootstrap import paired_differences
+from components.common.tasks import Scores, Task
 
 
 @dataclass
 class Champion:
-    """The production version scored as it serves: its own calibration and threshold."""
+    """The production version scored as it serves: its own calibration and operating point."""
 
     version: str
     probabilities: np.ndarray | None
-    threshold: float
+    point: dict[str, Any]
     error: str | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        """The operating threshold, where the point has one."""
+        value = self.point.get("threshold")
+        return None if value is None else float(value)
 
 
 def score_champion(
-    registry: Registry, name: str, test: pd.DataFrame, default_threshold: float
+    registry: Registry, task: Task, name: str, test: pd.DataFrame, default_threshold: float
 ) -> Champion | None:
     """The champion's calibrated scores on `test`, or None when no version is in production.
 
@@ -42,16 +48,16 @@ def score_champion(
         record = calibration.normalise(
             registry.store.read_json(f"{prefix}/calibration.json"), default_threshold
         )
-        _, probabilities = calibrated_scores(registry.store, prefix, record, test)
-        threshold = float(record["operating_point"]["threshold"])
+        _, probabilities = calibrated_scores(registry.store, prefix, record, test, task)
     except Exception as exc:  # noqa: BLE001 - any failure is reported as a failed check, not a crash
-        return Champion(version, None, default_threshold, f"{type(exc).__name__}: {exc}")
-    return Champion(version, probabilities, threshold)
+        return Champion(version, None, {"threshold": default_threshold}, f"{type(exc).__name__}: {exc}")
+    return Champion(version, probabilities, dict(record["operating_point"]))
 
 
 def regression_checks(
+    task: Task,
     y: np.ndarray,
-    candidate: tuple[np.ndarray, float],
+    candidate: Scores,
     champion: Champion,
     cfg: EvaluationConfig,
     seed: int = 0,
@@ -66,16 +72,9 @@ def regression_checks(
             "passed": False,
         }
         return [check], {"version": champion.version, "error": champion.error}
-    metrics = sorted(set(cfg.max_regression) | {"roc_auc", "pr_auc", "recall", "specificity", "precision"})
-    table = paired_differences(
-        y,
-        candidate,
-        (champion.probabilities, champion.threshold),
-        metrics,
-        cfg.bootstrap_resamples,
-        cfg.confidence,
-        seed,
-    )
+    metrics = sorted(set(cfg.max_regression) | set(task.headline_metrics) | set(task.slice_metrics))
+    reference = task.scores(y, champion.probabilities, champion.point)
+    table = candidate.paired(reference, metrics, cfg.bootstrap_resamples, cfg.confidence, seed)
     checks = []
     for metric, margin in cfg.max_regression.items():
         row = table[metric]
@@ -98,6 +97,7 @@ def regression_checks(
     comparison = {
         "version": champion.version,
         "threshold": champion.threshold,
+        "operating_point": champion.point,
         "rule": cfg.regression_rule,
         "confidence": cfg.confidence,
         "metrics": table,

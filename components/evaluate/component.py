@@ -24,12 +24,11 @@ def evaluate(
 
     with step_context(config_json, store_uri, run_id, "evaluate") as ctx:
         try:
-            values, roc, _ = run(ctx, splits, model)
-            classification.log_confusion_matrix(
-                ["negative", "positive"],
-                [[values["tn"], values["fp"]], [values["fn"], values["tp"]]],
-            )
-            classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+            _, drawn, _ = run(ctx, splits, model)
+            classification.log_confusion_matrix(drawn["labels"], drawn["matrix"])
+            if drawn["roc"] is not None:  # one score (binary): its ROC with thresholds
+                roc = drawn["roc"]
+                classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
         finally:
             if ctx.store.exists(ctx.key("decision.md")):
                 write_kfp_text(decision, ctx.store.read_text(ctx.key("decision.md")))

@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import SliceSpec
-from components.evaluate.bootstrap import point_metrics
-
-SLICE_METRICS = ("recall", "specificity", "precision", "roc_auc")
+from components.common.tasks import Scores, Task
 
 
 def slice_labels(frame: pd.DataFrame, spec: SliceSpec) -> pd.Series:
@@ -30,22 +28,23 @@ def slice_labels(frame: pd.DataFrame, spec: SliceSpec) -> pd.Series:
 
 
 def slice_table(
-    frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float, specs: list[SliceSpec]
+    frame: pd.DataFrame, task: Task, y: np.ndarray, scores: Scores, specs: list[SliceSpec]
 ) -> list[dict[str, Any]]:
-    """One row per (column, slice): rows, positives and each SLICE_METRICS value (None if undefined)."""
+    """One row per (column, slice): rows, the task's label counts (binary: positives) and each
+    of its slice metrics (None if undefined)."""
     rows = []
     for spec in specs:
         labels = slice_labels(frame, spec).to_numpy()
         for value in sorted(set(labels)):
             mask = labels == value
-            values = point_metrics(y[mask], p[mask], threshold)
+            values = scores.subset(mask).point()
             rows.append(
                 {
                     "column": spec.column,
                     "slice": value,
                     "rows": int(mask.sum()),
-                    "positives": int(y[mask].sum()),
-                    **{m: None if np.isnan(values[m]) else round(values[m], 4) for m in SLICE_METRICS},
+                    **task.slice_counts(y[mask]),
+                    **{m: None if np.isnan(values[m]) else round(values[m], 4) for m in task.slice_metrics},
                 }
             )
     return rows
@@ -63,11 +62,9 @@ def worst_slice(
 
 
 def error_table(
-    frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, threshold: float, specs: list[SliceSpec], top: int = 10
+    frame: pd.DataFrame, kinds: dict[str, np.ndarray], specs: list[SliceSpec], top: int = 10
 ) -> list[dict[str, Any]]:
-    """The most frequent errors: false negatives and false positives counted per slice."""
-    called = p >= threshold
-    kinds = {"false negative": (y == 1) & ~called, "false positive": (y == 0) & called}
+    """The most frequent errors (`Task.errors`: binary false negatives and positives) per slice."""
     counts: list[dict[str, Any]] = []
     for spec in specs:
         labels = slice_labels(frame, spec).to_numpy()
@@ -86,11 +83,13 @@ def error_table(
 
 
 def render_slice_comparison(
-    slices: list[dict[str, Any]], champion_slices: list[dict[str, Any]], version: str
+    slices: list[dict[str, Any]],
+    champion_slices: list[dict[str, Any]],
+    version: str,
+    metrics: tuple[str, ...],
 ) -> str:
     """Markdown: each slice's metrics for the candidate beside the champion's, on the same rows."""
     theirs = {(r["column"], r["slice"]): r for r in champion_slices}
-    metrics = ("recall", "specificity", "roc_auc")
     head = " | ".join(f"{m} (candidate / v{version})" for m in metrics)
     lines = ["", f"## Slices against the champion v{version}", "", f"| column | slice | rows | {head} |"]
     lines.append("|---|---|---|" + "---|" * len(metrics))

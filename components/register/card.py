@@ -8,7 +8,7 @@ from typing import Any
 
 from components.common.artifacts import DatasetSchema
 from components.common.plots import img_tag
-from components.common.tasks.binary import METRICS
+from components.common.tasks import Task
 
 
 def _table(rows: Sequence[tuple[str, Any]]) -> str:
@@ -32,7 +32,7 @@ def _slices_section(metrics: dict[str, Any]) -> str:
     slices, worst = metrics.get("slices") or [], metrics.get("worst_slice")
     if not slices:
         return "<p>No slices configured (<code>evaluation.slices</code>).</p>"
-    columns = ("column", "slice", "rows", "positives", "recall", "specificity", "precision", "roc_auc")
+    columns = list(slices[0])  # column, slice, rows, the task's counts and slice metrics
     text = _grid(slices, columns)
     if worst:
         text += (
@@ -86,10 +86,14 @@ def _params(calibration: dict[str, Any]) -> str:
     params = calibration.get("params", {})
     if calibration.get("method") == "isotonic":
         return f"{len(params.get('x', []))} knots"
-    return ", ".join(f"{k} = {v:.4f}" for k, v in params.items())
+
+    def value(v: Any) -> str:
+        return "[" + ", ".join(f"{x:.3f}" for x in v) + "]" if isinstance(v, list) else f"{v:.4f}"
+
+    return ", ".join(f"{k} = {value(v)}" for k, v in params.items())
 
 
-def _calibration_section(calibration: dict[str, Any]) -> str:
+def _calibration_section(calibration: dict[str, Any], task: Task) -> str:
     before, after = calibration["before"], calibration["after"]
     selection = calibration.get("selection", {}).get("candidates", {})
     where = (
@@ -107,41 +111,37 @@ def _calibration_section(calibration: dict[str, Any]) -> str:
     text += f"<p>The map is {where}.</p>"
     source = calibration.get("recalibrated_from")
     if source:
-        new = float(calibration["operating_point"]["threshold"])
+        new = calibration["operating_point"].get("threshold")
         text += (
             f"<p class=banner>Recalibrated from version {html.escape(str(source['version']))}: same weights "
             f"(model.onnx sha256 {html.escape(source['model_sha256'][:12])}…), same map; threshold "
-            f"{_fmt(float(source['threshold']))} → {_fmt(new)}.</p>"
+            f"{_fmt(source.get('threshold'))} → {_fmt(new)}.</p>"
         )
-    measures = [
-        {"measure": k, "uncalibrated": before[k], "calibrated": after[k]}
-        for k in ("ece", "mce", "brier", "nll")
-    ]
+    names = [k for k in ("ece", "mce", "classwise_ece", "brier", "nll") if k in before]
+    measures = [{"measure": k, "uncalibrated": before[k], "calibrated": after[k]} for k in names]
     text += _grid(measures, ("measure", "uncalibrated", "calibrated"))
     point = calibration.get("operating_point")
     if point:
         target = point.get("target")
-        aim = ", ".join(f"{k} >= {v}" for k, v in target.items()) if target else "fixed threshold"
-        text += f"<h3>Operating point: threshold {_fmt(float(point['threshold']))} ({html.escape(aim)})</h3>"
+        aim = ", ".join(f"{k} >= {v}" for k, v in target.items() if k != "class") if target else ""
+        rule = html.escape(task.describe_point(point))
+        text += f"<h3>Operating point: {rule} ({html.escape(aim or 'no target')})</h3>"
+        split_rates: dict[str, dict[str, Any]] = point.get("rates", {})
+        first = next(iter(split_rates.values()), {})
+        rate_names = [k for k in first if f"{k}_interval" in first]
         rates = [
-            {
-                "split": split,
-                "recall": r["recall"],
-                "recall interval": _span(*r["recall_interval"]),
-                "specificity": r["specificity"],
-                "specificity interval": _span(*r["specificity_interval"]),
-            }
-            for split, r in point.get("rates", {}).items()
+            {"split": split}
+            | {n: r[n] for n in rate_names}
+            | {f"{n} interval": _span(*r[f"{n}_interval"]) for n in rate_names}
+            for split, r in split_rates.items()
         ]
         if rates:
-            text += _grid(
-                rates, ("split", "recall", "recall interval", "specificity", "specificity interval")
-            )
+            text += _grid(rates, ["split", *(c for n in rate_names for c in (n, f"{n} interval"))])
     return text
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value)
 
 
 def render_card(
@@ -154,6 +154,7 @@ def render_card(
     schema: DatasetSchema,
     plots: dict[str, bytes],
 ) -> str:
+    task = schema.make_task()
     """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI."""
     checks = (
         "".join(
@@ -173,7 +174,8 @@ def render_card(
         value = _fmt(metrics[key])
         return f"{value}  ({level} CI {bounds[0]:.4f} – {bounds[1]:.4f})" if bounds else value
 
-    metric_rows = [(k, with_interval(k)) for k in ("threshold", *METRICS, "prevalence") if k in metrics]
+    shown = ("threshold", *task.metric_names, "prevalence")
+    metric_rows = [(k, with_interval(k)) for k in shown if k in metrics and metrics[k] is not None]
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(name)} v{version} model card</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}
@@ -197,7 +199,12 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
                 ("label", schema.label),
             ]
             + [
-                (f"{s} split", f"{v['rows']} rows, prevalence {v['prevalence']:.4f}")
+                (
+                    f"{s} split",
+                    ", ".join(
+                        [f"{int(v['rows'])} rows", *(f"{k} {x:.4f}" for k, x in v.items() if k != "rows")]
+                    ),
+                )
                 for s, v in splits.items()
             ]
         )
@@ -206,11 +213,12 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
 <table><tr><th>check</th><th>observed</th><th>required</th><th>result</th></tr>{checks}</table>
 {_champion_section(metrics.get("champion"), metrics.get("confidence", 0.95))}
 <h2>Test-split metrics</h2>
-<p>Calibrated probabilities at the operating threshold, as serving decides.</p>{_table(metric_rows)}
+<p>Calibrated probabilities at the operating point, as serving decides.</p>{_table(metric_rows)}
 <div class=row>{_plot(plots, "roc", "ROC curve")}{_plot(plots, "pr", "precision-recall curve")}</div>
+{_plot(plots, "confusion", "confusion matrix")}
 <h2>Slices</h2>{_slices_section(metrics)}
 <h2>Calibration and operating point</h2>
-{_calibration_section(calibration)}
+{_calibration_section(calibration, task)}
 {img_tag(plots["reliability"], "reliability diagram")}
 <h2>Training</h2>
 {_plot(plots, "loss_curve", "loss curve") or "<p>No loss curve was stored with these weights.</p>"}

@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from components.common import calibration as calibration_math
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.drift_reference import (
     FEATURE_REFERENCE,
@@ -18,6 +17,7 @@ from components.common.drift_reference import (
 )
 from components.common.registry import Registry
 from components.common.step import StepContext
+from components.common.tasks import Task
 from components.register.card import render_card
 
 SPLIT_FILES = (SCHEMA_FILE, "data_profile.json", "expectation_suite.json")
@@ -27,8 +27,16 @@ DRIFT_FILES = (FEATURE_REFERENCE, SAMPLE_FILE)
 SERVABLE_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "predictions.parquet")
 """From calibrate: what serving loads, and the stored predictions recalibration works on."""
 TRAIN_FILES = ("model.pt", "loss_curve.png")
-EVALUATION_FILES = ("metrics.json", "decision.json", "decision.md", "curves.json", "roc.png", "pr.png")
-PLOTS = {"reliability": "reliability.png", "loss_curve": "loss_curve.png", "roc": "roc.png", "pr": "pr.png"}
+EVALUATION_FILES = ("metrics.json", "decision.json", "decision.md", "curves.json", "roc.png")
+EVALUATION_PLOTS = ("pr.png", "confusion.png")
+"""Written when the task draws them (a precision-recall curve needs a single score)."""
+PLOTS = {
+    "reliability": "reliability.png",
+    "loss_curve": "loss_curve.png",
+    "roc": "roc.png",
+    "pr": "pr.png",
+    "confusion": "confusion.png",
+}
 
 
 def gate_record(decision: dict[str, Any]) -> dict[str, Any]:
@@ -43,35 +51,39 @@ def gate_record(decision: dict[str, Any]) -> dict[str, Any]:
 
 
 def index_info(
-    run_id: str, lineage: dict[str, Any], metrics: dict[str, Any], calibration: dict[str, Any]
+    run_id: str, lineage: dict[str, Any], metrics: dict[str, Any], calibration: dict[str, Any], task: Task
 ) -> dict[str, Any]:
     """The summary the registry index keeps for `kubeloop models`."""
+    threshold = calibration["operating_point"].get("threshold")
     return {
         "run_id": run_id,
         "parent_run": lineage.get("parent_run"),
         "trigger": lineage.get("trigger"),
         "config_hash": lineage.get("config_hash"),
         "data_fingerprint": lineage["data"]["fingerprint"],
-        "metrics": {k: round(float(metrics[k]), 4) for k in ("recall", "precision", "roc_auc", "pr_auc")}
+        "metrics": {
+            k: round(float(metrics[k]), 4) for k in task.headline_metrics if metrics.get(k) is not None
+        }
         | {"ece": round(float(calibration["after"]["ece"]), 4)},
-        "threshold": round(float(calibration["operating_point"]["threshold"]), 6),
+        "threshold": None if threshold is None else round(float(threshold), 6),
         "calibration": calibration["method"],
         "forced": bool(lineage.get("gate", {}).get("forced")),
     }
 
 
-def prediction_reference(files: dict[str, bytes]) -> bytes:
-    """The drift reference of what this version answers: probability and decision on the test split.
+def prediction_reference(files: dict[str, bytes], task: Task) -> bytes:
+    """The drift reference of what this version answers (probabilities and the decision) on the
+    test split.
 
-    Built from the stored test logits through this version's calibration and threshold, so a
-    recalibrated version gets its own; the monitor tests served scores against it.
+    Built from the stored test logits through this version's calibration and operating point,
+    so a recalibrated version gets its own; the monitor tests served answers against it.
     """
     record = json.loads(files["calibration.json"])
     predictions = pd.read_parquet(io.BytesIO(files["predictions.parquet"]))
     test = predictions[predictions["split"] == "test"]
-    probability = calibration_math.apply(record, test["logit"].to_numpy())
-    threshold = float(record["operating_point"]["threshold"])
-    frame = pd.DataFrame({"probability": probability, "decision": (probability >= threshold).astype("int64")})
+    probability = task.probabilities(record, {"logit": task.logits_from_columns(test)})
+    decision = task.decide(probability, record["operating_point"])
+    frame = pd.DataFrame(task.answer_columns(probability, decision))
     reference, _ = build_reference(frame, [], source="test split, calibrated")
     return reference.to_json().encode()
 
@@ -133,19 +145,29 @@ def run(
     lineage = store.read_json(lineage_key or ctx.upstream("validate_data", "lineage.json"))
     decision = store.read_json(f"{evaluation}/decision.json")
     lineage["gate"] = gate_record(decision)
+    if store.exists(f"{model}/model_code.json"):  # the factory, its parameters and source hash
+        lineage["model"] = store.read_json(f"{model}/model_code.json")
     files: dict[str, bytes] = {f: store.read_bytes(f"{splits}/{f}") for f in SPLIT_FILES}
     files |= {f: store.read_bytes(f"{splits}/{f}") for f in DRIFT_FILES if store.exists(f"{splits}/{f}")}
     files |= {f: store.read_bytes(f"{calibration}/{f}") for f in (*SERVABLE_FILES, "reliability.png")}
-    files[PREDICTION_REFERENCE] = prediction_reference(files)
+    schema = DatasetSchema.from_json(files[SCHEMA_FILE])
+    task = schema.make_task()
+    files[PREDICTION_REFERENCE] = prediction_reference(files, task)
     files |= {f: store.read_bytes(f"{model}/{f}") for f in TRAIN_FILES if store.exists(f"{model}/{f}")}
     files |= {f: store.read_bytes(f"{evaluation}/{f}") for f in EVALUATION_FILES}
+    files |= {
+        f: store.read_bytes(f"{evaluation}/{f}")
+        for f in EVALUATION_PLOTS
+        if store.exists(f"{evaluation}/{f}")
+    }
     files["lineage.json"] = json.dumps(lineage, indent=2, sort_keys=True).encode()
     info = index_info(
         ctx.run_id,
         lineage,
         store.read_json(f"{evaluation}/metrics.json"),
         store.read_json(f"{calibration}/calibration.json"),
+        task,
     )
     if lineage["gate"]["forced"]:
         ctx.notes.append(f"gate overridden: {lineage['gate']['reason']}")
-    return publish(ctx, files, info, DatasetSchema.from_json(files[SCHEMA_FILE]))
+    return publish(ctx, files, info, schema)

@@ -1,4 +1,4 @@
-"""The tabular MLP: standardisation and categorical embeddings folded into the graph, one logit out."""
+"""The tabular MLP: standardisation and categorical embeddings folded into the graph, logits out."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from components.common.preprocessing import Preprocessing
+from components.train.spec import ModelSpec
 
 
 def embedding_dim(cardinality: int, cap: int | None = None) -> int:
@@ -16,7 +17,7 @@ def embedding_dim(cardinality: int, cap: int | None = None) -> int:
 
 class TabularMLP(nn.Module):
     """(x - mean) / std for numeric inputs, embeddings for category codes, then
-    Linear-ReLU-Dropout blocks, then one logit per row."""
+    Linear-ReLU-Dropout blocks, then `outputs` logits per row."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -28,12 +29,14 @@ class TabularMLP(nn.Module):
         hidden_sizes: list[int],
         dropout: float,
         embeddings: list[tuple[int, int]] | None = None,
+        outputs: int = 1,
     ) -> None:
         """Build the layers.
 
         Args:
             embeddings: (codes, size) per categorical input, which are the last inputs; empty
                 when categories come one-hot encoded.
+            outputs: Logits per row (the task's width: 1 binary, K classes).
         """
         super().__init__()
         self.n_numeric = len(mean) - len(embeddings or [])
@@ -46,11 +49,11 @@ class TabularMLP(nn.Module):
         for size in hidden_sizes:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
             width = size
-        layers.append(nn.Linear(width, 1))
+        layers.append(nn.Linear(width, outputs))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (batch, 1)."""
+        """Logits of shape (batch, outputs)."""
         numeric = (x[:, : self.n_numeric] - self.mean) / self.std
         if not len(self.embeddings):
             return self.net(numeric)
@@ -60,7 +63,11 @@ class TabularMLP(nn.Module):
 
 
 def build_model(
-    prep: Preprocessing, hidden_sizes: list[int], dropout: float, embedding_size: int | None = None
+    prep: Preprocessing,
+    hidden_sizes: list[int],
+    dropout: float,
+    embedding_size: int | None = None,
+    outputs: int = 1,
 ) -> TabularMLP:
     """The model for these inputs: embeddings when the preprocessing encodes category codes."""
     mean, std = prep.scale()
@@ -69,4 +76,11 @@ def build_model(
         if prep.encoding == "embedding"
         else []
     )
-    return TabularMLP(mean, std, hidden_sizes, dropout, embeddings)
+    return TabularMLP(mean, std, hidden_sizes, dropout, embeddings, outputs)
+
+
+def tabular_mlp(
+    spec: ModelSpec, hidden_sizes: list[int], dropout: float, embedding_size: int | None = None
+) -> TabularMLP:
+    """The built-in factory (`training.model` unset): the MLP for the spec's inputs and outputs."""
+    return build_model(spec.prep(), hidden_sizes, dropout, embedding_size, spec.n_outputs)

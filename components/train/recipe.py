@@ -27,7 +27,8 @@ from torch.utils.data.distributed import DistributedSampler
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
 from components.common.tasks import Task
-from components.train.model import TabularMLP, build_model
+from components.train.factory import build_loss, build_model
+from components.train.spec import ModelSpec
 
 
 def seed_everything(seed: int) -> None:
@@ -151,12 +152,14 @@ def fit(
     checkpoint: Path | None = None,
     on_checkpoint: Callable[[Path], Any] | None = None,
     max_steps: int | None = None,
-) -> tuple[TabularMLP, list[dict[str, float]]]:
+) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
 
     Args:
         y_train, y_val: Targets as `task.loss_targets` gives them.
-        task: Gives the loss (its class weighting fitted on `y_train`).
+        prep: The fitted preprocessing (the model spec's inputs).
+        task: Gives the outputs and the loss (its class weighting fitted on `y_train`);
+            `training.loss` replaces the loss, `training.model` the built-in MLP.
         checkpoint: File to resume from and to write after every epoch (rank 0 writes).
         on_checkpoint: Called by rank 0 with the checkpoint file after each write (e.g. to
             copy it to the artifact store, where restarted pods on other nodes find it).
@@ -165,7 +168,8 @@ def fit(
     rank, size = world()
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
-    model = build_model(prep, cfg.hidden_sizes, cfg.dropout, cfg.embedding_size).to(device)
+    spec = ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs)
+    model = build_model(cfg, spec).to(device)
     ddp: nn.Module = model
     if size > 1:
         ddp = DistributedDataParallel(
@@ -173,7 +177,8 @@ def fit(
             device_ids=[device.index] if device.type == "cuda" else None,
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
-    loss_fn = task.loss(y_train, cfg.class_weighting, device)
+    loss_fn = build_loss(cfg, spec) or task.loss(y_train, cfg.class_weighting, device)
+    loss_fn = loss_fn.to(device)
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.

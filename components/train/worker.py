@@ -20,6 +20,7 @@ from components.common.artifacts import DatasetSchema
 from components.common.config import KubeloopConfig
 from components.common.preprocessing import Preprocessing
 from components.train.recipe import fit
+from components.train.spec import ModelSpec
 
 
 def main(spec_path: str) -> None:
@@ -81,6 +82,7 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
                     "state_dict": model.state_dict(),
                     "history": history,
                     "preprocessing": prep.to_dict(),
+                    "spec": ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs).to_dict(),
                     "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                 },
                 tmp,

@@ -92,7 +92,7 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
 
     present = set(frame.columns)
     required = required_columns(frame, dataset)
-    derived = [c for c in (POSITIVE, DUPLICATE, BAD_TIME) if c in present]
+    derived = sorted(c for c in present if c.startswith("__kubeloop_"))  # gate-only columns
     out: list[Any] = [
         gxe.ExpectTableColumnsToMatchSet(
             column_set=required + derived,
@@ -232,6 +232,9 @@ def _observed(check: str, result: dict[str, Any], meta: dict[str, Any]) -> str:
         shown = ("missing", "unexpected") if meta.get("exact") else ("missing",)
         parts = [f"{k}: {mismatched[k]}" for k in shown if mismatched.get(k)]
         return "; ".join(parts) or "as expected"
+    counts = result.get("partial_unexpected_counts")
+    if check == "label_classes" and counts:
+        return "; ".join(f"{c['value']!r} in {c['count']} rows" for c in counts[:10])
     value = result.get("observed_value")
     if isinstance(value, dict) and "quantiles" in value:
         return ", ".join(

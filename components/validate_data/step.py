@@ -71,14 +71,15 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     if failed or assignment is None:
         raise GateFailed(f"{len(failed)} data check(s) failed: " + "; ".join(map(_summary_line, failed)))
 
-    task = dataset.make_task()
+    # The task learns what it needs of the training labels (multi-class: the output order).
+    task = dataset.make_task().resolve(frame.loc[assignment.to_numpy() == "train", dataset.label])
     targets = task.frame_targets(frame)
     frame = frame.assign(__split=assignment.to_numpy())
     summary = split_summary(frame, task, targets)
     empty = [s for s in SPLIT_NAMES if s not in summary or task.degenerate(summary[s])]
     if empty:
         raise GateFailed(
-            f"split(s) {empty} have no positive or no negative cases ({summary}); "
+            f"split(s) {empty} lack a class of the label (every split needs each class: {summary}); "
             "use more rows or larger split fractions"
         )
     train = frame[frame["__split"] == "train"]
@@ -102,6 +103,7 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         splits=summary,
         fingerprint=fingerprint,
         task=task.name,
+        classes=task.classes or None,
     ).write(ctx.store, ctx.prefix)
     overall = task.split_summary(targets)
     ctx.metrics.update(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -21,6 +22,7 @@ from components.common.tasks import BinaryTask
 from components.train.recipe import fit
 from components.train.step import launch
 from examples.screening.generate import generate
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
@@ -154,10 +156,20 @@ def _wait_for_epoch(path: Path, epoch: int, deadline: float) -> float:
     raise TimeoutError(f"no checkpoint of epoch {epoch} in time")
 
 
+@pytest.mark.parametrize("model", ["built-in", "own"])
 def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
-    data: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    data: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str], model: str
 ) -> None:
-    config = _config(epochs=6, batch_size=8, early_stopping_patience=10, dropout=0.1)
+    own: dict[str, Any] = {}
+    if model == "own":  # a factory in a folder outside the repository, as a team keeps its code
+        team = tmp_path / "team"
+        team.mkdir()
+        shutil.copy(REPO / "examples" / "own_model" / "model.py", team / "team_model.py")
+        own = {
+            "model": {"factory": "team_model:residual_mlp", "params": {"width": 16}},
+            "code_path": str(team),
+        }
+    config = _config(epochs=6, batch_size=8, early_stopping_patience=10, dropout=0.1, **own)
     spec = {"schema": SCHEMA, **data, "config_json": config}
     (tmp_path / "straight").mkdir()
     straight = launch(spec, tmp_path / "straight", nproc=2, max_restarts=0)
@@ -198,6 +210,8 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
     best = min(h["val_loss"] for h in history)
     straight_best = min(h["val_loss"] for h in straight["history"])
     assert best == pytest.approx(straight_best, rel=0.01)
+    if model == "own":  # the result names the user's network, and it is what was trained
+        assert any(k.startswith("blocks.") for k in outcome["result"]["state_dict"])
 
 
 def test_the_pytorchjob_entry_point_trains_from_the_store_and_resumes_from_its_checkpoint(

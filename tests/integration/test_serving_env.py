@@ -73,8 +73,8 @@ print(json.dumps({"folded": folded.reshape(-1).tolist(), **out}))
 
 
 def test_serving_env_applies_every_calibration_record(serving_python: Path, tmp_path: Path) -> None:
-    from components.calibrate.fit import fit
     from components.common import calibration
+    from components.common.tasks.binary_calibration import fit
 
     model, _, x, y = fit_screening(
         TrainingConfig(epochs=2, hidden_sizes=[16]), rows=2000, seed=4, train_rows=1500

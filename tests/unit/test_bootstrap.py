@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from components.common.tasks.binary import METRICS
-from components.evaluate.bootstrap import (
+from components.common.tasks.binary_metrics import (
     bootstrap_intervals,
     point_metrics,
     resample_weights,

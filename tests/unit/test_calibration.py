@@ -12,16 +12,16 @@ from sklearn.calibration import _sigmoid_calibration, calibration_curve
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
-from components.calibrate.fit import fit, fit_and_select, fit_platt, fit_temperature
-from components.calibrate.measures import ece_mce, reliability, summary
-from components.calibrate.operating_point import (
+from components.common import calibration
+from components.common.calibration import sigmoid
+from components.common.tasks.binary_calibration import fit, fit_and_select, fit_platt, fit_temperature
+from components.common.tasks.binary_measures import ece_mce, reliability, summary
+from components.common.tasks.operating_point import (
     operating_point,
     threshold_for_recall,
     threshold_for_specificity,
     wilson,
 )
-from components.common import calibration
-from components.common.calibration import sigmoid
 
 
 def shifted_logits(seed: int, n: int = 40_000) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,11 @@ import pytest
 from sklearn.metrics import recall_score, roc_auc_score
 
 from components.common.config import EvaluationConfig
-from components.evaluate.bootstrap import paired_differences
+from components.common.tasks import BinaryTask
+from components.common.tasks.binary_metrics import paired_differences
 from components.evaluate.champion import Champion, regression_checks
+
+TASK = BinaryTask("label", 1)
 
 
 def two_models(seed: int = 0, n: int = 3000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,13 +38,17 @@ def test_paired_difference_matches_scikit_learn_and_is_zero_against_itself() -> 
 def test_a_worse_candidate_fails_with_both_numbers_and_the_interval() -> None:
     y, good, noisy = two_models(1)
     cfg = EvaluationConfig(max_regression={"roc_auc": 0.02}, bootstrap_resamples=300)
-    checks, comparison = regression_checks(y, (noisy, 0.4), Champion("3", good, 0.4), cfg)
+    checks, comparison = regression_checks(
+        TASK, y, TASK.scores(y, noisy, {"threshold": 0.4}), Champion("3", good, {"threshold": 0.4}), cfg
+    )
     [check] = checks
     assert check["passed"] is False and check["required"] == -0.02
     assert check["champion"] > check["candidate"] and check["observed"] < -0.02
     assert check["interval"][0] < check["observed"] < check["interval"][1]
     assert "champion v3" in check["check"] and comparison["version"] == "3"
-    better, _ = regression_checks(y, (good, 0.4), Champion("3", noisy, 0.4), cfg)
+    better, _ = regression_checks(
+        TASK, y, TASK.scores(y, good, {"threshold": 0.4}), Champion("3", noisy, {"threshold": 0.4}), cfg
+    )
     assert better[0]["passed"] is True
 
 
@@ -52,8 +59,12 @@ def test_the_interval_rule_is_stricter_than_the_point_rule() -> None:
     margin = 0.005
     point = EvaluationConfig(max_regression={"roc_auc": margin}, bootstrap_resamples=400)
     interval = point.model_copy(update={"regression_rule": "interval"})
-    by_point, table = regression_checks(y, (close, 0.4), Champion("1", good, 0.4), point)
-    by_interval, _ = regression_checks(y, (close, 0.4), Champion("1", good, 0.4), interval)
+    by_point, table = regression_checks(
+        TASK, y, TASK.scores(y, close, {"threshold": 0.4}), Champion("1", good, {"threshold": 0.4}), point
+    )
+    by_interval, _ = regression_checks(
+        TASK, y, TASK.scores(y, close, {"threshold": 0.4}), Champion("1", good, {"threshold": 0.4}), interval
+    )
     row = table["metrics"]["roc_auc"]
     assert row["low"] < -margin < row["difference"]  # the case where the two rules disagree
     assert by_point[0]["passed"] is True and by_interval[0]["passed"] is False
@@ -61,8 +72,9 @@ def test_the_interval_rule_is_stricter_than_the_point_rule() -> None:
 
 def test_a_champion_that_cannot_score_fails_the_gate_and_says_why() -> None:
     y, good, _ = two_models()
-    champion = Champion("2", None, 0.5, "KeyError: 'lesion_size_mm'")
-    checks, comparison = regression_checks(y, (good, 0.4), champion, EvaluationConfig())
+    champion = Champion("2", None, {"threshold": 0.5}, "KeyError: 'lesion_size_mm'")
+    candidate = TASK.scores(y, good, {"threshold": 0.4})
+    checks, comparison = regression_checks(TASK, y, candidate, champion, EvaluationConfig())
     assert checks[0]["passed"] is False and "lesion_size_mm" in checks[0]["observed"]
     assert comparison == {"version": "2", "error": "KeyError: 'lesion_size_mm'"}
 

@@ -14,6 +14,8 @@ from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
 from tests.conftest import fit_screening
 
+TASK = BinaryTask("label", 1)
+
 
 def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> None:
     model, _, x, _ = fit_screening(
@@ -21,13 +23,13 @@ def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> 
     )
     path = tmp_path / "model.onnx"
     export_onnx(model, x.shape[1], path)
-    assert parity_gap(model, path, x[1000:]) <= PARITY_TOLERANCE
+    assert parity_gap(model, path, x[1000:], TASK) <= PARITY_TOLERANCE
     graph = onnx.load(str(path))
     weights = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
     corrupted = numpy_helper.to_array(weights) + 0.05
     weights.CopyFrom(numpy_helper.from_array(corrupted.astype(np.float32), weights.name))
     onnx.save(graph, str(path))
-    assert parity_gap(model, path, x[1000:]) > PARITY_TOLERANCE
+    assert parity_gap(model, path, x[1000:], TASK) > PARITY_TOLERANCE
 
 
 def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_path: Path) -> None:
@@ -59,6 +61,6 @@ def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_
     path = tmp_path / "model.onnx"
     export_onnx(model, x.shape[1], path)
     rows = np.concatenate([x[2500:], unseen])
-    assert parity_gap(model, path, rows) <= PARITY_TOLERANCE
+    assert parity_gap(model, path, rows, TASK) <= PARITY_TOLERANCE
     assert pd.Series(prep.to_dict()["encoded_names"]).is_unique
     assert Preprocessing.from_dict(prep.to_dict()) == prep

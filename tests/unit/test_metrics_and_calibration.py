@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from components.calibrate.fit import fit_temperature
-from components.calibrate.measures import ece_mce, logit_nll, summary
 from components.common.calibration import sigmoid
 from components.common.config import EvaluationConfig
-from components.evaluate.metrics import binary_metrics, gate_checks, roc_points
+from components.common.tasks import BinaryTask
+from components.common.tasks.binary_calibration import fit_temperature
+from components.common.tasks.binary_measures import ece_mce, logit_nll, summary
+from components.common.tasks.binary_metrics import binary_metrics, roc_points
+from components.evaluate.metrics import gate_checks
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,8 @@ def test_the_baseline_learns_and_uses_one_hot_whatever_the_model_encoding() -> N
     y = frame["label"].to_numpy()
     baseline = Baseline.fit(prep, frame.iloc[:3000], y[:3000], class_weighting=True)
     assert baseline.prep.encoding == "one_hot" and "scanner=B" in baseline.prep.encoded_names
-    scores = baseline.scores(frame.iloc[3000:])
+    columns = baseline.class_probabilities(frame.iloc[3000:])
+    assert columns.shape == (1000, 2) and np.allclose(columns.sum(axis=1), 1.0)
+    scores = BinaryTask("label", 1).from_class_columns(columns)
     assert scores.shape == (1000,) and ((0 <= scores) & (scores <= 1)).all()
     assert roc_auc_score(y[3000:], scores) > 0.75

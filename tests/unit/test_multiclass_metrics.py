@@ -72,7 +72,7 @@ def test_a_class_never_decided_and_a_tie_in_top_2_follow_scikit_learn() -> None:
 def test_the_confusion_matrix_is_scikit_learns() -> None:
     y, p = _sample(500, seed=3)
     d = p.argmax(axis=1)
-    assert MulticlassScores(y, p, d, CLASSES).confusion() == skm.confusion_matrix(y, d).tolist()
+    assert MulticlassScores(y, p, d, CLASSES).confusion() == (CLASSES, skm.confusion_matrix(y, d).tolist())
 
 
 def test_bootstrap_intervals_are_the_percentiles_of_scikit_learn_on_each_resample() -> None:

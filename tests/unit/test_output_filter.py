@@ -33,3 +33,25 @@ def test_partial_lines_wait_for_their_end() -> None:
     assert out.getvalue() == ""
     log.write(" done\n")
     assert out.getvalue() == "epoch 1 done\n"
+
+
+def test_a_step_traceback_keeps_only_its_exception_line() -> None:
+    out = io.StringIO()
+    log = ExecutorDumpFilter(out)
+    log.write(
+        "    smoke test: 5 epochs\n"
+        "    Traceback (most recent call last):\n"
+        '      File "<frozen runpy>", line 198, in _run_module_as_main\n'
+        '      File "/work/components/validate_data/step.py", line 72, in run\n'
+        "        raise GateFailed(message)\n"
+        "    components.common.step.GateFailed: 1 data check(s) failed: label_classes(grade)\n"
+        "    \n"
+        "22:09:30.038 - ERROR - Task 'validate-data' finished with status FAILURE\n"
+    )
+    assert out.getvalue() == (
+        "    smoke test: 5 epochs\n"
+        "    components.common.step.GateFailed: 1 data check(s) failed: label_classes(grade)"
+        "  (traceback hidden; --verbose shows it)\n"
+        "    \n"
+        "22:09:30.038 - ERROR - Task 'validate-data' finished with status FAILURE\n"
+    )

@@ -8,8 +8,11 @@ import pytest
 from sklearn.metrics import recall_score, roc_auc_score
 
 from components.common.config import EvaluationConfig, SliceSpec
+from components.common.tasks import BinaryTask
 from components.evaluate.metrics import gate_checks
 from components.evaluate.slices import error_table, slice_labels, slice_table, worst_slice
+
+TASK = BinaryTask("label", 1)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def test_slice_metrics_equal_scikit_learn_on_each_slice(
     scored: tuple[pd.DataFrame, np.ndarray, np.ndarray],
 ) -> None:
     frame, y, p = scored
-    table = slice_table(frame, y, p, 0.45, [SliceSpec(column="scanner")])
+    table = slice_table(frame, TASK, y, TASK.scores(y, p, {"threshold": 0.45}), [SliceSpec(column="scanner")])
     assert [r["slice"] for r in table] == ["A", "B"]
     for row in table:
         mask = (frame["scanner"] == row["slice"]).to_numpy()
@@ -49,7 +52,7 @@ def test_numeric_columns_are_binned_left_closed() -> None:
 
 def test_the_worst_slice_gap_is_found_and_gated(scored: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> None:
     frame, y, p = scored
-    table = slice_table(frame, y, p, 0.45, [SliceSpec(column="scanner")])
+    table = slice_table(frame, TASK, y, TASK.scores(y, p, {"threshold": 0.45}), [SliceSpec(column="scanner")])
     overall = recall_score(y, p >= 0.45)
     worst = worst_slice(table, overall, "recall", min_rows=30)
     assert worst is not None and worst["slice"] == "B"
@@ -61,7 +64,9 @@ def test_the_worst_slice_gap_is_found_and_gated(scored: tuple[pd.DataFrame, np.n
 
 def test_errors_are_counted_where_they_fall(scored: tuple[pd.DataFrame, np.ndarray, np.ndarray]) -> None:
     frame, y, p = scored
-    errors = error_table(frame, y, p, 0.45, [SliceSpec(column="scanner")], top=10)
+    errors = error_table(
+        frame, TASK.errors(y, (p >= 0.45).astype(int)), [SliceSpec(column="scanner")], top=10
+    )
     called = p >= 0.45
     for row in errors:
         value = row["where"].split("=")[1]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from components.common.tasks.base import Task
+from components.common.tasks.base import Scores, Task
 from components.common.tasks.binary import BinaryTask
 from components.common.tasks.multiclass import MulticlassTask
 
-__all__ = ["BinaryTask", "MulticlassTask", "Task", "task_for"]
+__all__ = ["BinaryTask", "MulticlassTask", "Scores", "Task", "task_for"]
 
 TASKS = ("binary", "multiclass")
 """Every task by its `dataset.task` name."""

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
-from components.common.tasks.base import LABEL_INDICATOR, Task
+from components.common.tasks.base import LABEL_INDICATOR, Scores, Task
 
 if TYPE_CHECKING:
     import torch
@@ -137,6 +137,96 @@ class BinaryTask(Task):
             )
         return out
 
+    def fit_calibration(
+        self,
+        method: str,
+        fit_logits: np.ndarray,
+        fit_y: np.ndarray,
+        select_logits: np.ndarray,
+        select_y: np.ndarray,
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Temperature, Platt, isotonic or none (`binary_calibration.fit_and_select`)."""
+        from components.common.tasks.binary_calibration import fit_and_select
+
+        return fit_and_select(method, fit_logits, fit_y, select_logits, select_y)
+
+    def calibration_measures(
+        self, probabilities: np.ndarray, targets: np.ndarray, bins: int
+    ) -> dict[str, float]:
+        """NLL, Brier, ECE and MCE of the positive-class probability."""
+        from components.common.tasks.binary_measures import summary
+
+        return summary(probabilities, targets, bins)
+
+    def reliability(self, probabilities: np.ndarray, targets: np.ndarray, bins: int) -> dict[str, list[Any]]:
+        """Mean predicted probability against the observed positive rate."""
+        from components.common.tasks.binary_measures import reliability
+
+        return reliability(probabilities, targets, bins)
+
+    def describe_calibration(self, record: Mapping[str, Any]) -> str:
+        """'temperature T=1.830', 'platt a=.. b=..', 'isotonic (12 knots)' or the method."""
+        params = record.get("params", {})
+        if record["method"] == "temperature":
+            return f"temperature T={params['temperature']:.3f}"
+        if record["method"] == "platt":
+            return f"platt a={params['a']:.3f} b={params['b']:.3f}"
+        if record["method"] == "isotonic":
+            return f"isotonic ({len(params['x'])} knots)"
+        return str(record["method"])
+
+    def folds_into_graph(self, record: Mapping[str, Any]) -> bool:
+        """The temperature map."""
+        return bool(record["method"] == "temperature")
+
+    @property
+    def reliability_axes(self) -> tuple[str, str]:
+        """Predicted probability against the observed positive rate."""
+        return ("predicted probability", "observed positive rate")
+
+    def serving_graph(self, onnx_model: bytes, record: Mapping[str, Any]) -> bytes:
+        """The temperature folded in; other maps stay in calibration.json."""
+        if self.folds_into_graph(record):
+            return calibration.fold_temperature(onnx_model, record["params"]["temperature"])
+        return onnx_model
+
+    def operating_point(
+        self,
+        chosen_on: tuple[str, np.ndarray, np.ndarray],
+        measured_on: tuple[str, np.ndarray, np.ndarray],
+        target_recall: Any,
+        target_specificity: float | None,
+        fixed_threshold: float,
+        level: float,
+    ) -> dict[str, Any]:
+        """The threshold for the recall or specificity target (`operating_point.operating_point`)."""
+        from components.common.tasks.operating_point import operating_point
+
+        recall = None if target_recall is None else float(target_recall)
+        return operating_point(chosen_on, measured_on, recall, target_specificity, fixed_threshold, level)
+
+    def prediction_columns(
+        self, logits: np.ndarray, probabilities: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """logit, probability and decision (0/1)."""
+        return {"logit": logits, "probability": probabilities, "decision": decisions}
+
+    def logits_from_columns(self, frame: pd.DataFrame) -> np.ndarray:
+        """The `logit` column."""
+        return frame["logit"].to_numpy(dtype=np.float64)
+
+    def answer_columns(self, probabilities: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
+        """probability and decision."""
+        return {"probability": probabilities, "decision": np.asarray(decisions, dtype=np.int64)}
+
+    def output_array(self, output: np.ndarray) -> np.ndarray:
+        """One value per row: (n,)."""
+        return np.asarray(output, dtype=np.float64).reshape(-1)
+
+    def from_class_columns(self, matrix: np.ndarray) -> np.ndarray:
+        """The positive class's column."""
+        return np.asarray(matrix, dtype=np.float64)[:, 1]
+
     def probabilities(self, record: Mapping[str, Any], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """The positive class's calibrated probability (`calibration.probabilities`)."""
         return calibration.probabilities(record, outputs)
@@ -153,3 +243,68 @@ class BinaryTask(Task):
     def metric_names(self) -> tuple[str, ...]:
         """`METRICS`."""
         return METRICS
+
+    @property
+    def gated_metrics(self) -> tuple[str, ...]:
+        """Every metric but the two losses."""
+        return tuple(m for m in METRICS if m not in ("brier", "log_loss"))
+
+    @property
+    def calibration_methods(self) -> tuple[str, ...]:
+        """Temperature, Platt, isotonic, or none."""
+        return ("temperature", "platt", "isotonic", "none")
+
+    @property
+    def operating_targets(self) -> tuple[str, ...]:
+        """A recall or a specificity."""
+        return ("recall", "specificity")
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """Recall, precision, ROC-AUC and PR-AUC."""
+        return ("recall", "precision", "roc_auc", "pr_auc")
+
+    @property
+    def slice_metrics(self) -> tuple[str, ...]:
+        """Recall, specificity, precision, ROC-AUC."""
+        return ("recall", "specificity", "precision", "roc_auc")
+
+    def scores(self, targets: np.ndarray, probabilities: np.ndarray, point: Mapping[str, Any]) -> Scores:
+        """`BinaryScores` at the point's threshold."""
+        from components.common.tasks.binary_metrics import BinaryScores
+
+        return BinaryScores(targets, probabilities, float(point["threshold"]))
+
+    def slice_counts(self, targets: np.ndarray) -> dict[str, int]:
+        """Positives."""
+        return {"positives": int(np.sum(targets))}
+
+    def errors(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
+        """False negatives and false positives."""
+        y, d = np.asarray(targets), np.asarray(decisions)
+        return {"false negative": (y == 1) & (d == 0), "false positive": (y == 0) & (d == 1)}
+
+    def baseline_point(
+        self, probabilities: np.ndarray, targets: np.ndarray, model_metrics: Mapping[str, float]
+    ) -> tuple[dict[str, Any], str]:
+        """The threshold where the baseline reaches the model's recall (threshold metrics then
+        compare specificity and precision at equal recall)."""
+        from components.common.tasks.binary_metrics import matching_recall_threshold
+
+        threshold = matching_recall_threshold(probabilities, targets, model_metrics["recall"])
+        return {"threshold": threshold}, "its threshold matches the model's recall"
+
+    @property
+    def baseline_metrics(self) -> tuple[str, ...]:
+        """ROC-AUC, PR-AUC, recall, specificity, precision, balanced accuracy."""
+        return ("roc_auc", "pr_auc", "recall", "specificity", "precision", "balanced_accuracy")
+
+    def describe_point(self, point: Mapping[str, Any]) -> str:
+        """'operating threshold T'."""
+        return f"operating threshold {float(point['threshold']):.4g}"
+
+    def curves(self, targets: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+        """ROC (with thresholds) and precision-recall, thinned to 200 points."""
+        from components.common.tasks.binary_metrics import curves
+
+        return curves(targets, probabilities)

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from components.common.tasks import multiclass_calibration
-from components.common.tasks.base import LABEL_INDICATOR, Task
-from components.common.tasks.multiclass_metrics import SUMMARY_METRICS, per_class_names
+from components.common.tasks.base import LABEL_INDICATOR, LABEL_TEXT, Scores, Task
+from components.common.tasks.multiclass_metrics import PER_CLASS_METRICS, SUMMARY_METRICS, per_class_names
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +46,7 @@ class MulticlassTask(Task):
             classes: The output order; None until `resolve` reads the training split.
         """
         super().__init__(label, positive_value if positive_value is not None else "")
-        self.class_of_interest = None if positive_value in (None, "") else str(positive_value)
+        self.chosen_class = None if positive_value in (None, "") else str(positive_value)
         self.fixed = classes is not None
         self.classes = [str(c) for c in classes] if classes is not None else []
 
@@ -55,7 +55,12 @@ class MulticlassTask(Task):
         if self.fixed:
             return self
         found = sorted(label_text(train_labels.dropna()).unique())
-        return MulticlassTask(self.label, self.class_of_interest, found)
+        return MulticlassTask(self.label, self.chosen_class, found)
+
+    @property
+    def class_of_interest(self) -> str | None:
+        """dataset.positive_value when it was set."""
+        return self.chosen_class
 
     @property
     def n_outputs(self) -> int:
@@ -117,10 +122,12 @@ class MulticlassTask(Task):
         return any(summary.get(f"share_{c}", 0.0) == 0.0 for c in self.classes)
 
     def gate_columns(self, labels: pd.Series) -> dict[str, np.ndarray]:
-        """The class-of-interest indicator, when there is one."""
-        if self.class_of_interest is None:
-            return {}
-        return {LABEL_INDICATOR: (label_text(labels) == self.class_of_interest).to_numpy(dtype=np.int8)}
+        """The label as text (checked against fixed classes), and the class-of-interest indicator."""
+        text = label_text(labels).where(labels.notna())
+        columns = {LABEL_TEXT: text.to_numpy(dtype=object)} if self.fixed else {}
+        if self.chosen_class is not None:
+            columns[LABEL_INDICATOR] = (text == self.chosen_class).to_numpy(dtype=np.int8)
+        return columns
 
     def label_expectations(self, prevalence: Any, check_meta: Any) -> list[Any]:
         """At least two label values, only the configured classes, and the prevalence bounds."""
@@ -135,15 +142,18 @@ class MulticlassTask(Task):
         ]
         if self.fixed:
             out.append(
-                gxe.ExpectColumnDistinctValuesToBeInSet(
-                    column=self.label,
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=LABEL_TEXT,
                     value_set=self.classes,
                     meta=check_meta(
-                        "label_classes", self.label, f"only {self.classes} (dataset.classes)", "error"
+                        "label_classes",
+                        self.label,
+                        f"only {self.classes}: add the value to dataset.classes or remove those rows",
+                        "error",
                     ),
                 )
             )
-        if prevalence is not None and self.class_of_interest is not None:
+        if prevalence is not None and self.chosen_class is not None:
             out.append(
                 gxe.ExpectColumnMeanToBeBetween(
                     column=LABEL_INDICATOR,
@@ -152,12 +162,130 @@ class MulticlassTask(Task):
                     meta=check_meta(
                         "prevalence",
                         self.label,
-                        f"share of {self.class_of_interest} between {prevalence.min} and {prevalence.max}",
+                        f"share of {self.chosen_class} between {prevalence.min} and {prevalence.max}",
                         prevalence.severity,
                     ),
                 )
             )
         return out
+
+    def fit_calibration(
+        self,
+        method: str,
+        fit_logits: np.ndarray,
+        fit_y: np.ndarray,
+        select_logits: np.ndarray,
+        select_y: np.ndarray,
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Temperature, vector scaling or none (`multiclass_calibration.fit_and_select`)."""
+        return multiclass_calibration.fit_and_select(method, fit_logits, fit_y, select_logits, select_y)
+
+    def calibration_measures(
+        self, probabilities: np.ndarray, targets: np.ndarray, bins: int
+    ) -> dict[str, float]:
+        """NLL, Brier, top-label ECE and MCE, classwise ECE."""
+        return multiclass_calibration.summary(probabilities, targets, bins)
+
+    def reliability(self, probabilities: np.ndarray, targets: np.ndarray, bins: int) -> dict[str, list[Any]]:
+        """Top-label: mean top probability against accuracy."""
+        return multiclass_calibration.reliability(probabilities, targets, bins)
+
+    def describe_calibration(self, record: Mapping[str, Any]) -> str:
+        """'temperature T=1.830', 'vector scaling (K classes)' or 'none'."""
+        params = record.get("params", {})
+        if record["method"] == "temperature":
+            return f"temperature T={params['temperature']:.3f}"
+        if record["method"] == "vector":
+            return f"vector scaling ({len(params['a'])} classes)"
+        return str(record["method"])
+
+    def folds_into_graph(self, record: Mapping[str, Any]) -> bool:
+        """None: serving applies every multi-class map from calibration.json."""
+        return False
+
+    @property
+    def reliability_axes(self) -> tuple[str, str]:
+        """Top-label probability against accuracy."""
+        return ("top-label probability", "accuracy (top label is right)")
+
+    def serving_graph(self, onnx_model: bytes, record: Mapping[str, Any]) -> bytes:
+        """Unchanged: serving applies the map from calibration.json."""
+        return onnx_model
+
+    def operating_point(
+        self,
+        chosen_on: tuple[str, np.ndarray, np.ndarray],
+        measured_on: tuple[str, np.ndarray, np.ndarray],
+        target_recall: Any,
+        target_specificity: float | None,
+        fixed_threshold: float,
+        level: float,
+    ) -> dict[str, Any]:
+        """argmax, or the class of interest's threshold where its validation recall reaches the
+        target (the highest such threshold, as the binary operating point); rates per class."""
+        from components.common.tasks.operating_point import threshold_for_recall, wilson
+
+        chosen: str | None = None
+        value: float | None = None
+        if target_recall is not None:
+            chosen = str(getattr(target_recall, "class_", None) or self.chosen_class)
+            value = float(getattr(target_recall, "value", target_recall))
+            if chosen not in self.classes:
+                raise ValueError(
+                    f"calibration.target_recall names class {chosen!r}; the classes are {self.classes}"
+                )
+        name, p, y = chosen_on
+        point: dict[str, Any] = {"class": None, "threshold": None, "target": None}
+        if chosen is not None and value is not None:
+            c = self.classes.index(chosen)
+            threshold = threshold_for_recall(p[:, c], (y == c).astype(int), value)
+            point = {"class": chosen, "threshold": threshold, "target": {"recall": value, "class": chosen}}
+
+        def rates(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+            decided = self.decide(probabilities, point)
+            out: dict[str, Any] = {}
+            for c, label in enumerate(self.classes):
+                hits, support = int(np.sum((decided == c) & (targets == c))), int(np.sum(targets == c))
+                out[f"recall_{label}"] = hits / support if support else float("nan")
+                out[f"recall_{label}_interval"] = list(wilson(hits, support, level))
+            return out
+
+        held_name, held_p, held_y = measured_on
+        return {
+            **point,
+            "chosen_on": name,
+            "confidence": level,
+            "rates": {name: rates(p, y), held_name: rates(held_p, held_y)},
+        }
+
+    def prediction_columns(
+        self, logits: np.ndarray, probabilities: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """logit_<class> and probability_<class> per class, and the decided class's name."""
+        columns: dict[str, np.ndarray] = {}
+        for c, name in enumerate(self.classes):
+            columns[f"logit_{name}"] = logits[:, c]
+        for c, name in enumerate(self.classes):
+            columns[f"probability_{name}"] = probabilities[:, c]
+        columns["decision"] = np.asarray(self.classes, dtype=object)[np.asarray(decisions, dtype=np.int64)]
+        return columns
+
+    def logits_from_columns(self, frame: pd.DataFrame) -> np.ndarray:
+        """The logit_<class> columns in class order."""
+        return frame[[f"logit_{name}" for name in self.classes]].to_numpy(dtype=np.float64)
+
+    def answer_columns(self, probabilities: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
+        """probability_<class> per class, and the decided class's index."""
+        columns = {f"probability_{name}": probabilities[:, c] for c, name in enumerate(self.classes)}
+        return {**columns, "decision": np.asarray(decisions, dtype=np.int64)}
+
+    def output_array(self, output: np.ndarray) -> np.ndarray:
+        """One row of K values per row: (n, K)."""
+        return np.asarray(output, dtype=np.float64).reshape(-1, self.n_outputs)
+
+    def from_class_columns(self, matrix: np.ndarray) -> np.ndarray:
+        """The matrix itself, (n, K)."""
+        return np.asarray(matrix, dtype=np.float64).reshape(-1, self.n_outputs)
 
     def probabilities(self, record: Mapping[str, Any], outputs: Mapping[str, np.ndarray]) -> np.ndarray:
         """softmax of the calibrated logits, (rows, K)."""
@@ -186,3 +314,87 @@ class MulticlassTask(Task):
     def metric_names(self) -> tuple[str, ...]:
         """The whole-table metrics, then `<metric>_<class>` per class."""
         return (*SUMMARY_METRICS, *per_class_names(self.classes))
+
+    @property
+    def gated_metrics(self) -> tuple[str, ...]:
+        """Every metric but log loss and Brier."""
+        return tuple(m for m in self.metric_names if m not in ("log_loss", "brier"))
+
+    def knows_metric(self, name: str) -> bool:
+        """A gated metric; before the classes are known, any `<per-class metric>_<class>` too."""
+        if name in self.gated_metrics:
+            return True
+        prefixes = tuple(f"{m}_" for m in PER_CLASS_METRICS)
+        return not self.classes and name.startswith(prefixes)
+
+    @property
+    def calibration_methods(self) -> tuple[str, ...]:
+        """Temperature, vector scaling, or none."""
+        return multiclass_calibration.METHODS
+
+    @property
+    def operating_targets(self) -> tuple[str, ...]:
+        """A recall for one class."""
+        return ("recall", "class")
+
+    @property
+    def headline_metrics(self) -> tuple[str, ...]:
+        """Accuracy, balanced accuracy, macro F1 and macro one-vs-rest ROC-AUC."""
+        return ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+
+    @property
+    def slice_metrics(self) -> tuple[str, ...]:
+        """Accuracy, macro recall, macro F1, macro ROC-AUC."""
+        return ("accuracy", "macro_recall", "macro_f1", "roc_auc")
+
+    def scores(self, targets: np.ndarray, probabilities: np.ndarray, point: Mapping[str, Any]) -> Scores:
+        """`MulticlassScores` of the decisions at `point`."""
+        from components.common.tasks.multiclass_metrics import MulticlassScores
+
+        return MulticlassScores(targets, probabilities, self.decide(probabilities, point), self.classes)
+
+    def slice_counts(self, targets: np.ndarray) -> dict[str, int]:
+        """How many classes the slice holds."""
+        return {"classes": int(len(np.unique(targets)))}
+
+    def errors(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
+        """'<true> called <decided>' for every pair of different classes."""
+        y, d = np.asarray(targets), np.asarray(decisions)
+        return {
+            f"{self.classes[a]} called {self.classes[b]}": (y == a) & (d == b)
+            for a in range(self.n_outputs)
+            for b in range(self.n_outputs)
+            if a != b
+        }
+
+    def baseline_point(
+        self, probabilities: np.ndarray, targets: np.ndarray, model_metrics: Mapping[str, float]
+    ) -> tuple[dict[str, Any], str]:
+        """argmax: the baseline's probabilities are not calibrated, so no threshold transfers."""
+        return {}, "it decides its most probable class"
+
+    @property
+    def baseline_metrics(self) -> tuple[str, ...]:
+        """Macro ROC-AUC and PR-AUC, accuracy, balanced accuracy, macro F1, macro recall."""
+        return ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "macro_f1", "macro_recall")
+
+    def describe_point(self, point: Mapping[str, Any]) -> str:
+        """'argmax', or the class-of-interest rule."""
+        if point.get("class") is None:
+            return "argmax decisions (the most probable class)"
+        return (
+            f"{point['class']} where its probability >= {float(point['threshold']):.4g}, "
+            "else the most probable other class"
+        )
+
+    def curves(self, targets: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+        """One-vs-rest ROC per class, thinned to 200 points each."""
+        from components.common.tasks.binary_metrics import roc_points
+
+        y = np.asarray(targets)
+        return {
+            "roc_per_class": {
+                name: roc_points((y == c).astype(int), probabilities[:, c])
+                for c, name in enumerate(self.classes)
+            }
+        }

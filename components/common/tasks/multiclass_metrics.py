@@ -9,8 +9,12 @@ average precision undefined when a class has no positive or no negative row).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from components.common.tasks.base import Scores
 from components.common.tasks.ranking import Ranking, ratio
 
 EPS = float(np.finfo(np.float64).eps)
@@ -45,7 +49,7 @@ def per_class_names(classes: list[str]) -> list[str]:
     return [f"{metric}_{name}" for metric in PER_CLASS_METRICS for name in classes]
 
 
-class MulticlassScores:
+class MulticlassScores(Scores):
     """Labels, probabilities and decisions of n rows, prepared once for any number of weightings."""
 
     def __init__(self, y: np.ndarray, p: np.ndarray, decision: np.ndarray, classes: list[str]) -> None:
@@ -54,6 +58,7 @@ class MulticlassScores:
         k = len(self.classes)
         self.y = np.asarray(y, dtype=np.int64)
         self.p = np.asarray(p, dtype=np.float64)
+        self.decision = np.asarray(decision, dtype=np.int64)
         if self.p.ndim != 2 or self.p.shape[1] != k:
             raise ValueError(f"probabilities have shape {self.p.shape}; expected (rows, {k})")
         self.truth = np.eye(k)[self.y]  # (n, K) one-hot labels
@@ -104,22 +109,72 @@ class MulticlassScores:
         values = self.weighted(np.ones((1, len(self.y))))
         return {name: float(v[0]) for name, v in values.items()}
 
-    def confusion(self) -> list[list[int]]:
-        """Counts: row = true class, column = decided class."""
-        return (self.truth.T @ self.called).astype(np.int64).tolist()
+    def summary(self) -> dict[str, Any]:
+        """Every metric, each class's support, and the confusion matrix."""
+        support = self.truth.sum(axis=0).astype(int)
+        return {
+            **self.point(),
+            **{f"support_{name}": int(n) for name, n in zip(self.classes, support, strict=True)},
+            "rows": len(self.y),
+        }
+
+    def confusion(self) -> tuple[list[str], list[list[int]]]:
+        """(classes, counts with row = true class, column = decided class)."""
+        return list(self.classes), (self.truth.T @ self.called).astype(np.int64).tolist()
+
+    def subset(self, rows: np.ndarray) -> MulticlassScores:
+        """The rows where `rows` is true."""
+        return MulticlassScores(self.y[rows], self.p[rows], self.decision[rows], self.classes)
+
+    def _resamples(self, resamples: int, seed: int) -> Any:
+        """Batches of bootstrap weights (int32 counts), drawn as `intervals` documents."""
+        rng = np.random.default_rng(seed)
+        n = len(self.y)
+        chunk = max(1, CHUNK_CELLS // max(n, 1))
+        for start in range(0, resamples, chunk):
+            count = min(chunk, resamples - start)
+            picks = rng.integers(0, n, size=(count, n)) + np.arange(count)[:, None] * n
+            yield np.bincount(picks.ravel(), minlength=count * n).reshape(count, n).astype(np.int32)
+
+    def paired(
+        self, reference: Scores, metrics: Sequence[str], resamples: int, level: float, seed: int = 0
+    ) -> dict[str, dict[str, float]]:
+        """Candidate minus reference on the same resampled rows, per metric."""
+        if not isinstance(reference, MulticlassScores) or reference.classes != self.classes:
+            raise TypeError(f"the reference must score the same classes {self.classes}")
+        mine, theirs = self.point(), reference.point()
+        out = {
+            m: {
+                "candidate": mine[m],
+                "reference": theirs[m],
+                "difference": mine[m] - theirs[m],
+                "low": float("nan"),
+                "high": float("nan"),
+            }
+            for m in metrics
+        }
+        if resamples == 0:
+            return out
+        diffs: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
+        for w in self._resamples(resamples, seed):
+            a, b = self.weighted(w), reference.weighted(w)
+            for m in metrics:
+                diffs[m].append(a[m] - b[m])
+        tail = 100 * (1 - level) / 2
+        for m in metrics:
+            samples = np.concatenate(diffs[m])
+            samples = samples[np.isfinite(samples)]
+            if len(samples):
+                low, high = np.percentile(samples, [tail, 100 - tail])
+                out[m].update(low=float(low), high=float(high))
+        return out
 
     def intervals(
         self, resamples: int = 1000, level: float = 0.95, seed: int = 0
     ) -> dict[str, tuple[float, float]]:
         """Percentile bootstrap interval of every metric (resamples where it is undefined skipped)."""
-        rng = np.random.default_rng(seed)
-        n = len(self.y)
-        chunk = max(1, CHUNK_CELLS // max(n, 1))
         collected: dict[str, list[np.ndarray]] = {}
-        for start in range(0, resamples, chunk):
-            count = min(chunk, resamples - start)
-            picks = rng.integers(0, n, size=(count, n)) + np.arange(count)[:, None] * n
-            w = np.bincount(picks.ravel(), minlength=count * n).reshape(count, n).astype(np.int32)
+        for w in self._resamples(resamples, seed):
             for name, values in self.weighted(w).items():
                 collected.setdefault(name, []).append(values)
         tail = 100 * (1 - level) / 2

@@ -1,4 +1,4 @@
-"""Every metric on weighted rows, and bootstrap 95% intervals computed on all resamples at once.
+"""Binary metrics on weighted rows, bootstrap intervals on all resamples at once, and curves.
 
 A bootstrap resample is the original rows with multinomial counts as weights, so B resamples
 are one (B, n) weight matrix: the scores are sorted once, and ROC-AUC and average precision
@@ -8,8 +8,12 @@ does. That makes 1,000 resamples cost about as much as a few dozen scikit-learn 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from components.common.tasks.base import Scores
 from components.common.tasks.binary import METRICS
 from components.common.tasks.ranking import Ranking, ratio
 
@@ -148,3 +152,101 @@ def paired_differences(
             low, high = np.percentile(samples, [tail, 100 - tail])
             out[name].update(low=float(low), high=float(high))
     return out
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Every metric of `bootstrap.METRICS` plus prevalence and the confusion counts.
+
+    A ratio with an empty denominator is 0.0, as scikit-learn's zero_division default.
+    """
+    pred = p >= threshold
+    values = {k: (0.0 if np.isnan(v) else v) for k, v in point_metrics(y, p, threshold).items()}
+    return {
+        **values,
+        "prevalence": float(np.mean(y)),
+        "tp": int(np.sum(pred & (y == 1))),
+        "fp": int(np.sum(pred & (y == 0))),
+        "fn": int(np.sum(~pred & (y == 1))),
+        "tn": int(np.sum(~pred & (y == 0))),
+    }
+
+
+def roc_points(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, list[float]]:
+    """ROC curve thinned to at most `limit` points (the Kubeflow UI draws these)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, thresholds = roc_curve(y, p)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).astype(int))
+    finite = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": finite[keep].tolist()}
+
+
+def curves(y: np.ndarray, p: np.ndarray, limit: int = 200) -> dict[str, dict[str, Any]]:
+    """ROC (`roc_points`, with thresholds for the Kubeflow UI) and precision-recall curves,
+    each thinned to at most `limit` points."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, p)
+    q = np.unique(np.linspace(0, len(recall) - 1, min(limit, len(recall))).astype(int))
+    return {
+        "roc": roc_points(y, p, limit),
+        "pr": {
+            "recall": recall[q].tolist(),
+            "precision": precision[q].tolist(),
+            "prevalence": float(np.mean(y)),
+        },
+    }
+
+
+def matching_recall_threshold(scores: np.ndarray, y: np.ndarray, recall: float) -> float:
+    """The highest threshold at which `scores` reach at least `recall` (to compare at equal recall)."""
+    positives = np.sort(scores[y == 1])[::-1]
+    if len(positives) == 0:
+        return 0.5
+    needed = min(len(positives), max(1, int(np.ceil(recall * len(positives) - 1e-9))))
+    return float(positives[needed - 1])
+
+
+class BinaryScores(Scores):
+    """0/1 labels, positive-class probabilities and the operating threshold."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray, threshold: float) -> None:
+        """Scores of rows with labels `y` and probabilities `p`, called positive at `threshold`."""
+        self.y, self.p, self.threshold = np.asarray(y), np.asarray(p, dtype=np.float64), float(threshold)
+
+    def point(self) -> dict[str, float]:
+        """`point_metrics`."""
+        return point_metrics(self.y, self.p, self.threshold)
+
+    def summary(self) -> dict[str, Any]:
+        """`binary_metrics`: every metric, prevalence and the confusion counts."""
+        return binary_metrics(self.y, self.p, self.threshold)
+
+    def intervals(self, resamples: int, level: float, seed: int = 0) -> dict[str, tuple[float, float]]:
+        """`bootstrap_intervals`."""
+        return bootstrap_intervals(self.y, self.p, self.threshold, resamples, level, seed)
+
+    def paired(
+        self, reference: Scores, metrics: Sequence[str], resamples: int, level: float, seed: int = 0
+    ) -> dict[str, dict[str, float]]:
+        """`paired_differences` against another binary model on the same rows."""
+        if not isinstance(reference, BinaryScores):
+            raise TypeError("a binary model compares only with another binary model")
+        return paired_differences(
+            self.y,
+            (self.p, self.threshold),
+            (reference.p, reference.threshold),
+            list(metrics),
+            resamples,
+            level,
+            seed,
+        )
+
+    def confusion(self) -> tuple[list[str], list[list[int]]]:
+        """[[tn, fp], [fn, tp]] under negative, positive."""
+        m = binary_metrics(self.y, self.p, self.threshold)
+        return ["negative", "positive"], [[int(m["tn"]), int(m["fp"])], [int(m["fn"]), int(m["tp"])]]
+
+    def subset(self, rows: np.ndarray) -> BinaryScores:
+        """The rows where `rows` is true."""
+        return BinaryScores(self.y[rows], self.p[rows], self.threshold)

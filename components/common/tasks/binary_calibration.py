@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from components.calibrate.measures import logit_nll, nll
 from components.common import calibration
+from components.common.tasks.binary_measures import logit_nll, nll
 
 FITTED_METHODS = ("temperature", "platt", "isotonic")
 
@@ -62,6 +62,8 @@ def fit(method: str, logits: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     if method == "isotonic":
         xs, ys = fit_isotonic(logits, y)
         return {"method": method, "params": {"x": xs, "y": ys}}
+    if method == "none":
+        return {"method": "none", "params": {}}
     raise ValueError(f"unknown calibration method {method!r}; use one of {', '.join(FITTED_METHODS)}, auto")
 
 
@@ -72,13 +74,14 @@ def fit_and_select(
     select_logits: np.ndarray,
     select_y: np.ndarray,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fit `method` (every method for `auto`) and keep the lowest NLL on the selection split.
+    """Fit `method` (for `auto` every method and the identity) and keep the lowest NLL on the
+    selection split, so `auto` never leaves validation NLL worse than the model's own.
 
     Returns:
         The chosen `{"method", "params"}` and each candidate's NLL on the selection split
-        (the uncalibrated model included, as `none`, for reference).
+        (the uncalibrated model always included, as `none`).
     """
-    candidates = FITTED_METHODS if method == "auto" else (method,)
+    candidates = (*FITTED_METHODS, "none") if method == "auto" else (method,)
     fitted = {name: fit(name, fit_logits, fit_y) for name in candidates}
     scores = {
         name: nll(calibration.apply(record, select_logits), select_y) for name, record in fitted.items()

@@ -1,0 +1,1 @@
+"""The wine example: three cultivars, a multi-class label."""
