@@ -138,14 +138,3 @@ def render_override(forced: bool, reason: str | None, failed: list[dict[str, Any
         return ""
     names = "; ".join(c["check"] for c in failed) or "none (every check passed)"
     return f"\n## Gate OVERRIDDEN (force_promote)\n\nReason: {reason}\n\nFailed checks let through: {names}\n"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no NaN, and readers choke on it."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value

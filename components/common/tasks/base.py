@@ -23,6 +23,23 @@ LABEL_TEXT = "__kubeloop_label_text"
 """Derived gate column: the label as text, checked against the configured classes."""
 
 
+def prevalence_expectation(label: str, prevalence: Any, check_meta: Any, share_of: str = "") -> Any:
+    """The gate's bounds on the share of the class of interest (`validation.prevalence`)."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnMeanToBeBetween(
+        column=LABEL_INDICATOR,
+        min_value=prevalence.min,
+        max_value=prevalence.max,
+        meta=check_meta(
+            "prevalence",
+            label,
+            f"{share_of}between {prevalence.min} and {prevalence.max}",
+            prevalence.severity,
+        ),
+    )
+
+
 class Scores(ABC):
     """Labels, probabilities and decisions of a set of rows, prepared once for every metric."""
 

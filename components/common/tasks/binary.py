@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
-from components.common.tasks.base import LABEL_INDICATOR, Scores, Task
+from components.common.tasks.base import LABEL_INDICATOR, Scores, Task, prevalence_expectation
 
 if TYPE_CHECKING:
     import torch
@@ -122,19 +122,7 @@ class BinaryTask(Task):
             ),
         ]
         if prevalence is not None:
-            out.append(
-                gxe.ExpectColumnMeanToBeBetween(
-                    column=LABEL_INDICATOR,
-                    min_value=prevalence.min,
-                    max_value=prevalence.max,
-                    meta=check_meta(
-                        "prevalence",
-                        self.label,
-                        f"between {prevalence.min} and {prevalence.max}",
-                        prevalence.severity,
-                    ),
-                )
-            )
+            out.append(prevalence_expectation(self.label, prevalence, check_meta))
         return out
 
     def fit_calibration(

@@ -15,7 +15,7 @@ import numpy as np
 
 from components.common.tasks.base import Scores
 from components.common.tasks.binary import METRICS
-from components.common.tasks.ranking import Ranking, ratio
+from components.common.tasks.ranking import Ranking, percentile_intervals, ratio
 
 _EPS = 1e-15  # scikit-learn's log_loss clips probabilities the same way
 _CHUNK_CELLS = 2_000_000  # resamples x rows per batch: bounds memory on large test sets
@@ -88,17 +88,7 @@ def bootstrap_intervals(
         )
         for name in METRICS:
             collected[name].append(values[name])
-    tail = 100 * (1 - level) / 2
-    intervals = {}
-    for name, parts in collected.items():
-        samples = np.concatenate(parts)
-        samples = samples[np.isfinite(samples)]
-        if len(samples) == 0:
-            intervals[name] = (float("nan"), float("nan"))
-        else:
-            low, high = np.percentile(samples, [tail, 100 - tail])
-            intervals[name] = (float(low), float(high))
-    return intervals
+    return percentile_intervals(collected, level)
 
 
 def paired_differences(
@@ -144,13 +134,8 @@ def paired_differences(
         cand, ref = weighted_metrics(y, *candidate, w), weighted_metrics(y, *reference, w)
         for name in metrics:
             diffs[name].append(cand[name] - ref[name])
-    tail = 100 * (1 - level) / 2
-    for name in metrics:
-        samples = np.concatenate(diffs[name])
-        samples = samples[np.isfinite(samples)]
-        if len(samples):
-            low, high = np.percentile(samples, [tail, 100 - tail])
-            out[name].update(low=float(low), high=float(high))
+    for name, (low, high) in percentile_intervals(diffs, level).items():
+        out[name].update(low=low, high=high)
     return out
 
 

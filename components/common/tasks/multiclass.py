@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.tasks import multiclass_calibration
-from components.common.tasks.base import LABEL_INDICATOR, LABEL_TEXT, Scores, Task
+from components.common.tasks.base import LABEL_INDICATOR, LABEL_TEXT, Scores, Task, prevalence_expectation
 from components.common.tasks.multiclass_metrics import PER_CLASS_METRICS, SUMMARY_METRICS, per_class_names
 
 if TYPE_CHECKING:
@@ -154,19 +154,8 @@ class MulticlassTask(Task):
                 )
             )
         if prevalence is not None and self.chosen_class is not None:
-            out.append(
-                gxe.ExpectColumnMeanToBeBetween(
-                    column=LABEL_INDICATOR,
-                    min_value=prevalence.min,
-                    max_value=prevalence.max,
-                    meta=check_meta(
-                        "prevalence",
-                        self.label,
-                        f"share of {self.chosen_class} between {prevalence.min} and {prevalence.max}",
-                        prevalence.severity,
-                    ),
-                )
-            )
+            share = f"share of {self.chosen_class} "
+            out.append(prevalence_expectation(self.label, prevalence, check_meta, share))
         return out
 
     def fit_calibration(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from components.common.tasks.base import Scores
-from components.common.tasks.ranking import Ranking, ratio
+from components.common.tasks.ranking import Ranking, percentile_intervals, ratio
 
 EPS = float(np.finfo(np.float64).eps)
 """scikit-learn's log_loss clips probabilities to [eps, 1 - eps] of their dtype."""
@@ -160,13 +160,8 @@ class MulticlassScores(Scores):
             a, b = self.weighted(w), reference.weighted(w)
             for m in metrics:
                 diffs[m].append(a[m] - b[m])
-        tail = 100 * (1 - level) / 2
-        for m in metrics:
-            samples = np.concatenate(diffs[m])
-            samples = samples[np.isfinite(samples)]
-            if len(samples):
-                low, high = np.percentile(samples, [tail, 100 - tail])
-                out[m].update(low=float(low), high=float(high))
+        for m, (low, high) in percentile_intervals(diffs, level).items():
+            out[m].update(low=low, high=high)
         return out
 
     def intervals(
@@ -177,14 +172,4 @@ class MulticlassScores(Scores):
         for w in self._resamples(resamples, seed):
             for name, values in self.weighted(w).items():
                 collected.setdefault(name, []).append(values)
-        tail = 100 * (1 - level) / 2
-        out = {}
-        for name, parts in collected.items():
-            samples = np.concatenate(parts)
-            samples = samples[np.isfinite(samples)]
-            if len(samples) == 0:
-                out[name] = (float("nan"), float("nan"))
-            else:
-                low, high = np.percentile(samples, [tail, 100 - tail])
-                out[name] = (float(low), float(high))
-        return out
+        return percentile_intervals(collected, level)

@@ -16,6 +16,24 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full_like(num, np.nan, dtype=np.float64), where=den > 0)
 
 
+def percentile_intervals(
+    samples: dict[str, list[np.ndarray]], level: float
+) -> dict[str, tuple[float, float]]:
+    """Percentile interval of each metric's bootstrap values (undefined resamples left out;
+    (NaN, NaN) when none is defined)."""
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for name, parts in samples.items():
+        values = np.concatenate(parts) if parts else np.zeros(0)
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
+            out[name] = (float("nan"), float("nan"))
+        else:
+            low, high = np.percentile(values, [tail, 100 - tail])
+            out[name] = (float(low), float(high))
+    return out
+
+
 class Ranking:
     """One score vector sorted once; `auc` then serves any number of weight matrices.
 
