@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import tempfile
 import time
@@ -31,7 +30,8 @@ from components.deploy.request_log import ENCODER, RequestLog, now_iso
 from components.deploy.requests import MAX_ROWS, BadRequest, FeatureSchema, Rows, parse
 
 OUTPUTS = ["probability", "decision"]
-"""The columns of every response row."""
+"""The columns of every response row of a binary version (a multi-class one answers
+probability_<class> per class, then decision)."""
 
 
 VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", SCHEMA_FILE, "lineage.json")
@@ -99,7 +99,7 @@ class KubeloopModel:
         self.prep = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text()))
         record = json.loads((folder / "calibration.json").read_text())
         self.calibration = calibration.normalise(record, 0.5)
-        self.threshold = float(self.calibration["operating_point"]["threshold"])
+        self.head = schema.make_task().serving_head(self.calibration)
         options = ort.SessionOptions()
         # One thread per gunicorn worker: the workers are the parallelism, and idle intra-op
         # threads would spin on the cores the other workers need.
@@ -155,22 +155,18 @@ class KubeloopModel:
         # thousand requests that landed in the tail latency.
         gc.freeze()
 
-    def score(self, frame: Rows) -> tuple[list[float], list[int]]:
-        """(calibrated probability, 0/1 decision) per checked row.
+    def score(self, frame: Rows) -> tuple[list[Any], list[int]]:
+        """(answer, decision) per checked row: the calibrated probability (binary) or the
+        probabilities per class, and the decision (`ServingHead.answer`).
 
         Plain lists after calibration: the response and the log lines want Python values, and
-        each numpy call on a single row costs microseconds that the request pays.
+        each numpy call on a single row costs microseconds that the request pays. A NaN is
+        never served: the head raises, the caller gets a 500 and the logs count it.
         """
         outputs = dict(
             zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
         )
-        probability = calibration.probabilities(self.calibration, outputs).tolist()
-        # Never serve a NaN: the caller gets a 500, and the logs count it.
-        if not all(map(math.isfinite, probability)):
-            bad = [row for row, p in enumerate(probability) if not math.isfinite(p)]
-            raise ValueError(f"the model returned a non-finite probability for row(s) {bad[:10]}")
-        threshold = self.threshold
-        return probability, [1 if p >= threshold else 0 for p in probability]
+        return self.head.answer(outputs)
 
     def predict_raw(self, request: Any) -> dict[str, Any]:
         """Seldon's entry point for REST: the request's JSON in, the response's JSON out.
@@ -204,19 +200,20 @@ class KubeloopModel:
             )
         request_id, probability, decision = self.serve(X, names, meta.get("puid"))
         response: dict[str, Any]
+        head = self.head
         if isinstance(X, dict):
-            response = {"jsonData": _named(probability, decision)}
+            response = {"jsonData": self._named(probability, decision)}
         elif tensor:
-            values = np.column_stack([probability, np.asarray(decision, dtype=np.float64)])
+            values = np.array([head.row(a, d) for a, d in zip(probability, decision, strict=True)])
             response = {
                 "data": {
-                    "names": list(OUTPUTS),
-                    "tensor": {"shape": [len(values), 2], "values": values.ravel().tolist()},
+                    "names": head.names,
+                    "tensor": {"shape": list(values.shape), "values": values.ravel().tolist()},
                 }
             }
         else:
-            rows = [[p, float(d)] for p, d in zip(probability, decision, strict=True)]
-            response = {"data": {"names": list(OUTPUTS), "ndarray": rows}}
+            rows = [head.row(a, d) for a, d in zip(probability, decision, strict=True)]
+            response = {"data": {"names": head.names, "ndarray": rows}}
         # Seldon's meta, as its own response builder makes it: the caller's tags and path kept.
         out: dict[str, Any] = {"tags": {**(meta.get("tags") or {}), **self.response_tags(request_id)}}
         if meta.get("puid"):
@@ -241,9 +238,9 @@ class KubeloopModel:
         request_id, probability, decision = self.serve(X, features_names, (meta or {}).get("puid"))
         data: Any
         if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
-            data = _named(probability, decision)
+            data = self._named(probability, decision)
         else:
-            data = np.column_stack([probability, np.asarray(decision, dtype=np.float64)])
+            data = np.array([self.head.row(a, d) for a, d in zip(probability, decision, strict=True)])
         return SeldonResponse(data, tags=self.response_tags(request_id))
 
     def serve(self, X: Any, names: list[str] | None, puid: Any) -> tuple[str, list[float], list[int]]:
@@ -269,7 +266,7 @@ class KubeloopModel:
             raise
         milliseconds = 1000 * (time.perf_counter() - started)
         if self.counts is not None:
-            self.counts.observe(200, milliseconds / 1000, len(decision), sum(decision))
+            self.counts.observe(200, milliseconds / 1000, len(decision), self.head.flagged(decision))
         if self.request_log is not None:
             self.request_log.log_lines(*self._lines(request_id, frame, probability, decision, milliseconds))
         return request_id, probability, decision
@@ -311,17 +308,22 @@ class KubeloopModel:
         )
         keys = self._feature_keys
         lines = []
+        answer = self.head.log_fields
         for index, (values, p, d) in enumerate(zip(frame.rows(), probability, decision, strict=True)):
             features = ",".join(
                 key + (repr(value) if type(value) is float else ENCODER.encode(value))
                 for key, value in zip(keys, values, strict=True)
             )
-            lines.append(f'{shared}{index},"probability":{p!r},"decision":{d},"features":{{{features}}}}}\n')
+            lines.append(f'{shared}{index},{answer(p, d)},"features":{{{features}}}}}\n')
         return time_iso, lines
 
     def class_names(self) -> list[str]:
         """Column names of the ndarray response."""
-        return list(OUTPUTS)
+        return self.head.names
+
+    def _named(self, answers: list[Any], decisions: list[int]) -> dict[str, Any]:
+        """The jsonData answer: one prediction object per row."""
+        return {"predictions": [self.head.named(a, d) for a, d in zip(answers, decisions, strict=True)]}
 
     def response_tags(self, request_id: str) -> dict[str, Any]:
         """Sent back in every response's meta: which version answered, at which threshold, and
@@ -329,7 +331,7 @@ class KubeloopModel:
         return {
             "model_name": self.name,
             "model_version": self.version,
-            "threshold": self.threshold,
+            **self.head.tags(),
             "request_id": request_id,
         }
 
@@ -353,16 +355,12 @@ class KubeloopModel:
             "versions": [self.version],
             "platform": "kubeloop-onnx",
             "inputs": [{"messagetype": "ndarray", "schema": {"names": self.schema.features}}],
-            "outputs": [{"messagetype": "ndarray", "schema": {"names": OUTPUTS}}],
-            "custom": {"threshold": str(self.threshold), "calibration": str(self.calibration["method"])},
+            "outputs": [{"messagetype": "ndarray", "schema": {"names": self.head.names}}],
+            "custom": {
+                **{k: str(v) for k, v in self.head.tags().items()},
+                "calibration": str(self.calibration["method"]),
+            },
         }
-
-
-def _named(probability: list[float], decision: list[int]) -> dict[str, Any]:
-    """The jsonData answer: one {"probability", "decision"} per row."""
-    return {
-        "predictions": [{"probability": p, "decision": d} for p, d in zip(probability, decision, strict=True)]
-    }
 
 
 def _tensor_rows(tensor: Any) -> Any:

@@ -84,3 +84,38 @@ def test_every_metric_is_scikit_learns_on_the_stored_predictions(wine: Path) -> 
         assert metrics[name] == pytest.approx(value, abs=1e-9), name
     assert metrics["confusion"]["matrix"] == skm.confusion_matrix(y, d, labels=labels).tolist()
     assert metrics["roc_auc"] >= 0.95 and metrics["macro_recall"] >= 0.85  # the example's floors held
+
+
+def test_the_seldon_class_serves_a_probability_per_class_and_the_decided_class(
+    wine: Path, tmp_path: Path
+) -> None:
+    from tests.serving import logged_rows, microservice, post
+
+    version = wine / "models" / "wine" / "1"
+    stored = pd.read_parquet(version / "predictions.parquet")
+    test = stored[stored["split"] == "test"]
+    run = json.loads((version / "lineage.json").read_text())["run_id"]
+    features = json.loads((version / "schema.json").read_text())["features"]
+    rows = pd.read_parquet(wine / "runs" / run / "validate_data" / "splits" / "test.parquet")[features]
+    logs = tmp_path / "logs"
+    options = {"log_uri": str(logs), "predictor": "main", "flush_rows": 1, "flush_seconds": 0.2}
+    with microservice(version, tmp_path, **options) as server:
+        status, reply = post(server["base"], {"data": {"names": features, "ndarray": rows.values.tolist()}})
+        assert status == 200, reply
+        assert reply["data"]["names"] == [f"probability_{c}" for c in CLASSES] + ["decision"]
+        assert reply["meta"]["tags"]["decision_rule"] == "argmax"
+        served = np.array(reply["data"]["ndarray"])
+        expected = test[[f"probability_{c}" for c in CLASSES]].to_numpy()
+        np.testing.assert_allclose(served[:, :3], expected, rtol=1e-4, atol=1e-6)
+        assert [CLASSES[int(d)] for d in served[:, 3]] == test["decision"].tolist()
+        named = rows.iloc[:2].to_dict(orient="records")
+        status, reply = post(server["base"], {"jsonData": {"instances": named}})
+        assert status == 200, reply
+        first = reply["jsonData"]["predictions"][0]
+        assert set(first["probabilities"]) == set(CLASSES) and first["decision"] == test["decision"].iloc[0]
+        status, reply = post(server["base"], {"data": {"names": features[:-1], "ndarray": [[1.0] * 12]}})
+        assert status == 400, reply  # a bad request is a 4xx naming the problem, and the worker stays up
+        status, _ = post(server["base"], {"data": {"names": features, "ndarray": rows.values.tolist()[:1]}})
+        assert status == 200
+    logged = [r for r in logged_rows(logs) if r.get("status") == 200]
+    assert logged and {f"probability_{c}" for c in CLASSES} <= set(logged[0]) and "decision" in logged[0]

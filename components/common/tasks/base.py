@@ -17,6 +17,8 @@ import pandas as pd
 if TYPE_CHECKING:
     import torch
 
+    from components.common.tasks.serving import ServingHead
+
 LABEL_INDICATOR = "__kubeloop_positive"
 """Derived gate column: 1 where the label is the class of interest."""
 LABEL_TEXT = "__kubeloop_label_text"
@@ -228,6 +230,10 @@ class Task(ABC):
     @abstractmethod
     def answer_columns(self, probabilities: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
         """What serving answers, as the scalar columns prediction drift watches."""
+
+    @abstractmethod
+    def serving_head(self, record: Mapping[str, Any]) -> ServingHead:
+        """What the Seldon class answers for a version calibrated by `record`."""
 
     @abstractmethod
     def output_array(self, output: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from components.common.tasks.base import LABEL_INDICATOR, Scores, Task, prevalen
 if TYPE_CHECKING:
     import torch
 
+    from components.common.tasks.serving import ServingHead
+
 METRICS = (
     "recall",
     "specificity",
@@ -206,6 +208,12 @@ class BinaryTask(Task):
     def answer_columns(self, probabilities: np.ndarray, decisions: np.ndarray) -> dict[str, np.ndarray]:
         """probability and decision."""
         return {"probability": probabilities, "decision": np.asarray(decisions, dtype=np.int64)}
+
+    def serving_head(self, record: Mapping[str, Any]) -> ServingHead:
+        """`BinaryHead`: probability and decision."""
+        from components.common.tasks.serving import BinaryHead
+
+        return BinaryHead(record)
 
     def output_array(self, output: np.ndarray) -> np.ndarray:
         """One value per row: (n,)."""

@@ -16,6 +16,8 @@ from components.common.tasks.multiclass_metrics import PER_CLASS_METRICS, SUMMAR
 if TYPE_CHECKING:
     import torch
 
+    from components.common.tasks.serving import ServingHead
+
 
 def label_text(values: pd.Series) -> pd.Series:
     """Label values as text, numbers without a spurious '.0' (a CSV's 2 and a Parquet's 2.0 agree)."""
@@ -267,6 +269,12 @@ class MulticlassTask(Task):
         """probability_<class> per class, and the decided class's index."""
         columns = {f"probability_{name}": probabilities[:, c] for c, name in enumerate(self.classes)}
         return {**columns, "decision": np.asarray(decisions, dtype=np.int64)}
+
+    def serving_head(self, record: Mapping[str, Any]) -> ServingHead:
+        """`MulticlassHead`: a probability per class and the decided class."""
+        from components.common.tasks.serving import MulticlassHead
+
+        return MulticlassHead(record, self)
 
     def output_array(self, output: np.ndarray) -> np.ndarray:
         """One row of K values per row: (n, K)."""
