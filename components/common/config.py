@@ -246,6 +246,25 @@ class ModelFactory(Section):
     """Keyword arguments of the factory (widths, depths, dropout, ...)."""
 
 
+class InitFrom(Section):
+    """Weights a run starts from: a registered version (fine-tuning, warm-started retraining)
+    or a state dict in the store."""
+
+    model: str | None = None
+    """A registered model's name (often this project's own)."""
+    version: int | Literal["production"] = "production"
+    """Which version of `model`: a number, or whichever is in production when the run starts."""
+    uri: str | None = None
+    """Instead of a model: a key in the artifact store (or a local path) holding a state dict,
+    a kubeloop model.pt or a training checkpoint."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InitFrom:
+        if (self.model is None) == (self.uri is None):
+            raise ValueError("init_from needs exactly one of model (with version) or uri")
+        return self
+
+
 class TrainingConfig(Section):
     """The model and how it is fitted."""
 
@@ -258,6 +277,13 @@ class TrainingConfig(Section):
     code_path: str | None = None
     """Folder put first on the import path for model and loss, so a module beside the config
     imports. Default: the config file's folder. On a cluster the image carries the code."""
+    init_from: InitFrom | None = None
+    """Start from these weights instead of a random draw; tensors whose shape differs (a class
+    added) keep their fresh initialisation, and the log names them."""
+    freeze: list[str] = Field(default_factory=list)
+    """Parameter-name prefixes to hold fixed (e.g. ["blocks.0", "project"]); each must match."""
+    unfreeze_after_epochs: int | None = Field(None, ge=1)
+    """Train the frozen parameters too from this epoch on (null: they stay frozen)."""
 
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
     """Width of each hidden layer of the MLP."""
@@ -321,6 +347,8 @@ class TrainingConfig(Section):
             raise ValueError(f"min_nodes ({self.min_nodes}) must not exceed nodes ({self.nodes})")
         if gpus and self.device == "cpu":
             raise ValueError(f"device is 'cpu' but resources.gpus is {gpus}; use device 'auto' or 'cuda'")
+        if self.unfreeze_after_epochs is not None and not self.freeze:
+            raise ValueError("unfreeze_after_epochs needs training.freeze (there is nothing to unfreeze)")
         return self
 
 

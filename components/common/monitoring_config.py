@@ -91,6 +91,9 @@ class RetrainingConfig(Section):
     the new population is judged but never trained on. random (stratified) puts it in every split."""
     schedule: str | None = None
     """Cron schedule of a plain scheduled retraining (`kubeloop schedule`), e.g. "0 3 * * 1"."""
+    warm_start: bool = False
+    """Start the retrained model from the production version's weights (training.init_from);
+    its lineage names the source version."""
 
 
 class MonitoringConfig(Section):

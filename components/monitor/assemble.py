@@ -129,6 +129,8 @@ def retraining_config(config: KubeloopConfig, data_path: str) -> KubeloopConfig:
     data["dataset"]["generator"] = None
     if config.monitoring.retraining.split:
         data["dataset"]["split"]["strategy"] = config.monitoring.retraining.split
+    if config.monitoring.retraining.warm_start:
+        data["training"]["init_from"] = {"model": config.name, "version": "production", "uri": None}
     data["deployment"]["auto_deploy"] = deploy != "none"
     if deploy != "none":
         data["deployment"]["strategy"] = deploy

@@ -140,6 +140,22 @@ def _calibration_section(calibration: dict[str, Any], task: Task) -> str:
     return text
 
 
+def _model_code(model: dict[str, Any] | None) -> str:
+    if not model:
+        return "n/a"
+    digest = model.get("source_sha256")
+    return f"{model['factory']} {model.get('params') or ''}" + (
+        f" (source sha256 {digest[:12]}…)" if digest else ""
+    )
+
+
+def _started_from(model: dict[str, Any] | None) -> str:
+    init = (model or {}).get("init_from")
+    if not init:
+        return "random initialisation"
+    return f"{init['source']} (weights sha256 {init['sha256'][:12]}…)"
+
+
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value)
 
@@ -229,6 +245,8 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
                 ("git commit", git.get("commit")),
                 ("uncommitted changes", git.get("dirty")),
                 ("config hash", lineage.get("config_hash")),
+                ("model code", _model_code(lineage.get("model"))),
+                ("started from", _started_from(lineage.get("model"))),
                 ("packages", ", ".join(f"{k} {v}" for k, v in lineage.get("packages", {}).items())),
             ]
         )

@@ -31,6 +31,8 @@ def main(store_uri: str, spec_key: str) -> None:
         checkpoint, out = local / "checkpoint.pt", local / "result.pt"
         if store.exists(spec["checkpoint_key"]):
             store.download_file(spec["checkpoint_key"], checkpoint)
+        if spec.get("init_key"):  # training.init_from, resolved by the train step
+            paths["init_state"] = str(store.download_file(spec["init_key"], local / "init.pt"))
         run_worker(
             {**spec, **paths, "checkpoint": str(checkpoint), "out": str(out)},
             on_checkpoint=lambda path: store.upload_file(spec["checkpoint_key"], path),

@@ -29,6 +29,7 @@ from components.common.preprocessing import Preprocessing
 from components.common.tasks import Task
 from components.train.factory import build_loss, build_model
 from components.train.spec import ModelSpec
+from components.train.warm_start import describe_warm_start, load_initial_weights, set_frozen
 
 
 def seed_everything(seed: int) -> None:
@@ -152,6 +153,8 @@ def fit(
     checkpoint: Path | None = None,
     on_checkpoint: Callable[[Path], Any] | None = None,
     max_steps: int | None = None,
+    init_state: Path | None = None,
+    init_source: str = "",
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
 
@@ -164,19 +167,32 @@ def fit(
         on_checkpoint: Called by rank 0 with the checkpoint file after each write (e.g. to
             copy it to the artifact store, where restarted pods on other nodes find it).
         max_steps: Stop after this many optimiser steps (tests of exact equivalence).
+        init_state: Weights to start from (training.init_from, resolved by the step); tensors
+            whose shape differs keep their fresh initialisation. A checkpoint wins over it.
+        init_source: What `init_state` is, for the log line.
     """
     rank, size = world()
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     spec = ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs)
-    model = build_model(cfg, spec).to(device)
-    ddp: nn.Module = model
-    if size > 1:
-        ddp = DistributedDataParallel(
+    model = build_model(cfg, spec)
+    if init_state is not None:
+        loaded, fresh = load_initial_weights(
+            model, torch.load(init_state, map_location="cpu", weights_only=False)
+        )
+        if rank == 0:
+            log(describe_warm_start(init_source or init_state.name, loaded, fresh))
+    model = model.to(device)
+
+    def wrap() -> nn.Module:
+        if size == 1:
+            return model
+        return DistributedDataParallel(  # registers hooks for the parameters trained now
             model,
             device_ids=[device.index] if device.type == "cuda" else None,
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
+
     loss_fn = build_loss(cfg, spec) or task.loss(y_train, cfg.class_weighting, device)
     loss_fn = loss_fn.to(device)
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
@@ -204,9 +220,23 @@ def fit(
         if rank == 0:
             log(f"resumed from {checkpoint.name} after epoch {saved['epoch']}")
 
+    thaw = cfg.unfreeze_after_epochs
+    frozen = bool(cfg.freeze) and (thaw is None or start <= thaw)
+    held = set_frozen(model, cfg.freeze, frozen) if cfg.freeze else []
+    if frozen and rank == 0:
+        log(
+            f"frozen: {len(held)} parameter tensors ({', '.join(cfg.freeze)})"
+            + (f" until epoch {thaw}" if thaw else "")
+        )
+    ddp = wrap()
     for epoch in range(start, cfg.epochs + 1):
         if stale >= cfg.early_stopping_patience or (max_steps is not None and steps >= max_steps):
             break
+        if frozen and thaw is not None and epoch > thaw:
+            set_frozen(model, cfg.freeze, False)
+            frozen, ddp = False, wrap()  # DDP must see the parameters that now train
+            if rank == 0:
+                log(f"unfrozen from epoch {epoch}: {', '.join(cfg.freeze)}")
         ddp.train()
         started, seen = time.monotonic(), 0
         total = torch.zeros((), dtype=torch.float64, device=device)  # no per-step GPU sync

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ from components.common.artifacts import DatasetSchema, split_key
 from components.common.config import TrainingConfig
 from components.common.plots import png
 from components.common.preprocessing import Preprocessing
+from components.common.registry import Registry
 from components.common.step import StepContext
 from components.train.export import PARITY_ATOL, PARITY_RTOL, PARITY_TOLERANCE, export_onnx, parity_gap
 from components.train.factory import MODEL_CODE, build_model, check_model, factory_lineage, factory_of
@@ -68,7 +70,9 @@ def launch(spec: dict[str, Any], workdir: Path, nproc: int, max_restarts: int) -
     return dict(torch.load(spec["out"], weights_only=False))
 
 
-def job_spec(ctx: StepContext, splits: str, schema: DatasetSchema) -> dict[str, Any]:
+def job_spec(
+    ctx: StepContext, splits: str, schema: DatasetSchema, init: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What every PyTorchJob pod reads from the store: config, schema and where files live."""
     return {
         "config_json": ctx.config.to_json(),
@@ -77,11 +81,53 @@ def job_spec(ctx: StepContext, splits: str, schema: DatasetSchema) -> dict[str, 
         "validation_key": split_key(splits, "validation"),
         "checkpoint_key": ctx.key("job/checkpoint.pt"),
         "result_key": ctx.key("job/result.pt"),
+        **({"init_key": init["key"], "init_source": init["source"]} if init else {}),
     }
 
 
+def resolve_init(ctx: StepContext, workdir: Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """training.init_from as (lineage record, local copy of the weights), or (None, None).
+
+    A registered model's `production` is read now, so lineage names the version it was.
+
+    Raises:
+        ValueError: The model has no such version, or the key is not in the store.
+    """
+    init = ctx.config.training.init_from
+    if init is None:
+        return None, None
+    if init.model is not None:
+        registry = Registry(ctx.store)
+        version = registry.champion(init.model) if init.version == "production" else str(init.version)
+        if version is None or version not in registry.versions(init.model):
+            known = ", ".join(registry.versions(init.model)) or "none"
+            wanted = "production version" if version is None else f"version {version}"
+            raise ValueError(
+                f"training.init_from: {init.model} has no {wanted} to start from (versions: {known}); "
+                "train one first or name another"
+            )
+        key = f"{registry.version_prefix(init.model, version)}/model.pt"
+        record: dict[str, Any] = {"model": init.model, "version": version, "key": key}
+        source = f"{init.model} v{version}"
+    else:
+        key = str(init.uri)
+        record, source = {"uri": key, "key": key}, key
+    local = workdir / "init.pt"
+    if Path(key).is_file():
+        local.write_bytes(Path(key).read_bytes())
+    elif ctx.store.exists(key):
+        ctx.store.download_file(key, local)
+    else:
+        raise ValueError(
+            f"training.init_from: {key} is neither in the store ({ctx.store.uri}) nor a local file"
+        )
+    record["sha256"] = hashlib.sha256(local.read_bytes()).hexdigest()
+    record["source"] = source
+    return record, local
+
+
 def train_on_pytorchjob(
-    ctx: StepContext, splits: str, schema: DatasetSchema, workdir: Path
+    ctx: StepContext, splits: str, schema: DatasetSchema, workdir: Path, init: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """training.nodes > 1: run the workers as a PyTorchJob and load rank 0's result."""
     from components.common.images import training_image
@@ -94,7 +140,7 @@ def train_on_pytorchjob(
             "cluster and an s3:// store that every pod can reach; on one machine use nodes: 1 "
             "and training.nproc processes"
         )
-    spec = job_spec(ctx, splits, schema)
+    spec = job_spec(ctx, splits, schema, init)
     ctx.store.write_json(ctx.key("job/spec.json"), spec)
     job = render_pytorchjob(
         ctx.config.training,
@@ -142,11 +188,13 @@ def run(ctx: StepContext, splits: str) -> str:
             ctx.metrics.update(run_smoke_test(cfg, frames["train"], frames["validation"], schema, _print))
             del frames
         del train_frame
+        init, init_state = resolve_init(ctx, workdir)
         if cfg.nodes > 1:
-            result = train_on_pytorchjob(ctx, splits, schema, workdir)
+            result = train_on_pytorchjob(ctx, splits, schema, workdir, init)
         else:
+            warm = {"init_state": str(init_state), "init_source": init["source"]} if init else {}
             result = launch(
-                {"config_json": ctx.config.to_json(), "schema": schema.to_dict(), **paths},
+                {"config_json": ctx.config.to_json(), "schema": schema.to_dict(), **paths, **warm},
                 workdir,
                 cfg.nproc,
                 cfg.max_restarts,
@@ -181,7 +229,7 @@ def run(ctx: StepContext, splits: str) -> str:
                 "would not serve what was trained"
             )
     ctx.store.write_json(ctx.key("preprocessing.json"), prep.to_dict())
-    ctx.store.write_json(ctx.key(MODEL_CODE), factory_lineage(cfg))
+    ctx.store.write_json(ctx.key(MODEL_CODE), {**factory_lineage(cfg), "init_from": init})
     ctx.store.write_json(ctx.key("history.json"), history)
     ctx.store.write_bytes(ctx.key("loss_curve.png"), loss_curve_png(history))
     best = min(history, key=lambda h: h["val_loss"])

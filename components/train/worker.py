@@ -73,6 +73,8 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
             on_checkpoint=on_checkpoint,
             max_steps=spec.get("max_steps"),
             task=task,
+            init_state=Path(spec["init_state"]) if spec.get("init_state") else None,
+            init_source=str(spec.get("init_source", "")),
         )
         if rank == 0:
             out = Path(spec["out"])

@@ -72,3 +72,35 @@ def test_the_seldon_class_serves_what_evaluation_scored(team: Path, tmp_path: Pa
     served = np.array(reply["data"]["ndarray"])
     np.testing.assert_allclose(served[:, 0], test["probability"].to_numpy(), rtol=1e-4, atol=1e-5)
     assert (served[:, 1] == test["decision"].to_numpy()).all()
+
+
+def test_a_second_version_fine_tuned_from_the_first_names_it_in_lineage(team: Path) -> None:
+    store = team / "store"
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(team / "config.yaml"),
+            "--store",
+            str(store),
+            "training.init_from.model=own-model",
+            "training.init_from.version=1",
+            "training.freeze=[project]",
+            "training.unfreeze_after_epochs=2",
+            "training.epochs=6",
+        ],
+        team,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lineage = LocalStore(store).read_json("models/own-model/2/lineage.json")
+    init = lineage["model"]["init_from"]
+    assert (
+        init["model"] == "own-model"
+        and init["version"] == "1"
+        and init["key"] == "models/own-model/1/model.pt"
+    )
+    assert init["sha256"] == hashlib.sha256((store / "models/own-model/1/model.pt").read_bytes()).hexdigest()
+    log = (store / "runs" / lineage["run_id"] / "train").parent
+    text = "\n".join(p.read_text() for p in log.rglob("*.log")) + result.stdout
+    assert "warm start from own-model v1:" in text and "unfrozen from epoch 3: project" in text
+    assert "started from" in (store / "models/own-model/2/card.html").read_text()

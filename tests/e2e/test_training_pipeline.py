@@ -42,6 +42,7 @@ MODEL_FILES = {
     "curves.json",
     "roc.png",
     "pr.png",
+    "confusion.png",
 }
 
 
@@ -152,9 +153,7 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
         "isotonic",
         "none",
     }
-    assert candidates[calibration["method"]] == min(
-        candidates[m] for m in ("temperature", "platt", "isotonic")
-    )
+    assert candidates[calibration["method"]] == min(candidates.values())  # the identity competes too
     assert calibration["after"]["ece"] < calibration["before"]["ece"]
     point = calibration["operating_point"]
     assert point["target"] == {"recall": 0.9} and point["rates"]["validation"]["recall"] >= 0.9
@@ -165,7 +164,8 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     assert "screening &middot; version 1" in card and "data:image/png;base64," in card
     assert 'alt="reliability diagram"' in card and 'alt="loss curve"' in card
     assert 'alt="ROC curve"' in card and 'alt="precision-recall curve"' in card
-    assert "Operating point: threshold" in card and "No champion in production" in card
+    assert 'alt="confusion matrix"' in card
+    assert "Operating point: operating threshold" in card and "No champion in production" in card
     assert "(95% CI " in card and "<th>npv</th>" in card and "<h2>Slices</h2>" in card
     assert store.read_bytes(f"runs/{run_id}/train/loss_curve.png").startswith(b"\x89PNG")
     assert len(store.read_json(f"runs/{run_id}/train/history.json")) == status_epochs(store, run_id)
