@@ -138,6 +138,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from components.common.data import DataReadError, local_path, read_table
     from components.common.store import open_store
     from components.validate_data.checks import validate_frame
+    from components.validate_data.infer import infer_columns
     from components.validate_data.reference import reference_profile
     from components.validate_data.report import bad_row_sample, data_docs_html, render_report
 
@@ -151,13 +152,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     rules = config.validation
     reference = reference_profile(open_store(args.store or config.store), config)
-    results, ge_result = validate_frame(frame, config.dataset, rules, reference)
+    inferred = infer_columns(frame, config.dataset)
+    results, ge_result = validate_frame(frame, inferred.dataset, rules, reference)
     report = render_report(
         source,
         len(frame),
         results,
         bad_row_sample(frame, results, rules),
         reference["source"] if reference else None,
+        inferred.decisions,
     )
     print(report, end="")
     if args.report:

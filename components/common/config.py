@@ -65,16 +65,17 @@ class DatasetConfig(Section):
     task: Literal["binary", "multiclass"] = "binary"
     """binary: a positive class against the rest (one probability); multiclass: one of two or
     more classes (a probability per class)."""
-    positive_value: int | str = 1
-    """binary: the label value of a positive case (e.g. disease present). multiclass: the class
-    of interest (its share is the prevalence the gate bounds), only when set."""
+    positive_value: int | str | None = None
+    """binary: the label value of a positive case (e.g. disease present; default 1).
+    multiclass: the class of interest (its share is the prevalence the gate bounds), if any."""
     classes: list[str] | None = None
     """multiclass: the classes in output order; a label outside them fails the gate. Default:
     the sorted labels of the training split."""
     features: list[str] | None = None
     """Feature columns. Default: every column except label, id, time and group columns."""
-    categorical: list[str] = Field(default_factory=list)
-    """Features to one-hot encode (categories learnt from the training split)."""
+    categorical: list[str] | None = None
+    """Features that hold categories (encoded from the training split's categories). Default:
+    inferred, and reported: text and boolean columns, and integer columns of at most 10 codes."""
     id_column: str | None = None
     """Row identifier, never used as a feature."""
     time_column: str | None = None
@@ -90,8 +91,7 @@ class DatasetConfig(Section):
         """The `Task` of this dataset's label."""
         from components.common.tasks import task_for
 
-        explicit = self.task == "binary" or "positive_value" in self.model_fields_set
-        return task_for(self.task, self.label, self.positive_value if explicit else None, self.classes)
+        return task_for(self.task, self.label, self.positive_value, self.classes)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> DatasetConfig:
@@ -101,7 +101,8 @@ class DatasetConfig(Section):
             raise ValueError("split.strategy 'group' needs dataset.group_column; set it")
         if self.features is not None and self.label in self.features:
             raise ValueError(f"the label '{self.label}' is listed in features; remove it")
-        unknown = set(self.categorical) - set(self.features or self.categorical)
+        declared = set(self.categorical or [])
+        unknown = declared - set(self.features or declared)
         if unknown:
             raise ValueError(f"categorical columns {sorted(unknown)} are not in features")
         if self.classes is not None and self.task != "multiclass":
@@ -177,8 +178,10 @@ class ValidationConfig(Section):
     """Fewer rows than this fails the gate."""
     max_rows: int | None = Field(None, ge=1)
     """More rows than this fails the gate (catches accidental joins that multiply rows)."""
-    max_null_fraction: float = Field(0.0, ge=0, le=1)
-    """Highest share of missing values allowed in any feature or the label."""
+    max_null_fraction: float = Field(0.5, ge=0, le=1)
+    """Highest share of missing values allowed in a feature (training imputes them: the median
+    and a missing-indicator for numbers, a "(missing)" category for categories). The label may
+    have none. 0.0: no gaps at all (a source that should be complete)."""
     allow_extra_columns: bool = True
     """Whether columns not named in the config may appear (they are ignored)."""
     columns: dict[str, ColumnRule] = Field(default_factory=dict)
@@ -189,8 +192,9 @@ class ValidationConfig(Section):
     """Highest share of rows that repeat an earlier row (ignoring the id column)."""
     constant_columns: Severity | Literal["ignore"] = "warning"
     """A feature with a single value carries no signal: report it at this severity."""
-    max_split_overlap: float = Field(0.0, ge=0, le=1)
-    """Highest share of held-out rows whose features and label also appear in train (leakage)."""
+    max_split_overlap: float = Field(0.01, ge=0, le=1)
+    """Highest share of held-out rows whose features and label also appear in train (leakage);
+    a few exact repeats are normal in tables of coarse features, and are reported below it."""
     profile: ProfileTolerances = Field(default_factory=ProfileTolerances)
     """Checks against a reference profile of trusted data."""
     group_overlap: Severity | Literal["ignore"] = "warning"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 
 Encoding = Literal["one_hot", "embedding"]
+
+MISSING = "(missing)"
+"""The category a missing categorical value becomes (a category of its own when train had it)."""
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,11 @@ class Preprocessing:
     embedding: one input per categorical column holding the category's code (1..n, 0 for an
     unseen one), which the model looks up in a learnt embedding whose row 0 stays zero.
     Either way an unseen category reads as "none of the known ones"; the monitor flags it.
+
+    Missing values (fitted on train, applied identically at serving): a missing number
+    becomes the training median, and for columns that had missing values in train an extra
+    0/1 input `<column>#missing` says so; a missing category becomes the category "(missing)".
+    Versions saved before imputation existed have no `fill` and treat a missing value as before.
     """
 
     numeric: list[str]
@@ -28,13 +36,16 @@ class Preprocessing:
     mean: list[float]
     std: list[float]
     encoding: Encoding = "one_hot"
+    fill: dict[str, float] = field(default_factory=dict)
+    indicators: list[str] = field(default_factory=list)
 
     @property
     def encoded_names(self) -> list[str]:
         """Names of the encoded input columns, in model input order."""
+        flags = [f"{c}#missing" for c in self.indicators]
         if self.encoding == "embedding":
-            return self.numeric + [f"{c}#code" for c in self.categorical]
-        return self.numeric + [f"{c}={v}" for c, values in self.categorical.items() for v in values]
+            return self.numeric + flags + [f"{c}#code" for c in self.categorical]
+        return self.numeric + flags + [f"{c}={v}" for c, values in self.categorical.items() for v in values]
 
     @property
     def cardinalities(self) -> list[int]:
@@ -45,16 +56,23 @@ class Preprocessing:
     def fit(
         cls, frame: pd.DataFrame, features: list[str], categorical: list[str], encoding: Encoding = "one_hot"
     ) -> Preprocessing:
-        """Learn categories and standardisation statistics from the training split only."""
+        """Learn categories, medians and standardisation statistics from the training split only."""
         numeric = [f for f in features if f not in categorical]
-        values = frame[numeric].to_numpy(dtype=np.float64)
+        raw = frame[numeric].to_numpy(dtype=np.float64)
+        missing = np.isnan(raw)
+        with np.errstate(all="ignore"):
+            medians = np.nanmedian(raw, axis=0) if len(raw) else np.zeros(len(numeric))
+        medians = np.where(np.isnan(medians), 0.0, medians)  # an all-missing column fills with 0
+        values = np.where(missing, medians, raw)
         std = values.std(axis=0) if len(values) else np.ones(len(numeric))
         return cls(
             numeric=numeric,
-            categorical={c: sorted(map(str, frame[c].dropna().unique())) for c in categorical},
+            categorical={c: _categories(frame[c]) for c in categorical},
             mean=[float(x) for x in values.mean(axis=0)],
             std=[float(x) if x > 1e-12 else 1.0 for x in std],
             encoding=encoding,
+            fill={c: float(m) for c, m in zip(numeric, medians, strict=True)},
+            indicators=[c for c, gaps in zip(numeric, missing.any(axis=0), strict=True) if gaps],
         )
 
     def encode(self, frame: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
@@ -66,8 +84,13 @@ class Preprocessing:
         if not isinstance(frame, pd.DataFrame):
             return self._encode_columns(frame)
         numeric = frame[self.numeric].to_numpy(dtype=np.float32)
-        categories = {c: frame[c].astype(str).to_numpy() for c in self.categorical}
         blocks = [numeric]
+        if self.fill:
+            gaps = np.isnan(numeric)
+            fills = np.array([self.fill[c] for c in self.numeric], dtype=np.float32)
+            blocks = [np.where(gaps, fills, numeric)]
+            blocks += [gaps[:, [self.numeric.index(c)]].astype(np.float32) for c in self.indicators]
+        categories = {c: _category_text(frame[c]).to_numpy() for c in self.categorical}
         for column, values in self.categorical.items():
             matches = categories[column][:, None] == np.array(values)[None, :]
             if self.encoding == "embedding":
@@ -86,8 +109,18 @@ class Preprocessing:
         """
         width = self._width
         rows = len(columns[next(iter(columns))]) if columns else 0
-        numeric = list(zip(*[columns[c] for c in self.numeric], strict=True)) if self.numeric else [()] * rows
-        coded = [([codes.get(str(v), 0) for v in columns[c]], len(codes)) for c, codes in self._codes.items()]
+        numeric_columns = [columns[c] for c in self.numeric]
+        if self.fill and any(None in values for values in numeric_columns):  # serving's missing values
+            filled, flags = self._impute(numeric_columns)
+            numeric = list(zip(*filled, *flags, strict=True))
+        elif self.indicators:
+            numeric = list(zip(*numeric_columns, *([0.0] * rows for _ in self.indicators), strict=True))
+        else:
+            numeric = list(zip(*numeric_columns, strict=True)) if self.numeric else [()] * rows
+        coded = [
+            ([codes.get(MISSING if v is None else str(v), 0) for v in columns[c]], len(codes))
+            for c, codes in self._codes.items()
+        ]
         embedding = self.encoding == "embedding"
         flat: list[float] = []
         for row in range(rows):
@@ -102,6 +135,15 @@ class Preprocessing:
                         one_hot[code - 1] = 1.0
                     flat.extend(one_hot)
         return np.array(flat, dtype=np.float32).reshape(rows, width)
+
+    def _impute(self, columns: list[Sequence[Any]]) -> tuple[list[list[Any]], list[list[float]]]:
+        """Missing numbers (None) as their training median, and the indicator inputs."""
+        filled = [
+            [self.fill[name] if v is None else v for v in values]
+            for name, values in zip(self.numeric, columns, strict=True)
+        ]
+        flags = [[1.0 if v is None else 0.0 for v in columns[self.numeric.index(c)]] for c in self.indicators]
+        return filled, flags
 
     @cached_property
     def _codes(self) -> dict[str, dict[str, int]]:
@@ -133,4 +175,17 @@ class Preprocessing:
             mean=list(data["mean"]),
             std=list(data["std"]),
             encoding=data.get("encoding", "one_hot"),
+            fill={str(k): float(v) for k, v in (data.get("fill") or {}).items()},
+            indicators=list(data.get("indicators") or []),
         )
+
+
+def _categories(values: pd.Series) -> list[str]:
+    """The known categories of a training column, "(missing)" among them when it had gaps."""
+    found = sorted(map(str, values.dropna().unique()))
+    return [*found, MISSING] if values.isna().any() and MISSING not in found else found
+
+
+def _category_text(values: pd.Series) -> pd.Series:
+    """Categories as text, a missing value as "(missing)" (not the string 'nan')."""
+    return values.astype(str).where(values.notna(), MISSING)

@@ -36,11 +36,18 @@ class FeatureSchema:
 
     features: list[str]
     categorical: frozenset[str]
+    nullable: frozenset[str] = frozenset()
+    """Features that may be missing (null): the version imputes them as training did."""
 
     @classmethod
-    def from_schema(cls, schema: DatasetSchema) -> FeatureSchema:
-        """From a version's dataset schema."""
-        return cls(list(schema.features), frozenset(schema.categorical))
+    def from_schema(cls, schema: DatasetSchema, imputed: frozenset[str] = frozenset()) -> FeatureSchema:
+        """From a version's dataset schema; `imputed`: the numeric features it fills when missing.
+
+        A version that imputes numbers also takes a missing category (as its "(missing)"
+        category); one saved before imputation existed takes neither.
+        """
+        categorical = frozenset(schema.categorical)
+        return cls(list(schema.features), categorical, imputed | (categorical if imputed else frozenset()))
 
 
 class Rows(Mapping[str, list[Any]]):
@@ -157,7 +164,10 @@ def _number(value: Any, feature: str, row: int) -> float:
             raise BadRequest(f"row {row}: {feature} must be a number, got {value!r}") from None
         if math.isfinite(number):
             return number
-    raise BadRequest(f"row {row}: {feature} is {value!r}; the model needs a finite number (impute it)")
+    raise BadRequest(
+        f"row {row}: {feature} is {value!r}; the model needs a finite number (send null for a missing value "
+        "to a version that imputes it)"
+    )
 
 
 def _category(value: Any, feature: str, row: int) -> str:
@@ -202,5 +212,16 @@ def parse(
     columns: dict[str, list[Any]] = {}
     for position, feature in enumerate(schema.features):
         convert = _category if feature in schema.categorical else _number
-        columns[feature] = [convert(row[position], feature, index) for index, row in enumerate(table)]
+        if feature in schema.nullable:  # a missing value passes on as None, to be imputed
+            columns[feature] = [
+                None if _missing(row[position]) else convert(row[position], feature, index)
+                for index, row in enumerate(table)
+            ]
+        else:
+            columns[feature] = [convert(row[position], feature, index) for index, row in enumerate(table)]
     return Rows(columns)
+
+
+def _missing(value: Any) -> bool:
+    """null, or a NaN a client sent for one."""
+    return value is None or (type(value) is float and math.isnan(value))

@@ -82,7 +82,7 @@ def _column_rule(name: str, dataset: DatasetConfig, rules: ValidationConfig) -> 
     rule = rules.columns.get(name)
     if rule is not None:
         return rule
-    numeric = name != dataset.label and name not in dataset.categorical
+    numeric = name != dataset.label and name not in (dataset.categorical or [])
     return ColumnRule(type="number" if numeric else None)
 
 
@@ -101,7 +101,8 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
                 **check_meta(
                     "columns",
                     None,
-                    f"{'exactly' if not rules.allow_extra_columns else 'at least'} {required}",
+                    f"{'exactly' if not rules.allow_extra_columns else 'at least'} the {len(required)} "
+                    "columns the config names (features, label, id, time, group)",
                     "error",
                 ),
                 "exact": not rules.allow_extra_columns,
@@ -122,7 +123,8 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
     for name in [c for c in dict.fromkeys([*features, dataset.label, *rules.columns]) if c in present]:
         rule = _column_rule(name, dataset, rules)
         severity = rule.severity
-        max_null = rule.max_null_fraction if rule.max_null_fraction is not None else rules.max_null_fraction
+        default = 0.0 if name == dataset.label else rules.max_null_fraction  # a label is never imputed
+        max_null = rule.max_null_fraction if rule.max_null_fraction is not None else default
         out.append(
             gxe.ExpectColumnValuesToNotBeNull(
                 column=name,
@@ -131,11 +133,17 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
             )
         )
         if rule.type in DTYPES:
+            hint = (
+                ""
+                if name in rules.columns
+                else f" (an undeclared feature is numeric: if '{name}' holds categories, list it in "
+                "dataset.categorical; if it is no feature, leave it out of dataset.features)"
+            )
             out.append(
                 gxe.ExpectColumnValuesToBeInTypeList(
                     column=name,
                     type_list=DTYPES[rule.type],
-                    meta=check_meta("dtype", name, f"a {rule.type} dtype", severity),
+                    meta=check_meta("dtype", name, f"a {rule.type} dtype{hint}", severity),
                 )
             )
         if rule.min is not None:

@@ -51,7 +51,7 @@ def build_profile(
                 mean=float(series.mean()),
                 std=float(series.std(ddof=0)),
             )
-        if family in ("string", "boolean") or name in dataset.categorical:
+        if family in ("string", "boolean") or name in (dataset.categorical or []):
             values = series.dropna().unique()
             if len(values) <= MAX_CATEGORIES:
                 entry["categories"] = sorted(map(str, values))

@@ -12,9 +12,15 @@ from components.validate_data.checks import CheckResult
 
 
 def render_report(
-    path: str, rows: int, results: list[CheckResult], sample: pd.DataFrame, reference: str | None = None
+    path: str,
+    rows: int,
+    results: list[CheckResult],
+    sample: pd.DataFrame,
+    reference: str | None = None,
+    inferred: list[str] | None = None,
 ) -> str:
-    """Markdown summary: verdict, failures first (errors, then warnings), then offending rows."""
+    """Markdown summary: verdict, what was inferred of the columns, failures first (errors,
+    then warnings), then offending rows."""
     blocking = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
     verdict = "FAILED" if blocking else "passed"
@@ -26,6 +32,12 @@ def render_report(
         "",
         f"Reference profile: {reference or 'none (first model, or validation.profile disabled)'}.",
         "",
+    ]
+    if inferred:
+        lines += ["Inferred from the data (the config did not say):", ""]
+        lines += [f"- {decision}" for decision in inferred]
+        lines.append("")
+    lines += [
         "| check | column | observed | expected | result |",
         "|---|---|---|---|---|",
     ]

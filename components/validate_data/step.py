@@ -17,6 +17,7 @@ from components.validate_data.checks import (
     feature_columns,
     validate_frame,
 )
+from components.validate_data.infer import infer_columns
 from components.validate_data.leakage import split_leakage
 from components.validate_data.profile import build_profile, profile_expectations, suite_json
 from components.validate_data.reference import PROFILE_FILE, SUITE_FILE, reference_profile
@@ -52,6 +53,9 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         lineage["evidence"] = ctx.store.read_json(evidence)
     ctx.store.write_json(ctx.key("lineage.json"), lineage)
     rules = ctx.config.validation
+    inferred = infer_columns(frame, dataset)
+    dataset = inferred.dataset
+    ctx.notes.extend(f"inferred: {decision}" for decision in inferred.decisions)
     reference = reference_profile(ctx.store, ctx.config)
     results, ge_result = validate_frame(frame, dataset, rules, reference)
     ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
@@ -63,7 +67,8 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     failed = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
     source = reference["source"] if reference else None
-    report = render_report(dataset.path, len(frame), results, bad_row_sample(frame, results, rules), source)
+    sample = bad_row_sample(frame, results, rules)
+    report = render_report(dataset.path, len(frame), results, sample, source, inferred.decisions)
     ctx.store.write_text(ctx.key("report.md"), report)
     ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
     ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed), warnings=len(warned))
@@ -88,7 +93,7 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
     ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
     drift, sample = build_reference(
-        train, list(dataset.categorical), features, source=f"run {ctx.run_id} train split"
+        train, list(dataset.categorical or []), features, source=f"run {ctx.run_id} train split"
     )
     drift.save(ctx.store, ctx.prefix, sample)
     for name in SPLIT_NAMES:
@@ -97,9 +102,9 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
             part.to_parquet(target, index=False)
     DatasetSchema(
         features=features,
-        categorical=list(dataset.categorical),
+        categorical=list(dataset.categorical or []),
         label=dataset.label,
-        positive_value=dataset.positive_value,
+        positive_value=task.positive_value,
         splits=summary,
         fingerprint=fingerprint,
         task=task.name,

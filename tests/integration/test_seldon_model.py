@@ -87,7 +87,7 @@ def test_ndarray_and_named_rows_get_calibrated_probability_and_decision(server: 
         ({"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}}, "names do not match"),
         ({"jsonData": {"age": 61}}, "missing"),
         ({"jsonData": {"instances": [{"nope": 1}]}}, "unknown ['nope']"),
-        ({"data": {"ndarray": [[math.nan] * 11]}}, "needs a finite number"),
+        ({"data": {"ndarray": [[math.inf] * 11]}}, "needs a finite number"),
         ({"data": {"ndarray": [["x"] * 11]}}, "must be a number, got 'x'"),
         ({"data": {"ndarray": [[1.0] * 11] * 501}}, "the limit is 500"),
         ({"strData": "61, 4.5, A"}, """or named features as {"jsonData": {"instances": [{feature"""),
@@ -100,6 +100,32 @@ def test_bad_requests_get_a_400_with_the_reason(server: dict[str, Any], body: An
     assert status == 400, reply
     assert message in reply["status"]["info"]
     assert server["process"].poll() is None  # the worker is still alive
+
+
+def test_missing_values_are_imputed_as_evaluation_imputes_them(server: dict[str, Any]) -> None:
+    import onnxruntime as ort
+    import pandas as pd
+
+    from components.common import calibration
+    from components.common.preprocessing import Preprocessing
+
+    rows = server["frame"].iloc[:20].astype(object)
+    rows.iloc[::3, 0] = None  # the first feature missing in every third row
+    rows.iloc[1::4, rows.columns.get_loc("scanner")] = None  # and some scanners
+    body = {"data": {"names": list(rows.columns), "ndarray": rows.values.tolist()}}
+    status, reply = post(server["base"], body)
+    assert status == 200, reply
+    served = np.array(reply["data"]["ndarray"])
+    # Evaluation's path: the same rows as a DataFrame with NaN, encoded, scored, calibrated.
+    folder = server["model_dir"]
+    prep = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text()))
+    frame = pd.DataFrame(rows.to_dict(orient="list"))
+    frame = frame.astype({c: float for c in prep.numeric})
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(["logit"], {"features": prep.encode(frame)})[0].reshape(-1)
+    expected = calibration.apply(server["record"], logits.astype(np.float64))
+    np.testing.assert_allclose(served[:, 0], expected, rtol=1e-5, atol=1e-7)
+    assert server["process"].poll() is None
 
 
 def test_malformed_json_is_a_400_not_a_crash(server: dict[str, Any]) -> None:

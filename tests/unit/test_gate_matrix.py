@@ -89,7 +89,12 @@ CASES: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame], dict[str, Any], t
         {},
         ("dtype", "prior_exams"),
     ),
-    ("null burst", _with("lesion_size_mm", slice(0, 90), np.nan), {}, ("null_fraction", "lesion_size_mm")),
+    (
+        "null burst",
+        _with("lesion_size_mm", slice(0, 90), np.nan),
+        {"max_null_fraction": 0.0},
+        ("null_fraction", "lesion_size_mm"),
+    ),
     (
         "out of range",
         _with("age", slice(0, 3), 130.0),

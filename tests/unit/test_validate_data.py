@@ -39,7 +39,11 @@ def test_missing_column_nulls_and_types_fail(frame: pd.DataFrame) -> None:
     broken.loc[broken.index[:30], "lesion_size_mm"] = np.nan
     broken["prior_exams"] = "many"
     failed = _failed(
-        run_checks(broken, screening_dataset().model_copy(update={"features": None}), ValidationConfig())
+        run_checks(
+            broken,
+            screening_dataset().model_copy(update={"features": None}),
+            ValidationConfig(max_null_fraction=0.0),
+        )
     )
     assert ("null_fraction", "lesion_size_mm") in failed
     assert ("dtype", "prior_exams") in failed
@@ -155,7 +159,7 @@ def test_a_failed_gate_report_samples_the_offending_rows(frame: pd.DataFrame) ->
 
     broken = frame.copy()
     broken.loc[broken.index[10:13], "lesion_size_mm"] = np.nan
-    rules = ValidationConfig()
+    rules = ValidationConfig(max_null_fraction=0.0)
     results = run_checks(broken, screening_dataset(), rules)
     sample = bad_row_sample(broken, results, rules)
     assert sample["exam_id"].tolist() == [10, 11, 12]
