@@ -374,6 +374,11 @@ def retrain_policy_crd() -> dict[str, Any]:
                         "traffic in every split, temporal in the held-out ones only.",
                         enum=["random", "temporal", "group"],
                     ),
+                    "warmStart": {
+                        "type": "boolean",
+                        "default": m.retraining.warm_start,
+                        "description": "Start the retrained model from the production version's weights.",
+                    },
                 },
             },
             "suspend": {"type": "boolean", "default": False, "description": "Suspend the monitor CronJob."},

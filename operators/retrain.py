@@ -42,6 +42,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "deploy": "deploy",
         "split": "split",
         "schedule": "schedule",
+        "warmStart": "warm_start",
     },
 }
 

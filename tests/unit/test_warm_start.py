@@ -113,3 +113,19 @@ def test_a_warm_started_retraining_starts_from_the_production_version() -> None:
     assert warm.training.init_from is not None
     assert (warm.training.init_from.model, warm.training.init_from.version) == ("screening", "production")
     assert warm.dataset.path == "/data/new.parquet"
+
+
+def test_a_retrain_policy_asks_for_warm_starts_in_camel_case() -> None:
+    from components.common.config import KubeloopConfig
+    from operators.crds import retrain_policy_crd
+    from operators.retrain import monitoring_section
+
+    section = monitoring_section({"retraining": {"warmStart": True, "deploy": "canary"}})
+    assert section["retraining"] == {"warm_start": True, "deploy": "canary"}
+    config = KubeloopConfig.model_validate(
+        {"name": "s", "dataset": {"path": "x.csv", "label": "y"}, "monitoring": section}
+    )
+    assert config.monitoring.retraining.warm_start is True
+    schema = retrain_policy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    warm = schema["properties"]["spec"]["properties"]["retraining"]["properties"]["warmStart"]
+    assert warm == {"type": "boolean", "default": False, "description": warm["description"]}
