@@ -132,3 +132,17 @@ def test_make_images_prints_a_build_and_a_push_per_image() -> None:
 def test_the_build_context_leaves_out_environments_and_run_outputs() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".venv-serving", ".tools", ".kubeloop"} <= set(ignored)
+
+
+def test_the_derived_image_example_puts_the_teams_model_on_the_import_path() -> None:
+    import yaml
+
+    folder = REPO / "examples" / "own_model"
+    (stage,) = parse(folder / "Dockerfile")
+    assert stage.base == IMAGE  # the step image of this release (pin it by digest when building)
+    copies = [rest for word, rest in stage.instructions if word == "COPY"]
+    factory = yaml.safe_load((folder / "config.yaml").read_text())["training"]["model"]["factory"]
+    module = factory.split(":")[0]
+    assert any(f"{module}.py /opt/team/{module}.py" in c for c in copies)
+    assert ("ENV", "PYTHONPATH=/opt/team") in stage.instructions
+    assert stage.instructions[-1] == ("USER", "10001:10001")
