@@ -60,7 +60,7 @@ def build_profile(
         "version": PROFILE_VERSION,
         "source": source,
         "rows": len(frame),
-        "prevalence": float(dataset.make_task().gate_columns(frame[dataset.label])[LABEL_INDICATOR].mean()),
+        "prevalence": _prevalence(frame, dataset),
         "columns": columns,
         # Stores write JSON with sorted keys, so the column order needs its own list.
         "order": list(columns),
@@ -131,8 +131,8 @@ def profile_expectations(
                     ),
                 )
             )
-    reference = profile["prevalence"]
-    if 0 < reference < 1:
+    reference = profile.get("prevalence")
+    if reference is not None and 0 < reference < 1:
         low, high = reference / tol.prevalence_factor, min(1.0, reference * tol.prevalence_factor)
         out.append(
             gxe.ExpectColumnMeanToBeBetween(
@@ -208,3 +208,9 @@ def suite_json(expectations: list[Any], name: str) -> dict[str, Any]:
 
     suite = gx.ExpectationSuite(name=name, expectations=expectations)
     return dict(suite.to_json_dict())
+
+
+def _prevalence(frame: pd.DataFrame, dataset: DatasetConfig) -> float | None:
+    """Share of the class of interest; None when the task has none (multi-class, unset)."""
+    indicator = dataset.make_task().gate_columns(frame[dataset.label]).get(LABEL_INDICATOR)
+    return None if indicator is None else float(indicator.mean())
