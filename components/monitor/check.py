@@ -149,14 +149,18 @@ def _prediction_drift(
     except FileNotFoundError as exc:
         check.problems.append(f"no prediction-drift check: {exc}")
         return
-    served = _served_by(rows, version)
-    answers = pd.DataFrame(
-        {c: served[c] if c in served.columns else pd.Series(dtype=float) for c in ("probability", "decision")}
-    )
+    answers = answer_frame(reference, _served_by(rows, version))
     verdict = check_drift(reference, answers, DriftSettings(0.5, config.monitoring.min_rows))
     check.prediction_drift = verdict.to_dict()
-    if "probability" in verdict.drifted_columns:
+    if any(c.startswith("probability") for c in verdict.drifted_columns):
         check.findings.append("prediction_drift")
+
+
+def answer_frame(reference: Reference, served: pd.DataFrame) -> pd.DataFrame:
+    """The served answers the version's prediction reference holds (binary: probability and
+    decision; multi-class: probability_<class> per class and decision), as logged."""
+    names = [c.name for c in reference.columns]
+    return pd.DataFrame({c: served[c] if c in served.columns else pd.Series(dtype=float) for c in names})
 
 
 def _performance(

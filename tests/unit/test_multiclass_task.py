@@ -115,3 +115,26 @@ def test_calibration_measures_match_their_definitions() -> None:
     )
     assert measures["ece"] == pytest.approx(ece, abs=1e-9)
     assert 0 < measures["classwise_ece"] < 1 and measures["mce"] >= measures["ece"]
+
+
+def test_prediction_drift_watches_each_class_probability_of_a_multiclass_version() -> None:
+    from components.common.drift_reference import build_reference
+    from components.monitor.check import answer_frame
+    from components.monitor.drift import DriftSettings, check_drift
+
+    task = MulticlassTask("grade", classes=["normal", "benign", "malignant"])
+    rng = np.random.default_rng(9)
+    test = mc.softmax(rng.normal(size=(2000, 3)))
+    reference, _ = build_reference(pd.DataFrame(task.answer_columns(test, test.argmax(axis=1))), [])
+    assert [c.name for c in reference.columns] == [
+        "probability_normal",
+        "probability_benign",
+        "probability_malignant",
+        "decision",
+    ]
+    same = mc.softmax(rng.normal(size=(800, 3)))
+    shifted = mc.softmax(rng.normal(size=(800, 3)) + np.array([0.0, 0.0, 1.5]))  # malignant calls surge
+    for served, drifted in ((same, False), (shifted, True)):
+        logged = pd.DataFrame(task.answer_columns(served, served.argmax(axis=1))).assign(request_id="r")
+        verdict = check_drift(reference, answer_frame(reference, logged), DriftSettings(0.5, 100))
+        assert any(c.startswith("probability_") for c in verdict.drifted_columns) is drifted
