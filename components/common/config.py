@@ -651,6 +651,13 @@ def task_problems(config: KubeloopConfig) -> list[str]:
                 f"{where} names {unknown}, not metrics of a {dataset.task} task where higher is better; "
                 f"use some of {', '.join(task.gated_metrics)}"
             )
+    decay = config.monitoring.performance.max_drop or {}
+    unknown_decay = [n for n in decay if not task.knows_metric(n)]
+    if unknown_decay:
+        problems.append(
+            f"monitoring.performance.max_drop names {unknown_decay}, not metrics of a {dataset.task} task "
+            f"where higher is better; use some of {', '.join(task.gated_metrics)}"
+        )
     if evaluation.primary_metric is not None and evaluation.primary_metric not in task.slice_metrics:
         problems.append(
             f"evaluation.primary_metric {evaluation.primary_metric!r} is not reported per slice for a "

@@ -49,10 +49,10 @@ class PerformanceDecay(Section):
     """Labeled rows needed before any performance verdict."""
     min_positives: int = Field(10, ge=1)
     """Positive labels needed before recall and ROC AUC are judged (rare positives)."""
-    max_drop: dict[Literal["recall", "precision", "roc_auc", "pr_auc"], float] = Field(
-        default_factory=lambda: {"roc_auc": 0.05, "recall": 0.1}  # type: ignore[arg-type]
-    )
-    """Largest tolerated drop of each metric below the model card's (absolute)."""
+    max_drop: dict[str, float] | None = None
+    """Largest tolerated drop of each metric below the model card's (absolute), any metric of
+    the task where higher is better. Default: {roc_auc: 0.05, recall: 0.1} (binary),
+    {roc_auc: 0.05, macro_recall: 0.1} (multiclass)."""
 
 
 class TriggerConfig(Section):

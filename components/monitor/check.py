@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from components.common.artifacts import DatasetSchema, schema_key
 from components.common.config import KubeloopConfig
 from components.common.drift_reference import PREDICTION_REFERENCE, SAMPLE_FILE, Reference
 from components.common.monitoring_config import duration_seconds
@@ -179,11 +180,13 @@ def _performance(
         row=served["row"].astype("int64"), request_id=served["request_id"].astype(str)
     ).merge(labels, on=["request_id", "row"], how="inner")
     card = store.read_json(f"{prefix}/metrics.json")
+    versioned = store.exists(schema_key(prefix))  # the version's own classes, where it records them
+    task = DatasetSchema.read(store, prefix).make_task() if versioned else config.dataset.make_task()
     verdict = check_performance(
         joined,
         card,
-        config.dataset.make_task(),
-        {str(k): v for k, v in settings.max_drop.items()},
+        task,
+        dict(settings.max_drop if settings.max_drop is not None else task.default_decay),
         settings.min_labeled,
         settings.min_positives,
     )

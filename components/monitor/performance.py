@@ -7,11 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from components.common.tasks import Task
-
-NEEDS_POSITIVES = {"recall", "roc_auc", "pr_auc"}
 
 
 @dataclass
@@ -45,19 +42,6 @@ class PerformanceVerdict:
         return {**asdict(self), "decayed": self.decayed}
 
 
-def served_metrics(labels: np.ndarray, probability: np.ndarray, decision: np.ndarray) -> dict[str, float]:
-    """recall, precision, ROC AUC and PR AUC of served answers (labels: True for positive)."""
-    positives, predicted = int(labels.sum()), int(decision.sum())
-    hits = int((labels & decision).sum())
-    both_classes = 0 < positives < len(labels)
-    return {
-        "recall": hits / positives if positives else float("nan"),
-        "precision": hits / predicted if predicted else float("nan"),
-        "roc_auc": float(roc_auc_score(labels, probability)) if both_classes else float("nan"),
-        "pr_auc": float(average_precision_score(labels, probability)) if both_classes else float("nan"),
-    }
-
-
 def check_performance(
     joined: pd.DataFrame,
     card: dict[str, Any],
@@ -66,22 +50,22 @@ def check_performance(
     min_labeled: int,
     min_positives: int,
 ) -> PerformanceVerdict:
-    """Decay of each metric in `max_drop` on `joined` (label, probability, decision per row).
+    """Decay of each metric in `max_drop` on `joined` (label, the answer columns and decision
+    per row; `Task.served_metrics` reads them).
 
     A window with fewer than `min_labeled` rows gets no verdict; with fewer than
-    `min_positives` positives, the metrics that need positives are not judged (one missed
-    case among three is not a recall of 0.67 anyone should act on).
+    `min_positives` positives (multi-class: rows of the rarest class), the metrics that need
+    them are not judged (one missed case among three is not a recall of 0.67 anyone should
+    act on).
     """
-    labels = task.targets(joined["label"]).astype(bool) if len(joined) else np.zeros(0, dtype=bool)
-    verdict = PerformanceVerdict(labeled_rows=len(joined), positives=int(labels.sum()))
+    targets = task.targets(joined["label"]) if len(joined) else np.zeros(0, dtype=np.int64)
+    verdict = PerformanceVerdict(labeled_rows=len(joined), positives=task.labeled_positives(targets))
     if len(joined) < min_labeled:
         verdict.too_small = f"{len(joined)} labeled rows; a performance verdict needs at least {min_labeled}"
         return verdict
-    served = served_metrics(
-        labels, joined["probability"].to_numpy(np.float64), joined["decision"].to_numpy(np.int64).astype(bool)
-    )
+    served = task.served_metrics(targets, joined)
     for metric, allowed in sorted(max_drop.items()):
-        if metric in NEEDS_POSITIVES and verdict.positives < min_positives:
+        if task.needs_positives(metric) and verdict.positives < min_positives:
             continue
         if metric not in card or np.isnan(served[metric]):
             continue

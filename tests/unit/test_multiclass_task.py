@@ -138,3 +138,27 @@ def test_prediction_drift_watches_each_class_probability_of_a_multiclass_version
         logged = pd.DataFrame(task.answer_columns(served, served.argmax(axis=1))).assign(request_id="r")
         verdict = check_drift(reference, answer_frame(reference, logged), DriftSettings(0.5, 100))
         assert any(c.startswith("probability_") for c in verdict.drifted_columns) is drifted
+
+
+def test_performance_decay_of_a_multiclass_version_is_judged_per_class_metric() -> None:
+    from components.monitor.performance import check_performance
+
+    task = MulticlassTask("grade", classes=["normal", "benign", "malignant"])
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 3, size=600)
+    good = mc.softmax(np.eye(3)[y] * 3 + rng.normal(size=(600, 3)))
+    card = task.scores(y, good, {}).point()
+    labels = pd.Series(np.array(task.classes)[y])
+
+    def joined(p: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"label": labels, **task.answer_columns(p, p.argmax(axis=1))})
+
+    limits = {"macro_recall": 0.1, "recall_malignant": 0.1, "roc_auc": 0.05}
+    steady = check_performance(joined(good), card, task, limits, 200, 10)
+    assert not steady.decayed and {m.metric for m in steady.metrics} == set(limits)
+    noise = mc.softmax(rng.normal(size=(600, 3)))
+    decayed = check_performance(joined(noise), card, task, limits, 200, 10)
+    assert decayed.decayed and all(m.decayed for m in decayed.metrics)
+    assert decayed.positives == int(np.bincount(y).min())
+    few = check_performance(joined(good), card, task, limits, 200, 10_000)  # too few of a class
+    assert few.metrics == [] and "positive labels" in few.too_small

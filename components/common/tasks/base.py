@@ -236,6 +236,25 @@ class Task(ABC):
         """What the Seldon class answers for a version calibrated by `record`."""
 
     @abstractmethod
+    def served_metrics(self, targets: np.ndarray, answers: pd.DataFrame) -> dict[str, float]:
+        """Metrics of served answers (the request log's answer columns and decisions) on rows
+        whose labels arrived: what performance decay compares with the model card."""
+
+    @abstractmethod
+    def labeled_positives(self, targets: np.ndarray) -> int:
+        """The label count that limits what can be judged (binary: positives; multi-class: the
+        rows of the rarest class)."""
+
+    @abstractmethod
+    def needs_positives(self, metric: str) -> bool:
+        """Whether `metric` is only judged with `min_positives` of `labeled_positives`."""
+
+    @property
+    @abstractmethod
+    def default_decay(self) -> dict[str, float]:
+        """monitoring.performance.max_drop when the config leaves it unset."""
+
+    @abstractmethod
     def output_array(self, output: np.ndarray) -> np.ndarray:
         """One ONNX output (logits or probabilities) in this task's float64 shape."""
 

@@ -215,6 +215,29 @@ class BinaryTask(Task):
 
         return BinaryHead(record)
 
+    def served_metrics(self, targets: np.ndarray, answers: pd.DataFrame) -> dict[str, float]:
+        """Recall, precision, ROC AUC and PR AUC of the served probabilities and decisions."""
+        from components.common.tasks.binary_metrics import served_metrics
+
+        return served_metrics(
+            np.asarray(targets).astype(bool),
+            answers["probability"].to_numpy(np.float64),
+            answers["decision"].to_numpy(np.int64).astype(bool),
+        )
+
+    def labeled_positives(self, targets: np.ndarray) -> int:
+        """Positive labels."""
+        return int(np.sum(targets))
+
+    def needs_positives(self, metric: str) -> bool:
+        """Recall, ROC AUC and PR AUC."""
+        return metric in ("recall", "roc_auc", "pr_auc")
+
+    @property
+    def default_decay(self) -> dict[str, float]:
+        """ROC AUC 0.05, recall 0.1."""
+        return {"roc_auc": 0.05, "recall": 0.1}
+
     def output_array(self, output: np.ndarray) -> np.ndarray:
         """One value per row: (n,)."""
         return np.asarray(output, dtype=np.float64).reshape(-1)

@@ -235,3 +235,18 @@ class BinaryScores(Scores):
     def subset(self, rows: np.ndarray) -> BinaryScores:
         """The rows where `rows` is true."""
         return BinaryScores(self.y[rows], self.p[rows], self.threshold)
+
+
+def served_metrics(labels: np.ndarray, probability: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+    """recall, precision, ROC AUC and PR AUC of served answers (labels: True for positive)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    positives, predicted = int(labels.sum()), int(decision.sum())
+    hits = int((labels & decision).sum())
+    both_classes = 0 < positives < len(labels)
+    return {
+        "recall": hits / positives if positives else float("nan"),
+        "precision": hits / predicted if predicted else float("nan"),
+        "roc_auc": float(roc_auc_score(labels, probability)) if both_classes else float("nan"),
+        "pr_auc": float(average_precision_score(labels, probability)) if both_classes else float("nan"),
+    }

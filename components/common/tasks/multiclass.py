@@ -276,6 +276,31 @@ class MulticlassTask(Task):
 
         return MulticlassHead(record, self)
 
+    def served_metrics(self, targets: np.ndarray, answers: pd.DataFrame) -> dict[str, float]:
+        """Every multi-class metric of the served probabilities (probability_<class>) and
+        decisions (class indices), on the rows whose label is one of the classes."""
+        from components.common.tasks.multiclass_metrics import MulticlassScores
+
+        y = np.asarray(targets)
+        known = y >= 0
+        p = answers[[f"probability_{c}" for c in self.classes]].to_numpy(np.float64)[known]
+        decisions = answers["decision"].to_numpy(np.int64)[known]
+        return MulticlassScores(y[known], p, decisions, self.classes).point()
+
+    def labeled_positives(self, targets: np.ndarray) -> int:
+        """Rows of the rarest class."""
+        y = np.asarray(targets)
+        return int(np.bincount(y[y >= 0], minlength=self.n_outputs).min()) if len(y) else 0
+
+    def needs_positives(self, metric: str) -> bool:
+        """Every metric but accuracy, top-2 accuracy, log loss and Brier needs rows of each class."""
+        return metric not in ("accuracy", "top_2_accuracy", "log_loss", "brier")
+
+    @property
+    def default_decay(self) -> dict[str, float]:
+        """Macro ROC AUC 0.05, macro recall 0.1."""
+        return {"roc_auc": 0.05, "macro_recall": 0.1}
+
     def output_array(self, output: np.ndarray) -> np.ndarray:
         """One row of K values per row: (n, K)."""
         return np.asarray(output, dtype=np.float64).reshape(-1, self.n_outputs)
