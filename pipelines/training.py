@@ -20,7 +20,7 @@ from components.common.cluster import (
     S3_SECRET_ENV,
     S3_SECRET_KEYS,
 )
-from components.common.config import KubeloopConfig, TrainResources
+from components.common.config import KubeloopConfig
 from components.common.images import (
     CUDA_IMAGE_ENV,
     IMAGE,
@@ -29,6 +29,7 @@ from components.common.images import (
     SERVING_IMAGE_ENV,
     TRAINING_GPU_IMAGE,
 )
+from components.common.training_config import TrainResources
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.register.component import register

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import logging
 import re
 import sys
 import tempfile
@@ -176,7 +175,6 @@ def _first_lines(exc: BaseException, limit: int = 600) -> str:
 def factory_lineage(cfg: TrainingConfig) -> dict[str, Any]:
     """What lineage records of the model code: import path, parameters, source hash, version."""
     path, params = factory_of(cfg)
-    logging.getLogger(__name__).debug("recording lineage of %s", path)
     function = load(path, cfg.code_path)
     record: dict[str, Any] = {"factory": path, "params": params, "loss": cfg.loss}
     try:

@@ -193,8 +193,10 @@ def fit(
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
 
-    loss_fn = build_loss(cfg, spec) or task.loss(y_train, cfg.class_weighting, device)
-    loss_fn = loss_fn.to(device)
+    own_loss = build_loss(cfg, spec)
+    loss_fn = (own_loss if own_loss is not None else task.loss(y_train, cfg.class_weighting, device)).to(
+        device
+    )
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.

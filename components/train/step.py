@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 
 from components.common.artifacts import DatasetSchema, split_key
-from components.common.config import TrainingConfig
 from components.common.plots import png
 from components.common.preprocessing import Preprocessing
 from components.common.registry import Registry
@@ -155,11 +154,6 @@ def train_on_pytorchjob(
     return dict(torch.load(path, weights_only=False))
 
 
-def factory_name(cfg: TrainingConfig) -> str:
-    """The model factory's import path, for progress lines."""
-    return factory_of(cfg)[0]
-
-
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -177,10 +171,11 @@ def run(ctx: StepContext, splits: str) -> str:
         train_frame = pd.read_parquet(paths["train"])
         prep = Preprocessing.fit(train_frame, schema.features, schema.categorical, cfg.categorical_encoding)
         task = schema.make_task()
+        init, init_state = resolve_init(ctx, workdir)  # a missing source fails before any training
         spec = ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs)
         seconds = check_model(cfg, spec, prep.encode(train_frame.head(2)), workdir)
         _print(
-            f"model {factory_name(cfg)}: builds, gives logits (batch, {spec.n_outputs}), "
+            f"model {factory_of(cfg)[0]}: builds, gives logits (batch, {spec.n_outputs}), "
             f"exports to ONNX ({seconds:.1f} s)"
         )
         if cfg.smoke_test:
@@ -188,7 +183,6 @@ def run(ctx: StepContext, splits: str) -> str:
             ctx.metrics.update(run_smoke_test(cfg, frames["train"], frames["validation"], schema, _print))
             del frames
         del train_frame
-        init, init_state = resolve_init(ctx, workdir)
         if cfg.nodes > 1:
             result = train_on_pytorchjob(ctx, splits, schema, workdir, init)
         else:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components.common.config import ModelFactory, TrainingConfig
 from components.common.preprocessing import Preprocessing
+from components.common.training_config import ModelFactory, TrainingConfig
 from components.train.factory import ModelFactoryError, build_model, check_model, factory_lineage
 from components.train.spec import ModelSpec
 from examples.screening.generate import generate

@@ -229,8 +229,10 @@ class BinaryScores(Scores):
 
     def confusion(self) -> tuple[list[str], list[list[int]]]:
         """[[tn, fp], [fn, tp]] under negative, positive."""
-        m = binary_metrics(self.y, self.p, self.threshold)
-        return ["negative", "positive"], [[int(m["tn"]), int(m["fp"])], [int(m["fn"]), int(m["tp"])]]
+        positive, called = self.y == 1, self.p >= self.threshold
+        negative_row = [int(np.sum(~positive & ~called)), int(np.sum(~positive & called))]
+        positive_row = [int(np.sum(positive & ~called)), int(np.sum(positive & called))]
+        return ["negative", "positive"], [negative_row, positive_row]
 
     def subset(self, rows: np.ndarray) -> BinaryScores:
         """The rows where `rows` is true."""
