@@ -18,6 +18,7 @@ import pytest
 from components.common.store import LocalStore, Store
 from components.common.tasks import BinaryTask
 from components.deploy.local_serving import free_port
+from tests.specs import tabular_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -136,7 +137,7 @@ def fit_screening(cfg: Any, rows: int, seed: int, train_rows: int) -> tuple[Any,
         y[:train_rows],
         x[train_rows:],
         y[train_rows:],
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=lambda _: None,
     )

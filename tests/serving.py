@@ -35,6 +35,7 @@ def registered_version(folder: Path) -> dict[str, Any]:
     from components.train.recipe import fit as train
     from components.train.step import export_onnx
     from examples.screening.generate import generate
+    from tests.specs import tabular_spec
 
     frame = generate(rows=3000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=11)
     features = [c for c in frame.columns if c not in FEATURES_DROPPED]
@@ -46,12 +47,12 @@ def registered_version(folder: Path) -> dict[str, Any]:
         y[:1500],
         x[1500:2000],
         y[1500:2000],
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=lambda _: None,
     )
     folder.mkdir(parents=True)
-    export_onnx(model, x.shape[1], folder / "model.onnx")
+    export_onnx(model, torch.zeros(2, x.shape[1]), folder / "model.onnx")
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).numpy().reshape(-1).astype(np.float64)
     record = fit("platt", logits[2000:2500], y[2000:2500].astype(int))

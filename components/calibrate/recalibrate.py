@@ -15,10 +15,11 @@ import pandas as pd
 from components.calibrate.step import aim, rate_names, render_report
 from components.common import calibration
 from components.common.artifacts import DatasetSchema
+from components.common.modalities import INPUTS_FILE
 from components.common.registry import Registry
 from components.common.step import StepContext
 
-COPIED = ("model.onnx", "preprocessing.json", "predictions.parquet", "reliability.png")
+COPIED = ("model.onnx", INPUTS_FILE, "predictions.parquet", "reliability.png")
 
 
 def _predictions(ctx: StepContext, prefix: str) -> pd.DataFrame:

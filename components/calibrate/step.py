@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.artifacts import DatasetSchema
+from components.common.modalities import INPUTS_FILE
 from components.common.plots import png
 from components.common.scoring import load_split, onnx_logits
 from components.common.step import StepContext
@@ -82,9 +83,10 @@ def build_record(
 
 def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     """The step body. Returns the calibration record (also written as calibration.json)."""
-    task = DatasetSchema.read(ctx.store, splits).make_task()
+    schema = DatasetSchema.read(ctx.store, splits)
+    task, modality = schema.make_task(), schema.make_modality()
     frames = {name: load_split(ctx.store, splits, name) for name in SPLITS}
-    logits = {name: onnx_logits(ctx.store, model, frame, task) for name, frame in frames.items()}
+    logits = {name: onnx_logits(ctx.store, model, frame, task, modality) for name, frame in frames.items()}
     ys = {name: task.frame_targets(frame) for name, frame in frames.items()}
     record = build_record(ctx, task, logits, ys)
     bins = record["bins"]
@@ -106,7 +108,7 @@ def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     ctx.store.write_bytes(
         ctx.key("model.onnx"), task.serving_graph(ctx.store.read_bytes(f"{model}/model.onnx"), record)
     )
-    ctx.store.write_bytes(ctx.key("preprocessing.json"), ctx.store.read_bytes(f"{model}/preprocessing.json"))
+    ctx.store.write_bytes(ctx.key(INPUTS_FILE), ctx.store.read_bytes(f"{model}/{INPUTS_FILE}"))
     ctx.store.write_json(ctx.key("reliability.json"), curves)
     ctx.store.write_bytes(ctx.key("reliability.png"), reliability_png(curves, task.reliability_axes))
     ctx.store.write_text(ctx.key("calibration.md"), render_report(record, task))

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from components.common.modalities import Modality
     from components.common.store import Store
     from components.common.tasks import Task
 
@@ -61,6 +62,8 @@ class DatasetSchema:
     """The prediction task (`dataset.task`); versions written before it existed are binary."""
     classes: list[str] | None = None
     """Multi-class: the output order (from dataset.classes or the training split's labels)."""
+    modality: str = "tabular"
+    """The kind of data (`dataset.modality`); versions written before it existed are tabular."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (schema.json)."""
@@ -85,6 +88,7 @@ class DatasetSchema:
             fingerprint=str(data.get("fingerprint", "")),
             task=str(data.get("task", "binary")),
             classes=[str(c) for c in data["classes"]] if data.get("classes") is not None else None,
+            modality=str(data.get("modality", "tabular")),
         )
 
     @classmethod
@@ -106,3 +110,9 @@ class DatasetSchema:
         from components.common.tasks import task_for
 
         return task_for(self.task, self.label, self.positive_value, self.classes)
+
+    def make_modality(self) -> Modality:
+        """The `Modality` of this data."""
+        from components.common.modalities import modality_for
+
+        return modality_for(self.modality)

@@ -15,6 +15,7 @@ from components.common.monitoring_config import MonitoringConfig
 from components.common.training_config import TrainingConfig
 
 if TYPE_CHECKING:
+    from components.common.modalities import Modality
     from components.common.tasks import Task
 
 
@@ -61,6 +62,8 @@ class DatasetConfig(Section):
 
     path: str
     """CSV or Parquet file: a local path (relative to the config file) or s3://bucket/key."""
+    modality: Literal["tabular"] = "tabular"
+    """The kind of data: tabular (a table of feature columns). Images come next."""
     label: str
     """Name of the label column."""
     task: Literal["binary", "multiclass"] = "binary"
@@ -93,6 +96,12 @@ class DatasetConfig(Section):
         from components.common.tasks import task_for
 
         return task_for(self.task, self.label, self.positive_value, self.classes)
+
+    def make_modality(self) -> Modality:
+        """The `Modality` of this dataset."""
+        from components.common.modalities import modality_for
+
+        return modality_for(self.modality)
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> DatasetConfig:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.artifacts import split_key
-from components.common.preprocessing import Preprocessing
+from components.common.modalities import INPUTS_FILE, Modality
 from components.common.store import Store
 from components.common.tasks import Task
 
@@ -19,26 +19,35 @@ def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
         return pd.read_parquet(path)
 
 
-def _run_onnx(store: Store, model_prefix: str, frame: pd.DataFrame, task: Task) -> dict[str, np.ndarray]:
+def _run_onnx(
+    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality
+) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
-    prep = Preprocessing.from_dict(store.read_json(f"{model_prefix}/preprocessing.json"))
+    inputs = modality.load_inputs(store.read_json(f"{model_prefix}/{INPUTS_FILE}"))
     session = ort.InferenceSession(
         store.read_bytes(f"{model_prefix}/model.onnx"), providers=["CPUExecutionProvider"]
     )
     names = [o.name for o in session.get_outputs()]
-    outputs = session.run(names, {"features": prep.encode(frame)})
+    outputs = session.run(names, modality.feed(inputs, frame))
     return {name: task.output_array(out) for name, out in zip(names, outputs, strict=True)}
 
 
-def onnx_logits(store: Store, model_prefix: str, frame: pd.DataFrame, task: Task) -> np.ndarray:
+def onnx_logits(
+    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality
+) -> np.ndarray:
     """Uncalibrated logits of the ONNX model for every row (binary (n,), multi-class (n, K))."""
-    return _run_onnx(store, model_prefix, frame, task)["logit"]
+    return _run_onnx(store, model_prefix, frame, task, modality)["logit"]
 
 
 def calibrated_scores(
-    store: Store, model_prefix: str, record: dict[str, Any], frame: pd.DataFrame, task: Task
+    store: Store,
+    model_prefix: str,
+    record: dict[str, Any],
+    frame: pd.DataFrame,
+    task: Task,
+    modality: Modality,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, calibrated probabilities) as serving computes them (`Task.probabilities`)."""
-    outputs = _run_onnx(store, model_prefix, frame, task)
+    outputs = _run_onnx(store, model_prefix, frame, task, modality)
     return outputs["logit"], task.probabilities(record, outputs)

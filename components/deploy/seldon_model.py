@@ -23,18 +23,17 @@ import numpy as np
 
 from components.common import calibration
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
-from components.common.preprocessing import Preprocessing
+from components.common.modalities import INPUTS_FILE, MAX_ROWS, BadInput, ServedBatch
 from components.deploy.model_metrics import PORT as METRICS_PORT
 from components.deploy.model_metrics import Counts, serve_metrics
 from components.deploy.request_log import ENCODER, RequestLog, now_iso
-from components.deploy.requests import MAX_ROWS, BadRequest, FeatureSchema, Rows, parse
 
 OUTPUTS = ["probability", "decision"]
 """The columns of every response row of a binary version (a multi-class one answers
 probability_<class> per class, then decision)."""
 
 
-VERSION_FILES = ("model.onnx", "preprocessing.json", "calibration.json", SCHEMA_FILE, "lineage.json")
+VERSION_FILES = ("model.onnx", INPUTS_FILE, "calibration.json", SCHEMA_FILE, "lineage.json")
 """What serving needs of a registered version."""
 
 
@@ -95,8 +94,9 @@ class KubeloopModel:
         self.max_rows = int(max_rows)
         schema = DatasetSchema.from_json((folder / SCHEMA_FILE).read_text())
         self.name = str(json.loads((folder / "lineage.json").read_text())["config"]["name"])
-        self.prep = Preprocessing.from_dict(json.loads((folder / "preprocessing.json").read_text()))
-        self.schema = FeatureSchema.from_schema(schema, frozenset(self.prep.fill))
+        modality = schema.make_modality()
+        inputs = modality.load_inputs(json.loads((folder / INPUTS_FILE).read_text()))
+        self.codec = modality.codec(inputs, schema)
         record = json.loads((folder / "calibration.json").read_text())
         self.calibration = calibration.normalise(record, 0.5)
         self.head = schema.make_task().serving_head(self.calibration)
@@ -120,7 +120,6 @@ class KubeloopModel:
         self.request_log: RequestLog | None = None
         fields = {"predictor": self.predictor, "model": self.name, "model_version": self.version}
         self._log_fields = ENCODER.encode(fields)[1:-1]  # the same in every row of this server
-        self._feature_keys = [ENCODER.encode(name) + ":" for name in self.schema.features]
         self._request_path: dict[str, str] = {}
 
     def load(self) -> None:
@@ -155,7 +154,7 @@ class KubeloopModel:
         # thousand requests that landed in the tail latency.
         gc.freeze()
 
-    def score(self, frame: Rows) -> tuple[list[Any], list[int]]:
+    def score(self, frame: ServedBatch) -> tuple[list[Any], list[int]]:
         """(answer, decision) per checked row: the calibrated probability (binary) or the
         probabilities per class, and the decision (`ServingHead.answer`).
 
@@ -163,9 +162,7 @@ class KubeloopModel:
         each numpy call on a single row costs microseconds that the request pays. A NaN is
         never served: the head raises, the caller gets a 500 and the logs count it.
         """
-        outputs = dict(
-            zip(self.output_names, self.session.run(None, {"features": self.prep.encode(frame)}), strict=True)
-        )
+        outputs = dict(zip(self.output_names, self.session.run(None, self.codec.feed(frame)), strict=True))
         return self.head.answer(outputs)
 
     def predict_raw(self, request: Any) -> dict[str, Any]:
@@ -254,8 +251,8 @@ class KubeloopModel:
         started = time.perf_counter()
         request_id = str(puid or os.urandom(16).hex())  # uuid4().hex's form, 5x cheaper
         try:
-            frame = parse(X, names, self.schema, self.max_rows)
-        except BadRequest as exc:
+            frame = self.codec.decode(X, names, self.max_rows)
+        except BadInput as exc:
             self._log_failure(request_id, started, 400, str(exc))
             raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST") from exc
         try:
@@ -294,7 +291,7 @@ class KubeloopModel:
     def _lines(
         self,
         request_id: str,
-        frame: Rows,
+        frame: ServedBatch,
         probability: list[float],
         decision: list[int],
         milliseconds: float,
@@ -306,15 +303,9 @@ class KubeloopModel:
             f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
             f'"status":200,"latency_ms":{round(milliseconds, 3)!r},"row":'
         )
-        keys = self._feature_keys
-        lines = []
         answer = self.head.log_fields
-        for index, (values, p, d) in enumerate(zip(frame.rows(), probability, decision, strict=True)):
-            features = ",".join(
-                key + (repr(value) if type(value) is float else ENCODER.encode(value))
-                for key, value in zip(keys, values, strict=True)
-            )
-            lines.append(f'{shared}{index},{answer(p, d)},"features":{{{features}}}}}\n')
+        rows = zip(self.codec.log_members(frame), probability, decision, strict=True)
+        lines = [f"{shared}{index},{answer(p, d)},{inputs}}}\n" for index, (inputs, p, d) in enumerate(rows)]
         return time_iso, lines
 
     def class_names(self) -> list[str]:
@@ -342,10 +333,7 @@ class KubeloopModel:
 
     def health_status(self) -> dict[str, Any]:
         """Readiness: the model is loaded and scores a row of its own (the feature means)."""
-        row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
-        row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
-        frame = parse([row], None, self.schema, 1)
-        self.score(frame)  # raises on a non-finite probability
+        self.score(self.codec.example())  # raises on a non-finite probability
         return {"model_version": self.version, "rows_served": self.counts.rows if self.counts else 0}
 
     def init_metadata(self) -> dict[str, Any]:
@@ -354,7 +342,7 @@ class KubeloopModel:
             "name": self.name,
             "versions": [self.version],
             "platform": "kubeloop-onnx",
-            "inputs": [{"messagetype": "ndarray", "schema": {"names": self.schema.features}}],
+            "inputs": self.codec.metadata(),
             "outputs": [{"messagetype": "ndarray", "schema": {"names": self.head.names}}],
             "custom": {
                 **{k: str(v) for k, v in self.head.tags().items()},

@@ -12,33 +12,40 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.common.preprocessing import Preprocessing
+from components.common.modalities import Inputs, Modality
 
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """A fitted StandardScaler + LogisticRegression and the encoding it was fitted on."""
+    """A fitted StandardScaler + LogisticRegression and the inputs it was fitted on."""
 
-    prep: Preprocessing
+    modality: Modality
+    inputs: Inputs
     model: Any
 
     @classmethod
     def fit(
-        cls, prep: Preprocessing, train: pd.DataFrame, y_train: np.ndarray, class_weighting: bool
+        cls,
+        modality: Modality,
+        inputs: Inputs,
+        train: pd.DataFrame,
+        y_train: np.ndarray,
+        class_weighting: bool,
     ) -> Baseline:
-        """Fit on the train split; categories one-hot, whatever the model itself uses."""
+        """Fit on the train split, on the modality's baseline inputs (tables: categories one-hot,
+        whatever the model itself uses)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        one_hot = dataclasses.replace(prep, encoding="one_hot")  # codes mean nothing to a linear model
         model = make_pipeline(
             StandardScaler(),
             LogisticRegression(max_iter=2000, class_weight="balanced" if class_weighting else None),
         )
-        model.fit(one_hot.encode(train), y_train)
-        return cls(one_hot, model)
+        model.fit(modality.baseline_arrays(inputs, train), y_train)
+        return cls(modality, inputs, model)
 
     def class_probabilities(self, frame: pd.DataFrame) -> np.ndarray:
         """One probability column per class index (a multinomial fit for more than two classes)."""
-        return np.asarray(self.model.predict_proba(self.prep.encode(frame)), dtype=np.float64)
+        x = self.modality.baseline_arrays(self.inputs, frame)
+        return np.asarray(self.model.predict_proba(x), dtype=np.float64)

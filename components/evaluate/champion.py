@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common import calibration
+from components.common.artifacts import DatasetSchema
 from components.common.config import EvaluationConfig
 from components.common.registry import Registry
 from components.common.scoring import calibrated_scores
@@ -48,7 +49,8 @@ def score_champion(
         record = calibration.normalise(
             registry.store.read_json(f"{prefix}/calibration.json"), default_threshold
         )
-        _, probabilities = calibrated_scores(registry.store, prefix, record, test, task)
+        modality = DatasetSchema.read(registry.store, prefix).make_modality()  # the champion's inputs
+        _, probabilities = calibrated_scores(registry.store, prefix, record, test, task, modality)
     except Exception as exc:  # noqa: BLE001 - any failure is reported as a failed check, not a crash
         return Champion(version, None, {"threshold": default_threshold}, f"{type(exc).__name__}: {exc}")
     return Champion(version, probabilities, dict(record["operating_point"]))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from components.common import calibration
 from components.common.artifacts import DatasetSchema
-from components.common.preprocessing import Preprocessing
+from components.common.modalities import INPUTS_FILE
 from components.common.registry import Registry
 from components.common.scoring import calibrated_scores, load_split
 from components.common.step import GateFailed, StepContext
@@ -42,10 +42,11 @@ def _baseline_metrics(
     Its scores are not calibrated like the model's, so one threshold would mean different
     things for the two (binary: the baseline is cut where it reaches the model's recall).
     """
-    task = schema.make_task()
+    task, modality = schema.make_task(), schema.make_modality()
     train = load_split(ctx.store, splits, "train")
-    prep = Preprocessing.from_dict(ctx.store.read_json(f"{model}/preprocessing.json"))
-    fitted = Baseline.fit(prep, train, task.frame_targets(train), ctx.config.training.class_weighting)
+    inputs = modality.load_inputs(ctx.store.read_json(f"{model}/{INPUTS_FILE}"))
+    weighting = ctx.config.training.class_weighting
+    fitted = Baseline.fit(modality, inputs, train, task.frame_targets(train), weighting)
     p = task.from_class_columns(fitted.class_probabilities(test))
     point, cut = task.baseline_point(p, y, metrics)
     return task.scores(y, p, point).summary(), cut
@@ -75,12 +76,12 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
         (metrics, the confusion matrix and ROC for the Kubeflow UI, decision markdown).
     """
     schema = DatasetSchema.read(ctx.store, splits)
-    task = schema.make_task()
+    task, modality = schema.make_task(), schema.make_modality()
     test = load_split(ctx.store, splits, "test")
     y = task.frame_targets(test)
     cfg = ctx.config.evaluation
     record = calibration.normalise(ctx.store.read_json(f"{model}/calibration.json"), cfg.threshold)
-    _, p = calibrated_scores(ctx.store, model, record, test, task)
+    _, p = calibrated_scores(ctx.store, model, record, test, task, modality)
     point = dict(record["operating_point"])
     scores = task.scores(y, p, point)
     metrics = scores.summary()

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from components.common.config import KubeloopConfig
-from components.common.data import local_path, read_table
+from components.common.data import local_path
 from components.common.labels import read_labels
 from components.common.monitoring_config import duration_seconds
 from components.common.store import LocalStore, Store
@@ -105,7 +105,7 @@ def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> A
             f"labels/{config.name}/ (request_id, row, label) or lower the minimum"
         )
     with local_path(config.dataset.path) as path:
-        reference = read_table(path)
+        reference = config.dataset.make_modality().read(path)
     mixed = mix(reference, traffic, settings.traffic_share)
     buffer = io.BytesIO()
     mixed.to_parquet(buffer, index=False)

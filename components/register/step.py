@@ -15,6 +15,7 @@ from components.common.drift_reference import (
     SAMPLE_FILE,
     build_reference,
 )
+from components.common.modalities import INPUTS_FILE
 from components.common.registry import Registry
 from components.common.step import StepContext
 from components.common.tasks import Task
@@ -24,7 +25,7 @@ SPLIT_FILES = (SCHEMA_FILE, "data_profile.json", "expectation_suite.json")
 """From validate_data: the next run validates its data against the profile and suite."""
 DRIFT_FILES = (FEATURE_REFERENCE, SAMPLE_FILE)
 """From validate_data (runs before the monitor existed have none): what the monitor tests traffic against."""
-SERVABLE_FILES = ("model.onnx", "preprocessing.json", "calibration.json", "predictions.parquet")
+SERVABLE_FILES = ("model.onnx", INPUTS_FILE, "calibration.json", "predictions.parquet")
 """From calibrate: what serving loads, and the stored predictions recalibration works on."""
 TRAIN_FILES = ("model.pt", "loss_curve.png")
 EVALUATION_FILES = ("metrics.json", "decision.json", "decision.md", "curves.json", "roc.png")

@@ -17,9 +17,11 @@ PARITY_TOLERANCE = 1.0
 """`parity_gap` at or below this holds parity."""
 
 
-def export_onnx(model: torch.nn.Module, n_inputs: int, path: Path) -> None:
-    """ONNX with a dynamic batch dimension: input 'features' (batch, n), output 'logit' (batch, outputs)."""
-    example = torch.zeros(2, n_inputs, dtype=torch.float32)
+def export_onnx(
+    model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str = "features"
+) -> None:
+    """ONNX with a dynamic batch dimension: one input (`input_name`, shaped as `example`, the
+    modality's example input) and the output 'logit' (batch, outputs)."""
     batch = torch.export.Dim("batch", min=1)
     # The exporter's graph optimiser logs every pass at INFO; keep the step log readable.
     logging.getLogger("onnxscript").setLevel(logging.WARNING)
@@ -29,7 +31,7 @@ def export_onnx(model: torch.nn.Module, n_inputs: int, path: Path) -> None:
         (example,),
         str(path),
         dynamo=True,
-        input_names=["features"],
+        input_names=[input_name],
         output_names=["logit"],
         dynamic_shapes=({0: batch},),
         external_data=False,
@@ -37,13 +39,15 @@ def export_onnx(model: torch.nn.Module, n_inputs: int, path: Path) -> None:
     )
 
 
-def parity_gap(model: torch.nn.Module, onnx_path: Path, x: np.ndarray, task: Task) -> float:
+def parity_gap(
+    model: torch.nn.Module, onnx_path: Path, x: np.ndarray, task: Task, input_name: str = "features"
+) -> float:
     """Worst |onnxruntime - torch| / (atol + rtol * |torch|) over the probabilities both give
-    for the given rows (the task's head on their logits); parity holds at <= 1."""
+    for the given inputs (the task's head on their logits); parity holds at <= 1."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    onnx_p = task.uncalibrated(session.run(["logit"], {"features": x})[0])
+    onnx_p = task.uncalibrated(session.run(["logit"], {input_name: x})[0])
     with torch.no_grad():
         torch_p = task.uncalibrated(model(torch.from_numpy(x)).numpy())
     return float(np.max(np.abs(onnx_p - torch_p) / (PARITY_ATOL + PARITY_RTOL * np.abs(torch_p))))

@@ -24,10 +24,9 @@ import torch
 from torch import nn
 
 from components.common.config import TrainingConfig
-from components.train.spec import ModelSpec
+from components.common.modalities import Modality, modality_for
+from components.common.model_spec import ModelSpec
 
-BUILTIN = "components.train.model:tabular_mlp"
-"""The default factory: the tabular MLP."""
 MODEL_CODE = "model_code.json"
 """The train step's record of the model code (`factory_lineage`); register puts it in lineage."""
 
@@ -41,14 +40,11 @@ class ModelFactoryError(ValueError):
     """A model or loss factory that cannot be used; the message names it and the fault."""
 
 
-def factory_of(cfg: TrainingConfig) -> tuple[str, dict[str, Any]]:
-    """(import path, keyword arguments) of the model factory the config asks for."""
+def factory_of(cfg: TrainingConfig, modality: Modality) -> tuple[str, dict[str, Any]]:
+    """(import path, keyword arguments) of the model factory the config asks for (unset: the
+    modality's built-in model)."""
     if cfg.model is None:
-        return BUILTIN, {
-            "hidden_sizes": cfg.hidden_sizes,
-            "dropout": cfg.dropout,
-            "embedding_size": cfg.embedding_size,
-        }
+        return modality.default_model(cfg)
     return cfg.model.factory, dict(cfg.model.params)
 
 
@@ -86,7 +82,7 @@ def build_model(cfg: TrainingConfig, spec: ModelSpec) -> nn.Module:
     Raises:
         ModelFactoryError: The factory fails or returns something other than an nn.Module.
     """
-    path, params = factory_of(cfg)
+    path, params = factory_of(cfg, modality_for(spec.modality))
     factory = load(path, cfg.code_path)
     try:
         model = factory(spec, **params)
@@ -116,7 +112,8 @@ def build_loss(cfg: TrainingConfig, spec: ModelSpec) -> nn.Module | None:
 
 
 def check_model(cfg: TrainingConfig, spec: ModelSpec, example: np.ndarray, workdir: Path) -> float:
-    """Build the model, run two example rows, export it to ONNX; returns the seconds it took.
+    """Build the model, run two example inputs (`example`: real ones from the training split),
+    export it to ONNX; returns the seconds it took.
 
     Raises:
         ModelFactoryError: Naming the factory and the fault (the wrong shape, the operator the
@@ -127,9 +124,10 @@ def check_model(cfg: TrainingConfig, spec: ModelSpec, example: np.ndarray, workd
     from components.train.export import export_onnx
 
     started = time.monotonic()
-    path, _ = factory_of(cfg)
+    modality = modality_for(spec.modality)
+    path, _ = factory_of(cfg, modality)
     model = build_model(cfg, spec).eval()
-    rows = torch.from_numpy(np.ascontiguousarray(example[:2], dtype=np.float32))
+    rows = modality.example_input(spec, example)
     try:
         with torch.no_grad():
             logits = model(rows)
@@ -147,7 +145,7 @@ def check_model(cfg: TrainingConfig, spec: ModelSpec, example: np.ndarray, workd
         )
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         try:
-            export_onnx(model, spec.n_inputs, Path(tmp) / "check.onnx")
+            export_onnx(model, rows, Path(tmp) / "check.onnx", modality.input_name)
         except Exception as exc:  # noqa: BLE001 - the exporter's own words name the operator
             raise ModelFactoryError(
                 f"training.model.factory {path!r}: torch could not export the model to ONNX, which "
@@ -172,9 +170,9 @@ def _first_lines(exc: BaseException, limit: int = 600) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
-def factory_lineage(cfg: TrainingConfig) -> dict[str, Any]:
+def factory_lineage(cfg: TrainingConfig, modality: Modality) -> dict[str, Any]:
     """What lineage records of the model code: import path, parameters, source hash, version."""
-    path, params = factory_of(cfg)
+    path, params = factory_of(cfg, modality)
     function = load(path, cfg.code_path)
     record: dict[str, Any] = {"factory": path, "params": params, "loss": cfg.loss}
     try:

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from components.common.model_spec import ModelSpec
 from components.common.preprocessing import Preprocessing
-from components.train.spec import ModelSpec
 
 
 def embedding_dim(cardinality: int, cap: int | None = None) -> int:

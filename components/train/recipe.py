@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
 from components.common.config import TrainingConfig
-from components.common.preprocessing import Preprocessing
+from components.common.model_spec import ModelSpec
 from components.common.tasks import Task
 from components.train.factory import build_loss, build_model
-from components.train.spec import ModelSpec
 from components.train.warm_start import describe_warm_start, load_initial_weights, set_frozen
 
 
@@ -140,13 +140,73 @@ def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
+@dataclass
+class TrainingSetup:
+    """What the loop trains, built once by `setup`: the model, its loss and the data on the device."""
+
+    model: nn.Module
+    loss_fn: nn.Module
+    spec: ModelSpec
+    device: torch.device
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+
+def setup(
+    cfg: TrainingConfig,
+    spec: ModelSpec,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    task: Task,
+    *,
+    init_state: Path | None = None,
+    init_source: str = "",
+    log: Callable[[str], Any] = print,
+) -> TrainingSetup:
+    """Seed, build the model the config names for `spec`, load the warm start, pick the loss,
+    and put the data on the device (torchtune's recipe setup).
+
+    Args:
+        data: (x_train, y_train, x_val, y_val): the modality's input arrays and the targets as
+            `task.loss_targets` gives them.
+        task: Gives the loss (its class weighting fitted on y_train); `training.loss` replaces it.
+        init_state: Weights to start from (training.init_from, resolved by the step); tensors
+            whose shape differs keep their fresh initialisation. A checkpoint wins over it.
+        init_source: What `init_state` is, for the log line.
+    """
+    rank, _ = world()
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model = build_model(cfg, spec)
+    if init_state is not None:
+        loaded, fresh = load_initial_weights(
+            model, torch.load(init_state, map_location="cpu", weights_only=False)
+        )
+        if rank == 0:
+            log(describe_warm_start(init_source or init_state.name, loaded, fresh))
+    x_train, y_train, x_val, y_val = data
+    own_loss = build_loss(cfg, spec)
+    loss_fn = own_loss if own_loss is not None else task.loss(y_train, cfg.class_weighting, device)
+    return TrainingSetup(
+        model=model.to(device),
+        loss_fn=loss_fn.to(device),
+        spec=spec,
+        device=device,
+        x_train=_to_device(x_train, device),
+        y_train=_to_device(y_train, device),
+        x_val=_to_device(x_val, device),
+        y_val=_to_device(y_val, device),
+    )
+
+
 def fit(
     cfg: TrainingConfig,
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
-    prep: Preprocessing,
+    spec: ModelSpec,
     log: Callable[[str], Any] = print,
     *,
     task: Task,
@@ -156,33 +216,40 @@ def fit(
     init_state: Path | None = None,
     init_source: str = "",
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """Train; returns the best model (on the CPU, unwrapped) and the per-epoch history.
+    """`setup`, then `train`: the best model (on the CPU, unwrapped) and the per-epoch history."""
+    built = setup(
+        cfg,
+        spec,
+        (x_train, y_train, x_val, y_val),
+        task,
+        init_state=init_state,
+        init_source=init_source,
+        log=log,
+    )
+    return train(cfg, built, log, checkpoint=checkpoint, on_checkpoint=on_checkpoint, max_steps=max_steps)
+
+
+def train(
+    cfg: TrainingConfig,
+    built: TrainingSetup,
+    log: Callable[[str], Any] = print,
+    *,
+    checkpoint: Path | None = None,
+    on_checkpoint: Callable[[Path], Any] | None = None,
+    max_steps: int | None = None,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """The loop: trains what `setup` built; returns the best model (on the CPU, unwrapped) and
+    the per-epoch history.
 
     Args:
-        y_train, y_val: Targets as `task.loss_targets` gives them.
-        prep: The fitted preprocessing (the model spec's inputs).
-        task: Gives the outputs and the loss (its class weighting fitted on `y_train`);
-            `training.loss` replaces the loss, `training.model` the built-in MLP.
         checkpoint: File to resume from and to write after every epoch (rank 0 writes).
         on_checkpoint: Called by rank 0 with the checkpoint file after each write (e.g. to
             copy it to the artifact store, where restarted pods on other nodes find it).
         max_steps: Stop after this many optimiser steps (tests of exact equivalence).
-        init_state: Weights to start from (training.init_from, resolved by the step); tensors
-            whose shape differs keep their fresh initialisation. A checkpoint wins over it.
-        init_source: What `init_state` is, for the log line.
     """
     rank, size = world()
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    spec = ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs)
-    model = build_model(cfg, spec)
-    if init_state is not None:
-        loaded, fresh = load_initial_weights(
-            model, torch.load(init_state, map_location="cpu", weights_only=False)
-        )
-        if rank == 0:
-            log(describe_warm_start(init_source or init_state.name, loaded, fresh))
-    model = model.to(device)
+    model, loss_fn, device = built.model, built.loss_fn, built.device
+    xt, yt, xv, yv = built.x_train, built.y_train, built.x_val, built.y_val
 
     def wrap() -> nn.Module:
         if size == 1:
@@ -193,19 +260,13 @@ def fit(
             gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy
         )
 
-    own_loss = build_loss(cfg, spec)
-    loss_fn = (own_loss if own_loss is not None else task.loss(y_train, cfg.class_weighting, device)).to(
-        device
-    )
     lr = cfg.learning_rate * (size if cfg.lr_scaling == "linear" else 1)
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=cfg.weight_decay, fused=True)
-    shard = Shard(len(x_train), cfg.seed)
+    shard = Shard(len(xt), cfg.seed)
     steps_per_epoch = max(1, math.ceil(len(shard.sampler) / cfg.batch_size))
     warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
-    xt, yt = _to_device(x_train, device), _to_device(y_train, device)
-    xv, yv = _to_device(x_val, device), _to_device(y_val, device)
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext
 

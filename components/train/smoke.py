@@ -19,10 +19,9 @@ import torch
 
 from components.common.artifacts import DatasetSchema
 from components.common.config import TrainingConfig
-from components.common.preprocessing import Preprocessing
 from components.common.step import GateFailed
 from components.common.tasks import Task
-from components.train.recipe import fit
+from components.train import recipe
 
 MIN_RELATIVE_DECREASE = 0.01
 """The training loss must fall by at least this share of its starting value."""
@@ -60,12 +59,13 @@ def run_smoke_test(
     """Train briefly on a subset; returns the before/after losses or raises SmokeTestFailed."""
     started = time.monotonic()
     task: Task = schema.make_task()
+    modality = schema.make_modality()
     train = stratified_subset(train, task.frame_targets(train), cfg.smoke_test_rows, cfg.seed)
     validation = stratified_subset(
         validation, task.frame_targets(validation), cfg.smoke_test_rows // 2, cfg.seed
     )
-    prep = Preprocessing.fit(train, schema.features, schema.categorical, cfg.categorical_encoding)
-    xt, xv = prep.encode(train), prep.encode(validation)
+    inputs = modality.fit_inputs(train, schema, cfg)
+    xt, xv = modality.arrays(inputs, train), modality.arrays(inputs, validation)
     targets_train, targets_val = task.frame_targets(train), task.frame_targets(validation)
     yt, yv = task.loss_targets(targets_train), task.loss_targets(targets_val)
     smoke = cfg.model_copy(
@@ -77,13 +77,14 @@ def run_smoke_test(
         }
     )
     loss_fn = task.loss(yt, smoke.class_weighting, torch.device("cpu"))
-    initial, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, max_steps=0, task=task)
-    before = (_loss(initial, loss_fn, xt, yt), _loss(initial, loss_fn, xv, yv))
+    built = recipe.setup(smoke, modality.model_spec(inputs, task), (xt, yt, xv, yv), task, log=lambda _: None)
+    built.model.eval()
+    before = (_loss(built.model, loss_fn, xt, yt), _loss(built.model, loss_fn, xv, yv))
     log(
         f"smoke test: {smoke.smoke_test_epochs} epochs on {len(xt):,} train / {len(xv):,} validation rows"
         f" ({task.describe(targets_train)} / {task.describe(targets_val)}), batch {smoke.batch_size}"
     )
-    trained, _ = fit(smoke, xt, yt, xv, yv, prep, log=lambda _: None, task=task)
+    trained, _ = recipe.train(smoke, built, log=lambda _: None)
     after = (_loss(trained, loss_fn, xt, yt), _loss(trained, loss_fn, xv, yv))
     result = {
         "smoke_train_loss_before": round(before[0], 5),

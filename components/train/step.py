@@ -16,14 +16,14 @@ import pandas as pd
 import torch
 
 from components.common.artifacts import DatasetSchema, split_key
+from components.common.modalities import INPUTS_FILE
+from components.common.model_spec import ModelSpec
 from components.common.plots import png
-from components.common.preprocessing import Preprocessing
 from components.common.registry import Registry
 from components.common.step import StepContext
 from components.train.export import PARITY_ATOL, PARITY_RTOL, PARITY_TOLERANCE, export_onnx, parity_gap
 from components.train.factory import MODEL_CODE, build_model, check_model, factory_lineage, factory_of
 from components.train.smoke import run_smoke_test
-from components.train.spec import ModelSpec
 
 
 def loss_curve_png(history: list[dict[str, float]]) -> bytes:
@@ -169,13 +169,13 @@ def run(ctx: StepContext, splits: str) -> str:
             for name in ("train", "validation")
         }
         train_frame = pd.read_parquet(paths["train"])
-        prep = Preprocessing.fit(train_frame, schema.features, schema.categorical, cfg.categorical_encoding)
-        task = schema.make_task()
+        task, modality = schema.make_task(), schema.make_modality()
+        inputs = modality.fit_inputs(train_frame, schema, cfg)
         init, init_state = resolve_init(ctx, workdir)  # a missing source fails before any training
-        spec = ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs)
-        seconds = check_model(cfg, spec, prep.encode(train_frame.head(2)), workdir)
+        spec = modality.model_spec(inputs, task)
+        seconds = check_model(cfg, spec, modality.arrays(inputs, train_frame.head(2)), workdir)
         _print(
-            f"model {factory_of(cfg)[0]}: builds, gives logits (batch, {spec.n_outputs}), "
+            f"model {factory_of(cfg, modality)[0]}: builds, gives logits (batch, {spec.n_outputs}), "
             f"exports to ONNX ({seconds:.1f} s)"
         )
         if cfg.smoke_test:
@@ -194,36 +194,36 @@ def run(ctx: StepContext, splits: str) -> str:
                 cfg.max_restarts,
             )
         spec = ModelSpec.from_dict(result["spec"])
-        prep = spec.prep()
+        inputs = modality.load_inputs(spec.preprocessing)
         model = build_model(cfg, spec)
         model.load_state_dict(result["state_dict"])
         model.eval()
-        x_val = prep.encode(pd.read_parquet(paths["validation"]))
+        x_val = modality.arrays(inputs, pd.read_parquet(paths["validation"]))
     history = result["history"]
     with ctx.store.staged(ctx.key("model.pt")) as path:
         torch.save(
             {
                 "state_dict": model.state_dict(),
-                "factory": factory_of(cfg),
+                "factory": factory_of(cfg, modality),
                 "spec": spec.to_dict(),
                 "hidden_sizes": cfg.hidden_sizes,
                 "dropout": cfg.dropout,
                 "embedding_size": cfg.embedding_size,
-                "preprocessing": prep.to_dict(),
+                "preprocessing": inputs.to_dict(),
             },
             path,
         )
     with ctx.store.staged(ctx.key("model.onnx")) as path:
-        export_onnx(model, x_val.shape[1], path)
-        gap = parity_gap(model, path, x_val[:2048], task)
+        export_onnx(model, modality.example_input(spec), path, modality.input_name)
+        gap = parity_gap(model, path, x_val[:2048], task, modality.input_name)
         if gap > PARITY_TOLERANCE:  # raised inside the block, so the model is never uploaded
             raise RuntimeError(
                 f"ONNX export differs from torch by {gap:.1f}x the tolerance on served probabilities "
                 f"(|difference| <= {PARITY_ATOL} + {PARITY_RTOL} x |probability|); the exported model "
                 "would not serve what was trained"
             )
-    ctx.store.write_json(ctx.key("preprocessing.json"), prep.to_dict())
-    ctx.store.write_json(ctx.key(MODEL_CODE), {**factory_lineage(cfg), "init_from": init})
+    ctx.store.write_json(ctx.key(INPUTS_FILE), inputs.to_dict())
+    ctx.store.write_json(ctx.key(MODEL_CODE), {**factory_lineage(cfg, modality), "init_from": init})
     ctx.store.write_json(ctx.key("history.json"), history)
     ctx.store.write_bytes(ctx.key("loss_curve.png"), loss_curve_png(history))
     best = min(history, key=lambda h: h["val_loss"])

@@ -18,9 +18,7 @@ import torch.distributed as dist
 
 from components.common.artifacts import DatasetSchema
 from components.common.config import KubeloopConfig
-from components.common.preprocessing import Preprocessing
-from components.train.recipe import fit
-from components.train.spec import ModelSpec
+from components.train.recipe import setup, train
 
 
 def main(spec_path: str) -> None:
@@ -28,17 +26,18 @@ def main(spec_path: str) -> None:
     run_worker(json.loads(Path(spec_path).read_text()))
 
 
-def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None = None) -> None:
-    """setup -> train -> write (rank 0) -> cleanup; the process group is always destroyed.
+def run_worker(spec_file: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None = None) -> None:
+    """setup (inputs, model, loss, data) -> train -> write (rank 0) -> cleanup; the process
+    group is always destroyed.
 
     Args:
-        spec: config_json, schema, local parquet paths (train, validation), checkpoint and
+        spec_file: config_json, schema, local parquet paths (train, validation), checkpoint and
             out file paths, optional max_steps.
         on_checkpoint: Passed to the recipe (rank 0 calls it after each checkpoint).
     """
-    config = KubeloopConfig.from_json(spec["config_json"])
-    schema = DatasetSchema.from_dict(spec["schema"])
-    task = schema.make_task()
+    config = KubeloopConfig.from_json(spec_file["config_json"])
+    schema = DatasetSchema.from_dict(spec_file["schema"])
+    task, modality = schema.make_task(), schema.make_modality()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         use_nccl = torch.cuda.is_available() and config.training.device != "cpu"
@@ -46,45 +45,47 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if use_nccl else "gloo")
     try:
-        frames = {name: pd.read_parquet(spec[name]) for name in ("train", "validation")}
-        prep = Preprocessing.fit(
-            frames["train"], schema.features, schema.categorical, config.training.categorical_encoding
-        )
-        x_train, x_val = prep.encode(frames["train"]), prep.encode(frames["validation"])
+        frames = {name: pd.read_parquet(spec_file[name]) for name in ("train", "validation")}
+        inputs = modality.fit_inputs(frames["train"], schema, config.training)
+        x_train, x_val = (modality.arrays(inputs, frames[name]) for name in ("train", "validation"))
         targets = {name: task.frame_targets(frame) for name, frame in frames.items()}
         y_train, y_val = (task.loss_targets(targets[name]) for name in ("train", "validation"))
+        spec = modality.model_spec(inputs, task)
         rank = dist.get_rank() if distributed else 0
         if rank == 0:
             print(
-                f"training on {len(x_train)} rows x {x_train.shape[1]} inputs "
+                f"training on {len(x_train)} rows x {spec.n_inputs} inputs "
                 f"({task.describe(targets['train'])}),"
                 f" validating on {len(x_val)}, {int(os.environ.get('WORLD_SIZE', '1'))} process(es)",
                 flush=True,
             )
-        model, history = fit(
+        built = setup(
             config.training,
-            x_train,
-            y_train,
-            x_val,
-            y_val,
-            prep,
-            log=lambda line: print(line, flush=True),
-            checkpoint=Path(spec["checkpoint"]),
+            spec,
+            (x_train, y_train, x_val, y_val),
+            task,
+            init_state=Path(spec_file["init_state"]) if spec_file.get("init_state") else None,
+            init_source=str(spec_file.get("init_source", "")),
+            log=_log,
+        )
+        del frames, x_train, x_val  # the setup holds the data now
+        model, history = train(
+            config.training,
+            built,
+            _log,
+            checkpoint=Path(spec_file["checkpoint"]),
             on_checkpoint=on_checkpoint,
-            max_steps=spec.get("max_steps"),
-            task=task,
-            init_state=Path(spec["init_state"]) if spec.get("init_state") else None,
-            init_source=str(spec.get("init_source", "")),
+            max_steps=spec_file.get("max_steps"),
         )
         if rank == 0:
-            out = Path(spec["out"])
+            out = Path(spec_file["out"])
             tmp = out.with_name(f".{out.name}.tmp")
             torch.save(
                 {
                     "state_dict": model.state_dict(),
                     "history": history,
-                    "preprocessing": prep.to_dict(),
-                    "spec": ModelSpec.tabular(prep, task.name, task.classes, task.n_outputs).to_dict(),
+                    "preprocessing": inputs.to_dict(),
+                    "spec": spec.to_dict(),
                     "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                 },
                 tmp,
@@ -93,6 +94,10 @@ def run_worker(spec: dict[str, Any], on_checkpoint: Callable[[Path], Any] | None
     finally:
         if distributed:
             dist.destroy_process_group()
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.common.config import KubeloopConfig
-from components.common.data import local_path, read_table
+from components.common.data import local_path
 from components.common.registry import Registry
 from components.common.store import Store
 from components.validate_data.checks import feature_columns
@@ -24,7 +24,8 @@ def reference_profile(store: Store, config: KubeloopConfig) -> dict[str, Any] | 
     tol = config.validation.profile
     if tol.reference_data:
         with local_path(tol.reference_data) as path:
-            frame = read_table(path)
+            modality = config.dataset.make_modality()
+            frame = modality.gate_table(modality.read(path))
         features = feature_columns(frame, config.dataset)
         return build_profile(frame, config.dataset, features, source=f"reference {tol.reference_data}")
     if not tol.use_champion:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.artifacts import SPLIT_NAMES, DatasetSchema, split_key
-from components.common.data import local_path, read_table
+from components.common.data import local_path
 from components.common.drift_reference import build_reference
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
@@ -44,9 +44,10 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     and its leakage checks; the report covers both, and the gate blocks on either.
     """
     dataset = ctx.config.dataset
+    modality = dataset.make_modality()
     with local_path(dataset.path) as path:
         fingerprint = fingerprint_file(path)
-        frame = read_table(path)
+        frame = modality.gate_table(modality.read(path))
     lineage = build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
     evidence = ctx.upstream("assemble", "evidence.json")  # a retraining run: why it started
     if ctx.store.exists(evidence):
@@ -92,15 +93,7 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     ctx.store.write_json(ctx.key(PROFILE_FILE), profile)
     expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
     ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
-    drift, sample = build_reference(
-        train, list(dataset.categorical or []), features, source=f"run {ctx.run_id} train split"
-    )
-    drift.save(ctx.store, ctx.prefix, sample)
-    for name in SPLIT_NAMES:
-        part = frame[frame["__split"] == name].drop(columns="__split")
-        with ctx.store.staged(split_key(ctx.prefix, name)) as target:
-            part.to_parquet(target, index=False)
-    DatasetSchema(
+    schema = DatasetSchema(
         features=features,
         categorical=list(dataset.categorical or []),
         label=dataset.label,
@@ -109,7 +102,16 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         fingerprint=fingerprint,
         task=task.name,
         classes=task.classes or None,
-    ).write(ctx.store, ctx.prefix)
+        modality=modality.name,
+    )
+    columns, categorical = modality.drift_columns(schema)
+    drift, sample = build_reference(train, categorical, columns, source=f"run {ctx.run_id} train split")
+    drift.save(ctx.store, ctx.prefix, sample)
+    for name in SPLIT_NAMES:
+        part = frame[frame["__split"] == name].drop(columns="__split")
+        with ctx.store.staged(split_key(ctx.prefix, name)) as target:
+            part.to_parquet(target, index=False)
+    schema.write(ctx.store, ctx.prefix)
     overall = task.split_summary(targets)
     ctx.metrics.update(
         train_rows=summary["train"]["rows"],

@@ -23,6 +23,7 @@ from components.train.recipe import fit
 from components.train.step import launch
 from examples.screening.generate import generate
 from tests.conftest import REPO
+from tests.specs import tabular_spec
 
 pytestmark = pytest.mark.integration
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
@@ -95,7 +96,7 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
     prep, (xt, yt, xv, yv) = _arrays(data)
     cfg = TrainingConfig(hidden_sizes=[16, 8], dropout=0.2, epochs=3, early_stopping_patience=10, seed=4)
     straight, straight_history = fit(
-        cfg, xt, yt, xv, yv, prep, task=BinaryTask("label", 1), log=lambda _: None
+        cfg, xt, yt, xv, yv, tabular_spec(prep), task=BinaryTask("label", 1), log=lambda _: None
     )
     checkpoint = tmp_path / "checkpoint.pt"
     fit(
@@ -104,7 +105,7 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
         yt,
         xv,
         yv,
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=lambda _: None,
         checkpoint=checkpoint,
@@ -112,7 +113,15 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
     assert torch.load(checkpoint, weights_only=False)["epoch"] == 2
     lines: list[str] = []
     resumed, history = fit(
-        cfg, xt, yt, xv, yv, prep, task=BinaryTask("label", 1), log=lines.append, checkpoint=checkpoint
+        cfg,
+        xt,
+        yt,
+        xv,
+        yv,
+        tabular_spec(prep),
+        task=BinaryTask("label", 1),
+        log=lines.append,
+        checkpoint=checkpoint,
     )
     assert lines[0] == "resumed from checkpoint.pt after epoch 2"
     assert [h["epoch"] for h in history] == [1.0, 2.0, 3.0]

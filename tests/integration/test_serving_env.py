@@ -42,7 +42,7 @@ def test_serving_env_reproduces_training_logits(serving_python: Path, tmp_path: 
         TrainingConfig(epochs=2, hidden_sizes=[16]), rows=2000, seed=3, train_rows=1500
     )
     onnx_path = tmp_path / "model.onnx"
-    export_onnx(model, x.shape[1], onnx_path)
+    export_onnx(model, torch.zeros(2, x.shape[1]), onnx_path)
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps(x[:64].tolist()))
     result = subprocess.run(
@@ -80,7 +80,7 @@ def test_serving_env_applies_every_calibration_record(serving_python: Path, tmp_
         TrainingConfig(epochs=2, hidden_sizes=[16]), rows=2000, seed=4, train_rows=1500
     )
     plain = tmp_path / "plain.onnx"
-    export_onnx(model, x.shape[1], plain)
+    export_onnx(model, torch.zeros(2, x.shape[1]), plain)
     with torch.no_grad():
         logits = model(torch.from_numpy(x)).numpy().reshape(-1).astype(np.float64)
     records = [fit(method, logits[1500:], y[1500:]) for method in ("temperature", "platt", "isotonic")]

@@ -19,6 +19,7 @@ from components.common.tasks import BinaryTask
 from components.train.recipe import fit, pick_device
 from components.train.step import export_onnx, parity_gap
 from tests.conftest import encoded_screening
+from tests.specs import tabular_spec
 
 pytestmark = pytest.mark.integration
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -38,7 +39,7 @@ def test_training_on_gpu_learns_and_exports(tmp_path: Path) -> None:
         y[:4500],
         x[4500:],
         y[4500:],
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=print,
     )
@@ -48,7 +49,7 @@ def test_training_on_gpu_learns_and_exports(tmp_path: Path) -> None:
     assert roc_auc_score(y[4500:], scores) > 0.75
     assert history[-1]["samples_per_s"] > 0
     path = tmp_path / "model.onnx"
-    export_onnx(model, x.shape[1], path)
+    export_onnx(model, torch.zeros(2, x.shape[1]), path)
     assert parity_gap(model, path, x[4500:], BinaryTask("label", 1)) <= 1.0
 
 
@@ -64,17 +65,19 @@ def test_resuming_on_the_gpu_restores_the_device_generator(tmp_path: Path) -> No
     prep, x, y = _data()
     cfg = TrainingConfig(epochs=3, dropout=0.3, device="cuda", early_stopping_patience=10, seed=2)
     split = (x[:4500], y[:4500], x[4500:], y[4500:])
-    _, straight = fit(cfg, *split, prep, task=BinaryTask("label", 1), log=lambda _: None)
+    _, straight = fit(cfg, *split, tabular_spec(prep), task=BinaryTask("label", 1), log=lambda _: None)
     checkpoint = tmp_path / "checkpoint.pt"
     fit(
         cfg.model_copy(update={"epochs": 2}),
         *split,
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=lambda _: None,
         checkpoint=checkpoint,
     )
     lines: list[str] = []
-    _, resumed = fit(cfg, *split, prep, task=BinaryTask("label", 1), log=lines.append, checkpoint=checkpoint)
+    _, resumed = fit(
+        cfg, *split, tabular_spec(prep), task=BinaryTask("label", 1), log=lines.append, checkpoint=checkpoint
+    )
     assert lines[0] == "resumed from checkpoint.pt after epoch 2"
     assert resumed[-1]["val_loss"] == pytest.approx(straight[-1]["val_loss"], abs=1e-5)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 from onnx import numpy_helper
 
 from components.common.config import TrainingConfig
@@ -13,6 +14,7 @@ from components.common.tasks import BinaryTask
 from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
 from tests.conftest import fit_screening
+from tests.specs import tabular_spec
 
 TASK = BinaryTask("label", 1)
 
@@ -22,7 +24,7 @@ def test_export_keeps_parity_and_a_corrupted_graph_is_caught(tmp_path: Path) -> 
         TrainingConfig(epochs=2, hidden_sizes=[8]), rows=1200, seed=6, train_rows=1000
     )
     path = tmp_path / "model.onnx"
-    export_onnx(model, x.shape[1], path)
+    export_onnx(model, torch.zeros(2, x.shape[1]), path)
     assert parity_gap(model, path, x[1000:], TASK) <= PARITY_TOLERANCE
     graph = onnx.load(str(path))
     weights = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
@@ -51,7 +53,14 @@ def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_
 
     cfg = TrainingConfig(epochs=4, hidden_sizes=[16], categorical_encoding="embedding", embedding_size=3)
     model, _ = fit(
-        cfg, x[:2500], y[:2500], x[2500:], y[2500:], prep, task=BinaryTask("label", 1), log=lambda _: None
+        cfg,
+        x[:2500],
+        y[:2500],
+        x[2500:],
+        y[2500:],
+        tabular_spec(prep),
+        task=BinaryTask("label", 1),
+        log=lambda _: None,
     )
     assert [tuple(e.weight.shape) for e in model.embeddings] == [(4, 3)]
     assert torch.equal(model.embeddings[0].weight[0], torch.zeros(3))  # unseen: a zero vector
@@ -59,7 +68,7 @@ def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_
         scores = model(torch.from_numpy(x[2500:])).numpy().reshape(-1)
     assert roc_auc_score(y[2500:], scores) > 0.75
     path = tmp_path / "model.onnx"
-    export_onnx(model, x.shape[1], path)
+    export_onnx(model, torch.zeros(2, x.shape[1]), path)
     rows = np.concatenate([x[2500:], unseen])
     assert parity_gap(model, path, rows, TASK) <= PARITY_TOLERANCE
     assert pd.Series(prep.to_dict()["encoded_names"]).is_unique

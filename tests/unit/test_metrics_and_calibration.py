@@ -90,6 +90,9 @@ def test_the_baseline_gate_names_both_numbers_and_needs_the_baseline() -> None:
 
 
 def test_the_baseline_learns_and_uses_one_hot_whatever_the_model_encoding() -> None:
+    import dataclasses
+
+    from components.common.modalities import TabularModality
     from components.common.preprocessing import Preprocessing
     from components.evaluate.baseline import Baseline
     from examples.screening.generate import generate
@@ -98,8 +101,9 @@ def test_the_baseline_learns_and_uses_one_hot_whatever_the_model_encoding() -> N
     features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
     prep = Preprocessing.fit(frame.iloc[:3000], features, ["scanner"], encoding="embedding")
     y = frame["label"].to_numpy()
-    baseline = Baseline.fit(prep, frame.iloc[:3000], y[:3000], class_weighting=True)
-    assert baseline.prep.encoding == "one_hot" and "scanner=B" in baseline.prep.encoded_names
+    baseline = Baseline.fit(TabularModality(), prep, frame.iloc[:3000], y[:3000], class_weighting=True)
+    one_hot = dataclasses.replace(prep, encoding="one_hot").encoded_names
+    assert "scanner=B" in one_hot and baseline.model.n_features_in_ == len(one_hot) > len(prep.encoded_names)
     columns = baseline.class_probabilities(frame.iloc[3000:])
     assert columns.shape == (1000, 2) and np.allclose(columns.sum(axis=1), 1.0)
     scores = BinaryTask("label", 1).from_class_columns(columns)

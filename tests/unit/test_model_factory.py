@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.common.modalities import TabularModality
 from components.common.preprocessing import Preprocessing
 from components.common.training_config import ModelFactory, TrainingConfig
 from components.train.factory import ModelFactoryError, build_model, check_model, factory_lineage
 from components.train.spec import ModelSpec
 from examples.screening.generate import generate
 from tests.conftest import REPO
+from tests.specs import tabular_spec
 
 BROKEN = """
 import torch
@@ -52,7 +54,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ModelSpec, 
     frame = generate(rows=300, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=1)
     features = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
     prep = Preprocessing.fit(frame, features, ["scanner"])
-    return team, ModelSpec.tabular(prep, "binary", [], 1), prep.encode(frame)
+    return team, tabular_spec(prep), prep.encode(frame)
 
 
 def config(team: Path, factory: str, **params: object) -> TrainingConfig:
@@ -67,7 +69,7 @@ def test_a_factory_beside_the_config_builds_checks_and_records_its_source(
     assert check_model(cfg, spec, x, tmp_path) > 0
     model = build_model(cfg, spec)
     assert type(model).__name__ == "ResidualMLP" and model.head[1].out_features == 1
-    record = factory_lineage(cfg)
+    record = factory_lineage(cfg, TabularModality())
     assert record["factory"] == "team_model:residual_mlp" and record["params"] == {"width": 16, "blocks": 1}
     assert record["source_sha256"] == hashlib.sha256((team / "team_model.py").read_bytes()).hexdigest()
     assert record["package_version"] is None  # a module, not an installed package

@@ -8,6 +8,7 @@ from torch import nn
 
 from components.common.tasks import BinaryTask
 from components.train.recipe import Shard, clip_gradients
+from tests.specs import tabular_spec
 
 
 def _model_with_gradients(scale: float) -> nn.Module:
@@ -52,7 +53,16 @@ def test_long_epochs_log_progress_lines_on_rank_0() -> None:
     prep, x, y = encoded_screening(rows=600, seed=2)
     cfg = TrainingConfig(hidden_sizes=[8], epochs=1, batch_size=100, log_every_s=0.0, device="cpu")
     lines: list[str] = []
-    fit(cfg, x[:500], y[:500], x[500:], y[500:], prep, task=BinaryTask("label", 1), log=lines.append)
+    fit(
+        cfg,
+        x[:500],
+        y[:500],
+        x[500:],
+        y[500:],
+        tabular_spec(prep),
+        task=BinaryTask("label", 1),
+        log=lines.append,
+    )
     progress = [line for line in lines if line.startswith("  epoch 1/1  step")]
     assert [line.split()[3] for line in progress] == [f"{i}/5" for i in range(1, 6)]
     assert all("samples/s" in line and "loss" in line for line in progress)
@@ -63,7 +73,7 @@ def test_long_epochs_log_progress_lines_on_rank_0() -> None:
         y[:500],
         x[500:],
         y[500:],
-        prep,
+        tabular_spec(prep),
         task=BinaryTask("label", 1),
         log=quiet.append,
     )

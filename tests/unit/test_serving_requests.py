@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from components.deploy.requests import BadRequest, FeatureSchema, parse
+from components.common.modalities.tabular_requests import BadRequest, FeatureSchema, parse
 
 SCHEMA = FeatureSchema(["age", "lesion_size_mm", "scanner"], frozenset({"scanner"}))
 

@@ -10,12 +10,13 @@ import torch
 
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
-from components.common.tasks import BinaryTask
+from components.common.tasks import BinaryTask, MulticlassTask
 from components.train.model import tabular_mlp
 from components.train.recipe import fit
 from components.train.spec import ModelSpec
 from components.train.warm_start import load_initial_weights, set_frozen, state_dict_of
 from examples.screening.generate import generate
+from tests.specs import tabular_spec
 
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
 TASK = BinaryTask("label", 1)
@@ -24,7 +25,8 @@ TASK = BinaryTask("label", 1)
 def _spec(outputs: int) -> ModelSpec:
     frame = generate(rows=200, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=1)
     prep = Preprocessing.fit(frame, FEATURES, ["scanner"])
-    return ModelSpec.tabular(prep, "multiclass" if outputs > 1 else "binary", [], outputs)
+    task = MulticlassTask("label", None, [str(i) for i in range(outputs)]) if outputs > 1 else TASK
+    return tabular_spec(prep, task)
 
 
 def test_a_class_added_keeps_every_matching_tensor_and_reinitialises_the_head() -> None:
@@ -60,7 +62,7 @@ def _data(scanners: dict[str, float], seed: int, rows: int = 3000) -> tuple[Prep
 def test_frozen_layers_stay_as_loaded_until_they_are_unfrozen(tmp_path: Path) -> None:
     prep, split = _data({"A": 1.0}, seed=2, rows=1200)
     cfg = TrainingConfig(hidden_sizes=[16], epochs=1, dropout=0.0, device="cpu", smoke_test=False)
-    v1, _ = fit(cfg, *split, prep, task=TASK, log=lambda _: None)
+    v1, _ = fit(cfg, *split, tabular_spec(prep), task=TASK, log=lambda _: None)
     init = tmp_path / "v1.pt"
     torch.save({"state_dict": v1.state_dict()}, init)
     lines: list[str] = []
@@ -68,7 +70,7 @@ def test_frozen_layers_stay_as_loaded_until_they_are_unfrozen(tmp_path: Path) ->
     one, _ = fit(
         frozen_cfg.model_copy(update={"epochs": 1}),
         *split,
-        prep,
+        tabular_spec(prep),
         task=TASK,
         init_state=init,
         log=lines.append,
@@ -76,7 +78,7 @@ def test_frozen_layers_stay_as_loaded_until_they_are_unfrozen(tmp_path: Path) ->
     assert torch.equal(one.state_dict()["net.0.weight"], v1.state_dict()["net.0.weight"])
     assert not torch.equal(one.state_dict()["net.3.weight"], v1.state_dict()["net.3.weight"])
     assert "warm start from v1.pt: 6 tensors loaded" in lines  # mean, std, two layers
-    two, _ = fit(frozen_cfg, *split, prep, task=TASK, init_state=init, log=lines.append)
+    two, _ = fit(frozen_cfg, *split, tabular_spec(prep), task=TASK, init_state=init, log=lines.append)
     assert not torch.equal(two.state_dict()["net.0.weight"], v1.state_dict()["net.0.weight"])
     assert "unfrozen from epoch 2: net.0" in lines
 
@@ -88,13 +90,13 @@ def test_fine_tuning_from_v1_on_shifted_data_reaches_the_from_scratch_loss_in_fe
         hidden_sizes=[32, 16], epochs=25, learning_rate=3e-4, early_stopping_patience=25, device="cpu"
     )
     prep_a, split_a = _data({"A": 0.9, "B": 0.1}, seed=3)
-    v1, _ = fit(cfg, *split_a, prep_a, task=TASK, log=lambda _: None)
+    v1, _ = fit(cfg, *split_a, tabular_spec(prep_a), task=TASK, log=lambda _: None)
     init = tmp_path / "v1.pt"
     torch.save({"state_dict": v1.state_dict()}, init)
     prep_b, split_b = _data({"A": 0.3, "B": 0.7}, seed=4)  # scanner B takes over
     assert prep_b.encoded_names == prep_a.encoded_names  # the same inputs: every tensor carries over
-    _, scratch = fit(cfg, *split_b, prep_b, task=TASK, log=lambda _: None)
-    _, tuned = fit(cfg, *split_b, prep_b, task=TASK, init_state=init, log=lambda _: None)
+    _, scratch = fit(cfg, *split_b, tabular_spec(prep_b), task=TASK, log=lambda _: None)
+    _, tuned = fit(cfg, *split_b, tabular_spec(prep_b), task=TASK, init_state=init, log=lambda _: None)
     target = min(h["val_loss"] for h in scratch)
     epochs_scratch = next(int(h["epoch"]) for h in scratch if h["val_loss"] <= target * 1.02)
     epochs_tuned = next((int(h["epoch"]) for h in tuned if h["val_loss"] <= target * 1.02), None)

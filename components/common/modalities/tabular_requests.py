@@ -1,4 +1,4 @@
-"""Turning a Seldon request payload into checked feature rows, or a 400 that says what is wrong.
+"""Tabular serving: a Seldon request payload into checked feature rows, or a 400 saying what is wrong.
 
 Two payload shapes are accepted (the Seldon protocol's `data` and `jsonData`):
 
@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 
 from components.common.artifacts import DatasetSchema
-
-MAX_ROWS = 10_000
-"""Rows per request; larger batches are refused (split them) so one caller cannot stall a worker."""
+from components.common.modalities.base import MAX_ROWS, BadInput
 
 
-class BadRequest(ValueError):
+
+class BadRequest(BadInput):
     """The request cannot be scored; the message says what to change."""
 
 

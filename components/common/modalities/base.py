@@ -1,0 +1,138 @@
+"""The modality interface: how data of one kind is read, gated, encoded, modelled and served.
+
+Steps hold a `Modality` (chosen once from `dataset.modality`, recorded in the dataset schema)
+and call it; they never ask which one it is. This module imports numpy and pandas only (the
+serving environment imports it); torch is imported inside the methods that need it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
+
+    from components.common.artifacts import DatasetSchema
+    from components.common.model_spec import ModelSpec
+    from components.common.tasks import Task
+    from components.common.training_config import TrainingConfig
+
+INPUTS_FILE = "preprocessing.json"
+"""The fitted input spec, saved with every model version beside model.onnx."""
+MAX_ROWS = 10_000
+"""Rows (or images) per request; larger batches are refused (split them) so one caller cannot
+stall a worker."""
+
+
+class Inputs(Protocol):
+    """The input spec fitted on the training split and saved with the model (`INPUTS_FILE`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+
+
+class ServedBatch(Protocol):
+    """Checked request rows, ready for the model; what the request log records of each row."""
+
+    @property
+    def n_rows(self) -> int:
+        """Rows in the request."""
+
+
+class BadInput(ValueError):
+    """A request the model cannot score; the message names the problem and the fix (a 400)."""
+
+
+class Codec(ABC):
+    """Serving's side of a modality: request payload -> checked batch -> model feed and log text."""
+
+    @abstractmethod
+    def decode(self, payload: Any, names: Sequence[str] | None, max_rows: int) -> ServedBatch:
+        """Check and convert one request's payload.
+
+        Raises:
+            BadInput: The payload cannot be scored; the message says what to change.
+        """
+
+    @abstractmethod
+    def feed(self, batch: ServedBatch) -> dict[str, np.ndarray]:
+        """The ONNX model's inputs for the batch."""
+
+    @abstractmethod
+    def log_members(self, batch: ServedBatch) -> list[str]:
+        """Per row, the JSON members the request log records of its input (no surrounding braces)."""
+
+    @abstractmethod
+    def example(self) -> ServedBatch:
+        """One row of the training data's typical values (the readiness probe scores it)."""
+
+    @abstractmethod
+    def metadata(self) -> list[dict[str, Any]]:
+        """The inputs as Seldon's /metadata describes them."""
+
+
+class Modality(ABC):
+    """One kind of data: tables today, images next (see DESIGN.md, the two seams)."""
+
+    name: ClassVar[str]
+    input_name: ClassVar[str] = "features"
+    """The ONNX model's input name."""
+
+    @abstractmethod
+    def read(self, path: Path) -> pd.DataFrame:
+        """The dataset file as a table (tabular: the rows; images: the manifest)."""
+
+    def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The table the data gate's column checks run on (images: the per-image properties)."""
+        return frame
+
+    @abstractmethod
+    def drift_columns(self, schema: DatasetSchema) -> tuple[list[str], list[str]]:
+        """(columns, the categorical ones among them): the scalar columns the drift monitor
+        compares (tabular: the features; images: properties and embedding components)."""
+
+    @abstractmethod
+    def fit_inputs(self, train: pd.DataFrame, schema: DatasetSchema, training: TrainingConfig) -> Inputs:
+        """Fit the input spec on the training split only (`training` holds its settings)."""
+
+    @abstractmethod
+    def load_inputs(self, data: Mapping[str, Any]) -> Inputs:
+        """The input spec from its saved JSON form."""
+
+    @abstractmethod
+    def arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:
+        """The model's input tensor for every row of a split, float32, in memory."""
+
+    def feed(self, inputs: Inputs, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The ONNX model's inputs for every row of a split (what evaluation scores)."""
+        return {self.input_name: self.arrays(inputs, frame)}
+
+    @abstractmethod
+    def baseline_arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:
+        """Inputs for the linear baseline model that evaluation compares against."""
+
+    @abstractmethod
+    def model_spec(self, inputs: Inputs, task: Task) -> ModelSpec:
+        """What a model factory is told of the inputs and outputs."""
+
+    @abstractmethod
+    def default_model(self, training: TrainingConfig) -> tuple[str, dict[str, Any]]:
+        """(import path, keyword arguments) of the built-in model factory for these settings."""
+
+    def example_input(self, spec: ModelSpec, rows: np.ndarray | None = None) -> torch.Tensor:
+        """A batch of two inputs for tracing and ONNX export: `rows` (real ones) or zeros."""
+        import torch
+
+        if rows is not None:
+            return torch.from_numpy(np.ascontiguousarray(rows[:2], dtype=np.float32))
+        return torch.zeros(2, spec.n_inputs, dtype=torch.float32)
+
+    @abstractmethod
+    def codec(self, inputs: Inputs, schema: DatasetSchema) -> Codec:
+        """Serving's request codec for a version with these inputs."""

@@ -1,0 +1,68 @@
+"""The model spec: what a model factory is told about its inputs and outputs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from components.common.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Inputs and outputs of the network to build, passed to `factory(spec, **params)`.
+
+    The input tensor is float32 (batch, n_inputs) in `input_names` order: the numeric features
+    raw (standardise them with `mean`/`std`, or let the built-in MLP do it), then the
+    categories, one-hot (one 0/1 input per known category) or as codes (1..n, 0 for an unseen
+    category; `cardinalities` counts the 0). The model returns logits (batch, n_outputs).
+    """
+
+    modality: str
+    """Where the inputs come from (`dataset.modality`): tabular."""
+    task: str
+    """binary or multiclass."""
+    input_names: list[str]
+    """The encoded input columns, in order."""
+    numeric: list[str]
+    """The numeric features (the first inputs)."""
+    cardinalities: dict[str, int]
+    """Categorical feature -> codes, counting 0 for unseen (embedding encoding only)."""
+    encoding: str
+    """one_hot or embedding."""
+    classes: list[str]
+    """The output classes in order (empty for binary: one logit, the positive class)."""
+    n_outputs: int
+    """Logits per row."""
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    """The fitted preprocessing (means, standard deviations, categories)."""
+
+    @property
+    def n_inputs(self) -> int:
+        """Width of the input tensor."""
+        return len(self.input_names)
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Per-input mean of the training split (0 for category inputs), float32."""
+        return Preprocessing.from_dict(self.preprocessing).scale()[0]
+
+    @property
+    def std(self) -> np.ndarray:
+        """Per-input standard deviation of the training split (1 for category inputs), float32."""
+        return Preprocessing.from_dict(self.preprocessing).scale()[1]
+
+    def prep(self) -> Preprocessing:
+        """The fitted preprocessing."""
+        return Preprocessing.from_dict(self.preprocessing)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the worker's result and model.pt carry it)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Inverse of to_dict."""
+        return cls(**data)
