@@ -58,12 +58,15 @@ def on_cluster(task: Any, cpu: str, memory: str) -> None:
 
 
 def train_pod(task: Any, resources: TrainResources) -> None:
-    """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only), and the images
-    of the PyTorchJob workers it may start (as pinned: an overlay or the chart rewrites them)."""
+    """GPUs, placement and an in-memory /dev/shm for the train pod (cluster only), its image (a
+    derived one carrying the team's model code, when set) and the images of the PyTorchJob
+    workers it may start (as pinned: an overlay or the chart rewrites them)."""
     from kfp import kubernetes
 
-    task.set_env_variable(IMAGE_ENV, IMAGE)
-    task.set_env_variable(CUDA_IMAGE_ENV, TRAINING_GPU_IMAGE)
+    if resources.image:  # the team's derived image: the step and its workers import their model
+        task.set_container_image(resources.image)
+    task.set_env_variable(IMAGE_ENV, resources.image or IMAGE)
+    task.set_env_variable(CUDA_IMAGE_ENV, resources.image or TRAINING_GPU_IMAGE)
     if resources.gpus:
         task.set_accelerator_type(resources.accelerator).set_accelerator_limit(resources.gpus)
     for key, value in sorted(resources.node_selector.items()):

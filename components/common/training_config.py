@@ -45,6 +45,11 @@ class TrainResources(Section):
     """Taints the pod tolerates (GPU node pools are usually tainted)."""
     shm_size: str = Field("2Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
     """Size of the in-memory /dev/shm (the 64Mi container default starves NCCL and loaders)."""
+    image: str | None = Field(None, pattern=r"^[^\s]+$")
+    """The train pod's image when it must carry your model code (training.model): a derived
+    image FROM kubeloop with your package on the import path (examples/own_model/Dockerfile).
+    Recorded in the compiled pipeline; the pod's PyTorchJob workers run it too. Default:
+    kubeloop's image (its CUDA build when gpus > 0)."""
 
 
 class ModelFactory(Section):

@@ -192,3 +192,21 @@ def test_retraining_assembles_the_data_before_the_training_path(compiled: Path) 
     assert set(spec["root"]["inputDefinitions"]["parameters"]) >= {"evidence", "trigger", "run_id"}
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert len(executors) == 7 and all(e["secretAsEnv"] for e in executors.values())
+
+
+def test_a_derived_image_carrying_the_teams_model_is_recorded_for_the_train_pod(tmp_path: Path) -> None:
+    derived = "registry.example/team-kubeloop@sha256:" + "0" * 64
+    compile_all(
+        tmp_path, REPO / "examples" / "own_model" / "config.yaml", [f"training.resources.image={derived}"]
+    )
+    name = "kubeloop-training-own-model"
+    container, _ = _train_executor(tmp_path, name)
+    assert container["image"] == derived
+    # The pod's PyTorchJob workers (training.nodes > 1) must import the same model code.
+    assert {"name": IMAGE_ENV, "value": derived} in container["env"]
+    assert {"name": CUDA_IMAGE_ENV, "value": derived} in container["env"]
+    spec = yaml.safe_load((tmp_path / f"{name}.yaml").read_text().split("\n---\n")[0])
+    others = {
+        e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items() if n != "exec-train"
+    }
+    assert others == {IMAGE}  # calibrate, evaluate, register and deploy run the ONNX export only
