@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import KubeloopConfig
-from components.common.kfp_client import api_error, kfp_client
+from components.common.kfp_client import api_error, create_recurring_run, kfp_client, recurring_run
 from components.common.monitoring_config import duration_seconds
 
 EXIT_FAILED = 1
@@ -122,61 +122,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return _report(
         console, config, store, result, f"kubeloop retrain {run_id} ({time.monotonic() - started:.1f} s)"
     )
-
-
-def kfp_cron(cron: str) -> str:
-    """KFP's 6-field cron (seconds first) from a 5-field one.
-
-    Raises:
-        ValueError: Not 5 fields.
-    """
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"cron {cron!r} must have 5 fields (minute hour day month weekday), e.g. '0 3 * * 1'"
-        )
-    return "0 " + " ".join(fields)
-
-
-def recurring_run(config: KubeloopConfig, which: str, cron: str) -> dict[str, Any]:
-    """What `kubeloop schedule` asks KFP for: pipeline, cron, parameters."""
-    from pipelines.monitoring import MONITORING_PIPELINE
-    from pipelines.retraining import RETRAINING_PIPELINE
-
-    pipeline = RETRAINING_PIPELINE if which == "retraining" else MONITORING_PIPELINE
-    params = {"trigger": "schedule"} if which == "retraining" else {}
-    return {
-        "job_name": f"{config.name}-{which}",
-        "pipeline": pipeline,
-        "cron_expression": kfp_cron(cron),
-        "max_concurrency": 1,
-        "no_catchup": True,
-        "params": params,
-    }
-
-
-def create_recurring_run(
-    client: Any, config: KubeloopConfig, spec: dict[str, Any], version: str | None = None
-) -> str:
-    """Create the recurring run `recurring_run` describes; its id. `version` pins a pipeline version.
-
-    Raises:
-        ValueError: The pipeline is not registered, or has no version.
-    """
-    from components.monitor.launch import experiment_id, pipeline_version
-
-    pipeline_id, version_id = pipeline_version(client, spec["pipeline"], version)
-    created = client.create_recurring_run(
-        experiment_id(client, config.monitoring.trigger.experiment),
-        spec["job_name"],
-        cron_expression=spec["cron_expression"],
-        max_concurrency=spec["max_concurrency"],
-        no_catchup=spec["no_catchup"],
-        params=spec["params"],
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-    )
-    return str(created.recurring_run_id)
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from components.common.config import KubeloopConfig
-from components.common.kfp_client import api_error, kfp_client
+from components.common.kfp_client import api_error, experiment_id, kfp_client, pipeline_version
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 DEFAULT_EXPERIMENT = "kubeloop-training"
@@ -124,7 +124,6 @@ def submit_run(
     Raises:
         ValueError: The named pipeline is not registered, or has no version.
     """
-    from components.monitor.launch import experiment_id, pipeline_version
     from pipelines.compile import compile_pipeline
     from pipelines.training import PIPELINE_NAME
 

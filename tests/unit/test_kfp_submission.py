@@ -15,9 +15,9 @@ from pathlib import Path
 import kfp
 import pytest
 
-from components.common.kfp_client import TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
+from components.common.kfp_client import RETRAINING_PIPELINE, TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
 from components.common.store import LocalStore
-from components.monitor.launch import RETRAINING_PIPELINE, KfpLauncher
+from components.monitor.launch import KfpLauncher
 from components.monitor.monitor import monitor_pass
 from components.monitor.step import run_checks
 from components.monitor.traffic import Window
