@@ -305,7 +305,7 @@ def test_recalibrate_moves_the_operating_point_without_retraining(first_run: dic
 def test_the_model_card_renders_offline_to_a_full_page(first_run: dict[str, Any], tmp_path: Path) -> None:
     from PIL import Image
 
-    from pipelines.render import render_png
+    from scripts.render_card import render_png
 
     card = first_run["store"] / "models" / "screening" / "1" / "card.html"
     text = card.read_text()
