@@ -43,7 +43,7 @@ class LocalLauncher:
         command = [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "cli",
             "retrain",
             "--config",
             self.config_path,

@@ -50,7 +50,7 @@ def kubeloop(
     args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.common import EXIT_FAILED, config_from_args, new_console, print_report
 from components.common.config import KubeloopConfig
 from components.common.kfp_client import api_error, create_recurring_run, kfp_client, recurring_run
 from components.common.monitoring_config import duration_seconds
 
-EXIT_FAILED = 1
 WAIT_POLL_SECONDS = 2.0
 
 
@@ -43,11 +43,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Check closed traffic windows once, or every --every, and act on what they show."""
     from components.common.store import open_store
     from components.monitor.monitor import monitor_pass
-    from pipelines.cli import _load
 
     if args.dry_run:
         args.overrides = [*args.overrides, "monitoring.trigger.dry_run=true"]
-    config = _load(args)
+    config = config_from_args(args)
     store = open_store(args.store or config.store)
     launcher = _launcher(args, config, store)
     every = args.every or 0
@@ -90,14 +89,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Run the retraining DAG locally; write its outcome where the monitor looks for it."""
     from components.common.store import open_store
     from components.monitor.launch import OUTCOME_FILE
-    from pipelines.cli import _console, _load, _report
     from pipelines.local import new_run_id, run_retraining
     from pipelines.output_filter import quiet_executor_dumps
 
-    config = _load(args)
+    config = config_from_args(args)
     store = open_store(args.store or config.store)
     run_id = args.run_id or new_run_id()
-    console = _console()
+    console = new_console()
     console.print(
         f"[bold]retrain {config.name}[/bold] (run {run_id}, trigger {args.trigger}, store {store.uri})"
     )
@@ -119,16 +117,15 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             "reason": (failed or {}).get("reason") or result.error,
         },
     )
-    return _report(
+    return print_report(
         console, config, store, result, f"kubeloop retrain {run_id} ({time.monotonic() - started:.1f} s)"
     )
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Create (with --host) or print the KFP recurring run of scheduled retraining or monitoring."""
-    from pipelines.cli import _load
 
-    config = _load(args)
+    config = config_from_args(args)
     default = (
         config.monitoring.retraining.schedule if args.pipeline == "retraining" else config.monitoring.schedule
     )
