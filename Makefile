@@ -73,7 +73,7 @@ wrk:
 CARD ?= $(shell ls -t .kubeloop/models/*/*/card.html 2>/dev/null | head -1)
 card-png: $(VENV)/.ready chromium
 	@test -n "$(CARD)" || { echo "no model card yet: 'make run' first, or CARD=path/to/card.html"; exit 1; }
-	$(PY) -m pipelines.render $(CARD) $(CARD:.html=.png)
+	$(PY) scripts/render_card.py $(CARD) $(CARD:.html=.png)
 
 run: $(VENV)/.ready $(SERVING_VENV)/.ready
 	$(VENV)/bin/kubeloop loop --config $(CONFIG)

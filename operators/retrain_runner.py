@@ -9,7 +9,7 @@ from typing import Any
 
 from components.common.config import KubeloopConfig
 from components.common.images import IMAGE
-from components.common.kfp_client import api_error, kfp_client
+from components.common.kfp_client import api_error, create_recurring_run, kfp_client, recurring_run
 from components.common.monitoring_config import duration_seconds
 from components.common.store import NotFoundError, Store, open_store
 from operators.cluster import Cluster
@@ -131,8 +131,6 @@ def _recurring_run(
 
 def ensure_recurring_run(client: Any, config: KubeloopConfig, cron: str) -> str:
     """The id of the recurring retraining run with this schedule, created (or replaced) as needed."""
-    from pipelines.monitor_cli import create_recurring_run, recurring_run
-
     job = recurring_run(config, "retraining", cron)
     flt = json.dumps(
         {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": job["job_name"]}]}

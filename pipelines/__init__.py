@@ -1,1 +1,1 @@
-"""Pipelines (DAGs), their compilation, local execution and the kubeloop CLI."""
+"""The DAGs (training, retraining, recalibrate, monitoring), their compilation and their local runs."""

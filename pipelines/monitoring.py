@@ -12,10 +12,10 @@ from typing import Any
 
 from kfp import dsl
 
+from components.common.kfp_client import MONITORING_PIPELINE
 from components.monitor.component import check_traffic
 from pipelines.training import on_cluster
 
-MONITORING_PIPELINE = "kubeloop-monitoring"
 KFP_IN_CLUSTER = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 """The KFP API from inside the cluster (the step starts retraining runs there)."""
 

@@ -16,8 +16,8 @@ from typing import Any
 from kfp import dsl
 
 from components.common.config import KubeloopConfig
+from components.common.kfp_client import RETRAINING_PIPELINE
 from components.monitor.component import assemble_data
-from components.monitor.launch import RETRAINING_PIPELINE
 from components.validate_data.component import validate_data
 from pipelines.training import on_cluster, train_to_deploy
 

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.common.kfp_client import RETRAINING_PIPELINE, experiment_id, pipeline_version
 from components.common.store import NotFoundError, Store
 
-RETRAINING_PIPELINE = "kubeloop-retraining"
-"""Name of the retraining pipeline in Kubeflow Pipelines (pipelines/retraining.py compiles it)."""
 OUTCOME_FILE = "retraining.json"
 """Written under runs/<run_id>/ when a local retraining run ends: its state and version."""
 
@@ -44,7 +43,7 @@ class LocalLauncher:
         command = [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "cli",
             "retrain",
             "--config",
             self.config_path,
@@ -99,35 +98,6 @@ def _alive(pid: int) -> bool:
 
 
 RUNNING_STATES = {"PENDING", "RUNNING", "CANCELING", "PAUSED", "RUNTIME_STATE_UNSPECIFIED"}
-
-
-def pipeline_version(client: Any, pipeline_name: str, version_id: str | None = None) -> tuple[str, str]:
-    """(pipeline id, version id) of a registered pipeline: the pinned version, or its newest.
-
-    Raises:
-        ValueError: The pipeline is not registered, or has no version.
-    """
-    pipeline_id = client.get_pipeline_id(pipeline_name)
-    if pipeline_id is None:
-        raise ValueError(
-            f"pipeline {pipeline_name!r} is not registered in Kubeflow Pipelines: apply "
-            "manifests/pipelines/ (kubectl apply -k) or upload it with the kfp client"
-        )
-    if version_id:
-        return str(pipeline_id), version_id
-    versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
-    found = versions.pipeline_versions or []
-    if not found:
-        raise ValueError(f"pipeline {pipeline_name!r} has no version; upload one")
-    return str(pipeline_id), str(found[0].pipeline_version_id)
-
-
-def experiment_id(client: Any, name: str) -> str:
-    """The id of the KFP experiment `name`, created when missing."""
-    try:
-        return str(client.get_experiment(experiment_name=name).experiment_id)
-    except ValueError:
-        return str(client.create_experiment(name).experiment_id)
 
 
 class KfpLauncher:

@@ -28,7 +28,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "pipelines.cli",
+                "cli",
                 "run",
                 "--config",
                 str(REPO / "examples/breast_cancer/config.yaml"),

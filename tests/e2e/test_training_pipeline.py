@@ -50,7 +50,7 @@ def kubeloop(
     args: list[str], cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -305,7 +305,7 @@ def test_recalibrate_moves_the_operating_point_without_retraining(first_run: dic
 def test_the_model_card_renders_offline_to_a_full_page(first_run: dict[str, Any], tmp_path: Path) -> None:
     from PIL import Image
 
-    from pipelines.render import render_png
+    from scripts.render_card import render_png
 
     card = first_run["store"] / "models" / "screening" / "1" / "card.html"
     text = card.read_text()

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from components.common.registry import Registry
 from components.common.store import LocalStore
-from pipelines.cli import main
 from tests.conftest import REPO, free_port
 from tests.serving import SERVING, make_variant, registered_version
 

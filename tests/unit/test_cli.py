@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli.main import main
 from components.common.registry import Registry
 from components.common.store import LocalStore
-from pipelines.cli import main
 from tests.conftest import REPO
 
 
@@ -118,7 +118,7 @@ def test_validate_names_an_unreadable_file(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_recalibrate_shorthand_sets_one_target_and_clears_the_other() -> None:
-    from pipelines.cli import recalibration_overrides
+    from cli.run import recalibration_overrides
 
     assert recalibration_overrides(["target_recall=0.97", "evaluation.min_recall=0.9"]) == [
         "calibration.target_recall=0.97",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from components.deploy.cluster import ApplyError, apply_seldondeployment
 from components.deploy.seldondeployment import Predictor, render_seldondeployment, rollout_predictors
-from pipelines.cli import main
 from tests.conftest import REPO
 from tests.fake_kube import FakeKube, fake_kube, store_with_versions, use_kubeconfig
 

@@ -150,7 +150,7 @@ def test_cli_rejects_a_broken_config_before_any_step(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "pipelines.cli",
+            "cli",
             "run",
             "--config",
             str(path),

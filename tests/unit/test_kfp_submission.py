@@ -15,13 +15,13 @@ from pathlib import Path
 import kfp
 import pytest
 
-from components.common.kfp_client import TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
+from cli.main import main
+from components.common.kfp_client import RETRAINING_PIPELINE, TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
 from components.common.store import LocalStore
-from components.monitor.launch import RETRAINING_PIPELINE, KfpLauncher
+from components.monitor.launch import KfpLauncher
 from components.monitor.monitor import monitor_pass
 from components.monitor.step import run_checks
 from components.monitor.traffic import Window
-from pipelines.cli import main
 from tests.conftest import REPO
 from tests.kfp_api import FakeKfpApi
 from tests.monitor_fixtures import log_lines, monitor_config, register_production, write_log
@@ -264,7 +264,7 @@ def test_a_monitor_on_a_schedule_survives_a_failed_api_call_and_starts_the_run_n
     api.fail("POST", "/runs", status=503)  # the API is briefly unavailable when the run is created
     argv = ["monitor", "--config", SCREENING, "--store", str(store.root), "--host", api.url, "--every", "1s"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", *argv, "monitoring.late_seconds=0"],
+        [sys.executable, "-m", "cli", *argv, "monitoring.late_seconds=0"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,14 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cli.loop import split_scenario
 from components.common.config_loader import load_config
 from components.common.store import LocalStore
-from pipelines.loop import loop_overrides
-from pipelines.loop_cli import split_scenario
-from pipelines.loop_record import LoopRecord
-from pipelines.loop_report import render_index, summary_table
-from pipelines.loop_traffic import Replay, Replayed, generate_rows, write_labels
-from pipelines.output_filter import ProgressFilter
+from loop.engine import loop_overrides
+from loop.progress import ProgressFilter
+from loop.record import LoopRecord
+from loop.report import render_index, summary_table
+from loop.traffic import Replay, Replayed, generate_rows, write_labels
 from tests.conftest import REPO
 
 SCREENING = REPO / "examples" / "screening" / "config.yaml"

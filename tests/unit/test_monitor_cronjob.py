@@ -11,9 +11,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from cli.main import build_parser
 from components.common.config_loader import load_config
 from components.monitor.cronjob import KFP_AUDIENCE, cron_job
-from pipelines.cli import build_parser
 from pipelines.compile import write_monitor
 from tests.conftest import REPO, tool
 

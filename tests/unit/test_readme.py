@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipelines.config_reference import render
+from scripts.config_reference import render
 from tests.conftest import REPO
 
 
@@ -10,7 +10,7 @@ def test_readme_config_reference_is_current() -> None:
     text = (REPO / "README.md").read_text()
     start, end = "<!-- config-reference:start -->\n", "<!-- config-reference:end -->"
     embedded = text.split(start, 1)[1].split(end, 1)[0]
-    assert embedded == render(), "regenerate with: .venv/bin/python -m pipelines.config_reference"
+    assert embedded == render(), "regenerate with: .venv/bin/python -m scripts.config_reference"
 
 
 def test_readme_names_only_make_targets_that_exist() -> None:

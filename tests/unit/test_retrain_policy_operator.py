@@ -12,9 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from components.common.kfp_client import TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
+from components.common.kfp_client import RETRAINING_PIPELINE, TOKEN_ENV, TOKEN_PATH_ENV, kfp_client
 from components.common.store import LocalStore
-from components.monitor.launch import RETRAINING_PIPELINE
 from components.monitor.monitor import monitor_pass
 from operators.crds import retrain_policy_crd
 from operators.retrain_runner import finalize_policy, run_policy

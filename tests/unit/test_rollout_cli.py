@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from components.common.registry import Registry
 from components.common.store import LocalStore
 from components.deploy.request_log import RequestLog, now_iso
-from pipelines.cli import main
 from tests.conftest import REPO
 from tests.fake_kube import store_with_versions
 from tests.unit.test_rollout_analysis import traffic

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cli.common import EXIT_FAILED, config_from_args, new_console, print_report
 from components.common.config import KubeloopConfig
-from components.common.kfp_client import api_error, kfp_client
+from components.common.kfp_client import api_error, create_recurring_run, kfp_client, recurring_run
 from components.common.monitoring_config import duration_seconds
 
-EXIT_FAILED = 1
 WAIT_POLL_SECONDS = 2.0
 
 
@@ -43,11 +43,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     """Check closed traffic windows once, or every --every, and act on what they show."""
     from components.common.store import open_store
     from components.monitor.monitor import monitor_pass
-    from pipelines.cli import _load
 
     if args.dry_run:
         args.overrides = [*args.overrides, "monitoring.trigger.dry_run=true"]
-    config = _load(args)
+    config = config_from_args(args)
     store = open_store(args.store or config.store)
     launcher = _launcher(args, config, store)
     every = args.every or 0
@@ -90,14 +89,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Run the retraining DAG locally; write its outcome where the monitor looks for it."""
     from components.common.store import open_store
     from components.monitor.launch import OUTCOME_FILE
-    from pipelines.cli import _console, _load, _report
     from pipelines.local import new_run_id, run_retraining
     from pipelines.output_filter import quiet_executor_dumps
 
-    config = _load(args)
+    config = config_from_args(args)
     store = open_store(args.store or config.store)
     run_id = args.run_id or new_run_id()
-    console = _console()
+    console = new_console()
     console.print(
         f"[bold]retrain {config.name}[/bold] (run {run_id}, trigger {args.trigger}, store {store.uri})"
     )
@@ -119,71 +117,15 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             "reason": (failed or {}).get("reason") or result.error,
         },
     )
-    return _report(
+    return print_report(
         console, config, store, result, f"kubeloop retrain {run_id} ({time.monotonic() - started:.1f} s)"
     )
 
 
-def kfp_cron(cron: str) -> str:
-    """KFP's 6-field cron (seconds first) from a 5-field one.
-
-    Raises:
-        ValueError: Not 5 fields.
-    """
-    fields = cron.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"cron {cron!r} must have 5 fields (minute hour day month weekday), e.g. '0 3 * * 1'"
-        )
-    return "0 " + " ".join(fields)
-
-
-def recurring_run(config: KubeloopConfig, which: str, cron: str) -> dict[str, Any]:
-    """What `kubeloop schedule` asks KFP for: pipeline, cron, parameters."""
-    from pipelines.monitoring import MONITORING_PIPELINE
-    from pipelines.retraining import RETRAINING_PIPELINE
-
-    pipeline = RETRAINING_PIPELINE if which == "retraining" else MONITORING_PIPELINE
-    params = {"trigger": "schedule"} if which == "retraining" else {}
-    return {
-        "job_name": f"{config.name}-{which}",
-        "pipeline": pipeline,
-        "cron_expression": kfp_cron(cron),
-        "max_concurrency": 1,
-        "no_catchup": True,
-        "params": params,
-    }
-
-
-def create_recurring_run(
-    client: Any, config: KubeloopConfig, spec: dict[str, Any], version: str | None = None
-) -> str:
-    """Create the recurring run `recurring_run` describes; its id. `version` pins a pipeline version.
-
-    Raises:
-        ValueError: The pipeline is not registered, or has no version.
-    """
-    from components.monitor.launch import experiment_id, pipeline_version
-
-    pipeline_id, version_id = pipeline_version(client, spec["pipeline"], version)
-    created = client.create_recurring_run(
-        experiment_id(client, config.monitoring.trigger.experiment),
-        spec["job_name"],
-        cron_expression=spec["cron_expression"],
-        max_concurrency=spec["max_concurrency"],
-        no_catchup=spec["no_catchup"],
-        params=spec["params"],
-        pipeline_id=pipeline_id,
-        version_id=version_id,
-    )
-    return str(created.recurring_run_id)
-
-
 def cmd_schedule(args: argparse.Namespace) -> int:
     """Create (with --host) or print the KFP recurring run of scheduled retraining or monitoring."""
-    from pipelines.cli import _load
 
-    config = _load(args)
+    config = config_from_args(args)
     default = (
         config.monitoring.retraining.schedule if args.pipeline == "retraining" else config.monitoring.schedule
     )

@@ -9,11 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cli.common import new_console
 from components.common.config_loader import load_config
-from pipelines.loop import SCENARIOS, Loop, LoopError
-
-EXPECTED = {"drift": "promoted", "bad_candidate": "rolled_back"}
-"""How each scenario's rollout must end."""
+from loop.engine import EXPECTED, SCENARIOS, Loop, run_loop
 
 
 def split_scenario(overrides: list[str], given: str | None) -> tuple[str, list[str]]:
@@ -29,26 +27,9 @@ def split_scenario(overrides: list[str], given: str | None) -> tuple[str, list[s
     return scenario, rest
 
 
-def run_loop(loop: Loop) -> str | None:
-    """Every stage in order; the rollout's last phase (None when a stage stopped the loop)."""
-    try:
-        loop.train_first()
-        loop.serve()
-        loop.replay_phases()
-        run_id = loop.monitor()
-        version = loop.retrain(run_id)
-        return loop.rollout(version)
-    except LoopError as exc:
-        loop.record.error = str(exc)
-        return None
-    finally:
-        loop.finish()
-
-
 def cmd_loop(args: argparse.Namespace) -> int:
     """Run the scenario; exit 0 when its rollout ended as the scenario expects."""
-    from pipelines.cli import _console
-    from pipelines.loop_report import summary_table, write_index
+    from loop.report import summary_table, write_index
 
     scenario, overrides = split_scenario(args.overrides, args.scenario)
     if scenario not in SCENARIOS:
@@ -57,7 +38,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     store_dir = Path(args.store or Path(config.store) / "loops" / f"{stamp}-{scenario}")
-    console = _console()
+    console = new_console()
     console.print(
         f"[bold]kubeloop loop[/bold] {config.name}, scenario {scenario}: store {store_dir} "
         f"(time compressed: monitor windows of {config.loop.window})"

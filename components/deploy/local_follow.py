@@ -1,6 +1,6 @@
-"""`kubeloop serve`: local predictors and the gateway, following the rollout in the store.
+"""Local predictors and the gateway following the rollout in the store (`kubeloop serve`, `kubeloop loop`).
 
-The loop reads `deployments/<model>/seldondeployment.json`, the same object a cluster
+`follow` reads `deployments/<model>/seldondeployment.json`, the same object a cluster
 applies, and makes the local processes match it whenever it changes (`kubeloop deploy`,
 `kubeloop rollout step|promote|rollback`, from any shell). With `auto`, it also analyses the
 request logs every `deployment.analysis.interval_seconds` and steps the rollout itself, as

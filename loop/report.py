@@ -12,7 +12,7 @@ from typing import Any
 
 from components.common.artifacts import version_prefix
 from components.common.store import LocalStore, NotFoundError, Store
-from pipelines.loop_record import INDEX_KEY, LoopRecord, Stage
+from loop.record import INDEX_KEY, LoopRecord, Stage
 
 PREDICTOR_COLOURS = {"main": "#4c72b0", "canary": "#dd8452", "shadow": "#55a868"}
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "running": "#9a6700"}

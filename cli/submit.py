@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args
 from components.common.config import KubeloopConfig
-from components.common.kfp_client import api_error, kfp_client
+from components.common.kfp_client import api_error, experiment_id, kfp_client, pipeline_version
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
 DEFAULT_EXPERIMENT = "kubeloop-training"
 DIGEST_CHARS = 12
 
@@ -124,7 +124,6 @@ def submit_run(
     Raises:
         ValueError: The named pipeline is not registered, or has no version.
     """
-    from components.monitor.launch import experiment_id, pipeline_version
     from pipelines.compile import compile_pipeline
     from pipelines.training import PIPELINE_NAME
 
@@ -157,10 +156,9 @@ def _reraise(exc: Exception) -> str:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     """Create a training run on the cluster."""
-    from pipelines.cli import _load
     from pipelines.local import new_run_id
 
-    config = _load(args)
+    config = config_from_args(args)
     problems = cluster_problems(config)
     if problems:
         print("error: this config cannot run on a cluster:", file=sys.stderr)

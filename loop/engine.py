@@ -25,10 +25,12 @@ from components.common.config_loader import load_config
 from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
 from components.common.store import LocalStore, NotFoundError
-from pipelines.loop_record import LoopRecord, Stage
-from pipelines.loop_traffic import Replay, Replayed, generate_rows, write_labels
+from loop.record import LoopRecord, Stage
+from loop.traffic import Replay, Replayed, generate_rows, write_labels
 
 SCENARIOS = ("drift", "bad_candidate")
+EXPECTED = {"drift": "promoted", "bad_candidate": "rolled_back"}
+"""How each scenario's rollout must end."""
 NOTES_SHOWN = 6
 """A step's notes (warnings, decisions) shown in the retraining progress; all are in status.json."""
 ROLLOUT_BATCH = 500
@@ -107,8 +109,8 @@ class Loop:
 
     def serve(self) -> None:
         """Start the predictors and the gateway, following the SeldonDeployment in the store."""
+        from components.deploy.local_follow import follow
         from components.deploy.local_serving import LocalServing, free_port
-        from pipelines.serve_local import follow
 
         with self.record.stage("serve", "predictors and the gateway on 127.0.0.1") as stage:
             port = free_port()
@@ -362,7 +364,8 @@ class Loop:
 
     def _step_output(self, name: str, stage: str) -> contextlib.AbstractContextManager[None]:
         """Steps' output to a log under loop/, and their progress lines here (all of it with verbose)."""
-        from pipelines.output_filter import progress_only, quiet_executor_dumps
+        from loop.progress import progress_only
+        from pipelines.output_filter import quiet_executor_dumps
 
         if self.verbose:
             return quiet_executor_dumps()
@@ -370,7 +373,7 @@ class Loop:
 
     def _progress_of(self, log: Path, offset: int) -> int:
         """Say the progress lines the run's log gained since `offset`; the new offset."""
-        from pipelines.output_filter import COLOUR, PROGRESS
+        from loop.progress import COLOUR, PROGRESS
 
         try:
             with log.open("rb") as handle:
@@ -438,3 +441,19 @@ class Loop:
         if wait > 0:
             self.say(stage, f"{why} ({wait:.1f} s)")
             time.sleep(wait)
+
+
+def run_loop(loop: Loop) -> str | None:
+    """Every stage in order; the rollout's last phase (None when a stage stopped the loop)."""
+    try:
+        loop.train_first()
+        loop.serve()
+        loop.replay_phases()
+        run_id = loop.monitor()
+        version = loop.retrain(run_id)
+        return loop.rollout(version)
+    except LoopError as exc:
+        loop.record.error = str(exc)
+        return None
+    finally:
+        loop.finish()

@@ -65,5 +65,5 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m pipelines.render CARD.html OUT.png")
+        sys.exit("usage: python scripts/render_card.py CARD.html OUT.png")
     print(render_png(Path(sys.argv[1]), Path(sys.argv[2])))
