@@ -70,7 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Run the data gate on a file outside any pipeline; exit 1 when an error check fails."""
     from pathlib import Path
 
-    from components.common.data import DataReadError, local_path, read_table
+    from components.common.data import DataReadError, local_path
     from components.common.store import open_store
     from components.validate_data.checks import validate_frame
     from components.validate_data.infer import infer_columns
@@ -79,9 +79,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     source = args.data or config.dataset.path
+    modality = config.dataset.make_modality()
     try:
         with local_path(source) as path:
-            frame = read_table(path)
+            frame = modality.gate_table(modality.read(path))
     except DataReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
