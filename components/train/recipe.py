@@ -23,9 +23,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data.distributed import DistributedSampler
 
 from components.common.config import TrainingConfig
+from components.common.modalities.batches import ArrayBatches, Split, TrainingBatches, world
 from components.common.model_spec import ModelSpec
 from components.common.tasks import Task
 from components.train.factory import build_loss, build_model
@@ -48,49 +48,6 @@ def pick_device(setting: str) -> torch.device:
     return torch.device("cpu")
 
 
-def world() -> tuple[int, int]:
-    """(rank, world size); (0, 1) outside a process group."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-class Shard:
-    """This rank's share of the row indices, reshuffled every epoch (DistributedSampler)."""
-
-    def __init__(self, rows: int, seed: int) -> None:
-        rank, size = world()
-        # The sampler only needs len(); a range stands in for the dataset.
-        self.sampler: DistributedSampler[int] = DistributedSampler(
-            range(rows),  # type: ignore[arg-type]
-            num_replicas=size,
-            rank=rank,
-            shuffle=True,
-            seed=seed,
-        )
-
-    def order(self, epoch: int) -> torch.Tensor:
-        """This rank's indices for `epoch`, exactly as iterating the DistributedSampler yields them.
-
-        Computed on tensors: iterating the sampler builds a Python list of every row index,
-        which costs ~0.1 s per million rows each epoch (a sixth of a GPU epoch here).
-        """
-        sampler = self.sampler
-        sampler.set_epoch(epoch)
-        generator = torch.Generator()
-        generator.manual_seed(sampler.seed + sampler.epoch)
-        rows = len(sampler.dataset)  # type: ignore[arg-type]
-        order = torch.randperm(rows, generator=generator)
-        padding = sampler.total_size - rows
-        if padding > 0:  # the sampler repeats indices so every rank gets as many
-            order = torch.cat([order, order.repeat(math.ceil(padding / rows))[:padding]])
-        return order[sampler.rank : sampler.total_size : sampler.num_replicas]
-
-    def batches(self, epoch: int, batch_size: int, device: torch.device) -> list[torch.Tensor]:
-        """Index batches on `device`: one copy per epoch, none per step."""
-        return list(torch.split(self.order(epoch).to(device), batch_size))
-
-
 def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
     """Scale gradients so their global L2 norm is at most max_norm (as clip_grad_norm_).
 
@@ -110,11 +67,16 @@ def clip_gradients(parameters: list[nn.Parameter], max_norm: float) -> None:
         torch._foreach_mul_(grads, coefficient)
 
 
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":  # pinned host memory makes the copy asynchronous
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor
+def split_loss(model: nn.Module, loss_fn: nn.Module, data: TrainingBatches, split: Split) -> float:
+    """The loss over a whole split (the mean of batch means weighted by rows; one batch: exact)."""
+    losses, rows = [], []
+    with torch.no_grad():
+        for inputs, targets in data.whole(split):
+            losses.append(float(loss_fn(model(inputs).float(), targets)))
+            rows.append(len(targets))
+    if len(losses) == 1:
+        return losses[0]
+    return float(np.average(losses, weights=rows))
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -148,16 +110,13 @@ class TrainingSetup:
     loss_fn: nn.Module
     spec: ModelSpec
     device: torch.device
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
+    data: TrainingBatches
 
 
 def setup(
     cfg: TrainingConfig,
     spec: ModelSpec,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    data: TrainingBatches,
     task: Task,
     *,
     init_state: Path | None = None,
@@ -168,9 +127,9 @@ def setup(
     and put the data on the device (torchtune's recipe setup).
 
     Args:
-        data: (x_train, y_train, x_val, y_val): the modality's input arrays and the targets as
-            `task.loss_targets` gives them.
-        task: Gives the loss (its class weighting fitted on y_train); `training.loss` replaces it.
+        data: The modality's batches of both splits (targets as `task.loss_targets` gives them).
+        task: Gives the loss (its class weighting fitted on the training targets);
+            `training.loss` replaces it.
         init_state: Weights to start from (training.init_from, resolved by the step); tensors
             whose shape differs keep their fresh initialisation. A checkpoint wins over it.
         init_source: What `init_state` is, for the log line.
@@ -185,19 +144,11 @@ def setup(
         )
         if rank == 0:
             log(describe_warm_start(init_source or init_state.name, loaded, fresh))
-    x_train, y_train, x_val, y_val = data
     own_loss = build_loss(cfg, spec)
-    loss_fn = own_loss if own_loss is not None else task.loss(y_train, cfg.class_weighting, device)
-    return TrainingSetup(
-        model=model.to(device),
-        loss_fn=loss_fn.to(device),
-        spec=spec,
-        device=device,
-        x_train=_to_device(x_train, device),
-        y_train=_to_device(y_train, device),
-        x_val=_to_device(x_val, device),
-        y_val=_to_device(y_val, device),
-    )
+    loss_fn = own_loss if own_loss is not None else task.loss(data.targets, cfg.class_weighting, device)
+    data.to(device, cfg.seed)
+    model, loss_fn = model.to(device), loss_fn.to(device)
+    return TrainingSetup(model=model, loss_fn=loss_fn, spec=spec, device=device, data=data)
 
 
 def fit(
@@ -216,11 +167,12 @@ def fit(
     init_state: Path | None = None,
     init_source: str = "",
 ) -> tuple[nn.Module, list[dict[str, float]]]:
-    """`setup`, then `train`: the best model (on the CPU, unwrapped) and the per-epoch history."""
+    """`setup`, then `train` on rows already encoded in memory: the best model (on the CPU,
+    unwrapped) and the per-epoch history."""
     built = setup(
         cfg,
         spec,
-        (x_train, y_train, x_val, y_val),
+        ArrayBatches(x_train, y_train, x_val, y_val),
         task,
         init_state=init_state,
         init_source=init_source,
@@ -248,8 +200,7 @@ def train(
         max_steps: Stop after this many optimiser steps (tests of exact equivalence).
     """
     rank, size = world()
-    model, loss_fn, device = built.model, built.loss_fn, built.device
-    xt, yt, xv, yv = built.x_train, built.y_train, built.x_val, built.y_val
+    model, loss_fn, device, data = built.model, built.loss_fn, built.device, built.data
 
     def wrap() -> nn.Module:
         if size == 1:
@@ -264,8 +215,7 @@ def train(
     parameters = list(model.parameters())
     # fused: one kernel for all parameters; ~3x faster steps than the default on CPU as on GPU.
     optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=cfg.weight_decay, fused=True)
-    shard = Shard(len(xt), cfg.seed)
-    steps_per_epoch = max(1, math.ceil(len(shard.sampler) / cfg.batch_size))
+    steps_per_epoch = max(1, math.ceil(data.rows_per_rank() / cfg.batch_size))
     warmup = max(1, round(cfg.warmup_epochs * steps_per_epoch))
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16) if use_bf16 else nullcontext
@@ -303,15 +253,14 @@ def train(
         ddp.train()
         started, seen = time.monotonic(), 0
         total = torch.zeros((), dtype=torch.float64, device=device)  # no per-step GPU sync
-        batches = shard.batches(epoch, cfg.batch_size, device)
         next_progress = started + cfg.log_every_s
-        for index, batch in enumerate(batches, start=1):
+        for index, (inputs, targets) in enumerate(data.epoch(epoch, cfg.batch_size), start=1):
             if max_steps is not None and steps >= max_steps:
                 break
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                logits = ddp(xt[batch])
-            loss = loss_fn(logits.float(), yt[batch])
+                logits = ddp(inputs)
+            loss = loss_fn(logits.float(), targets)
             loss.backward()
             if steps < warmup:  # linear warmup; the optimiser's state carries the lr on resume
                 optimizer.param_groups[0]["lr"] = lr * (steps + 1) / warmup
@@ -319,12 +268,12 @@ def train(
                 clip_gradients(parameters, cfg.grad_clip_norm)
             optimizer.step()
             steps += 1
-            total += loss.detach() * len(batch)
-            seen += len(batch)
+            total += loss.detach() * len(targets)
+            seen += len(targets)
             if rank == 0 and time.monotonic() >= next_progress:  # long epochs show progress
                 now = time.monotonic()
                 log(
-                    f"  epoch {epoch}/{cfg.epochs}  step {index}/{len(batches)}  loss {float(loss):.4f}"
+                    f"  epoch {epoch}/{cfg.epochs}  step {index}/{steps_per_epoch}  loss {float(loss):.4f}"
                     f"  {seen * size / max(now - started, 1e-9):,.0f} samples/s"
                 )
                 next_progress = now + cfg.log_every_s
@@ -335,8 +284,7 @@ def train(
             dist.all_reduce(reduced)
             totals = reduced.cpu()
         model.eval()
-        with torch.no_grad():
-            val_loss = float(loss_fn(model(xv).float(), yv))
+        val_loss = split_loss(model, loss_fn, data, "validation")
         rows_seen = float(totals[1])
         record = {
             "epoch": float(epoch),

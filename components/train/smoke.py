@@ -44,11 +44,6 @@ def stratified_subset(frame: pd.DataFrame, y: np.ndarray, rows: int, seed: int) 
     return frame.iloc[np.sort(np.concatenate(picked))]
 
 
-def _loss(model: torch.nn.Module, loss_fn: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    with torch.no_grad():
-        return float(loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y)))
-
-
 def run_smoke_test(
     cfg: TrainingConfig,
     train: pd.DataFrame,
@@ -65,27 +60,33 @@ def run_smoke_test(
         validation, task.frame_targets(validation), cfg.smoke_test_rows // 2, cfg.seed
     )
     inputs = modality.fit_inputs(train, schema, cfg)
-    xt, xv = modality.arrays(inputs, train), modality.arrays(inputs, validation)
     targets_train, targets_val = task.frame_targets(train), task.frame_targets(validation)
-    yt, yv = task.loss_targets(targets_train), task.loss_targets(targets_val)
+    yt = task.loss_targets(targets_train)
     smoke = cfg.model_copy(
         update={
             "epochs": cfg.smoke_test_epochs,
             "early_stopping_patience": cfg.smoke_test_epochs + 1,
-            "batch_size": max(1, min(cfg.batch_size, len(xt) // 8)),  # at least 8 steps an epoch
+            "batch_size": max(1, min(cfg.batch_size, len(train) // 8)),  # at least 8 steps an epoch
             "device": "cpu",  # seconds on a CPU; the GPUs stay free for the real run
         }
     )
+    data = modality.training_batches(inputs, (train, validation), (yt, task.loss_targets(targets_val)), smoke)
     loss_fn = task.loss(yt, smoke.class_weighting, torch.device("cpu"))
-    built = recipe.setup(smoke, modality.model_spec(inputs, task), (xt, yt, xv, yv), task, log=lambda _: None)
+    built = recipe.setup(smoke, modality.model_spec(inputs, task), data, task, log=lambda _: None)
     built.model.eval()
-    before = (_loss(built.model, loss_fn, xt, yt), _loss(built.model, loss_fn, xv, yv))
+
+    def losses(model: torch.nn.Module) -> tuple[float, float]:
+        train_loss = recipe.split_loss(model, loss_fn, data, "train")
+        return train_loss, recipe.split_loss(model, loss_fn, data, "validation")
+
+    before = losses(built.model)
     log(
-        f"smoke test: {smoke.smoke_test_epochs} epochs on {len(xt):,} train / {len(xv):,} validation rows"
-        f" ({task.describe(targets_train)} / {task.describe(targets_val)}), batch {smoke.batch_size}"
+        f"smoke test: {smoke.smoke_test_epochs} epochs on {len(train):,} train / {len(validation):,} "
+        f"validation rows ({task.describe(targets_train)} / {task.describe(targets_val)}), "
+        f"batch {smoke.batch_size}"
     )
     trained, _ = recipe.train(smoke, built, log=lambda _: None)
-    after = (_loss(trained, loss_fn, xt, yt), _loss(trained, loss_fn, xv, yv))
+    after = losses(trained)
     result = {
         "smoke_train_loss_before": round(before[0], 5),
         "smoke_train_loss_after": round(after[0], 5),
@@ -93,7 +94,7 @@ def run_smoke_test(
         "smoke_val_loss_after": round(after[1], 5),
         "smoke_seconds": round(time.monotonic() - started, 2),
     }
-    where = f"over {smoke.smoke_test_epochs} epochs on a {len(xt):,}-row stratified subset"
+    where = f"over {smoke.smoke_test_epochs} epochs on a {len(train):,}-row stratified subset"
     skip = "training.smoke_test=false skips this check"
     if not all(math.isfinite(v) for v in (*before, *after)):
         raise SmokeTestFailed(

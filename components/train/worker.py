@@ -47,28 +47,33 @@ def run_worker(spec_file: dict[str, Any], on_checkpoint: Callable[[Path], Any] |
     try:
         frames = {name: pd.read_parquet(spec_file[name]) for name in ("train", "validation")}
         inputs = modality.fit_inputs(frames["train"], schema, config.training)
-        x_train, x_val = (modality.arrays(inputs, frames[name]) for name in ("train", "validation"))
         targets = {name: task.frame_targets(frame) for name, frame in frames.items()}
-        y_train, y_val = (task.loss_targets(targets[name]) for name in ("train", "validation"))
+        data = modality.training_batches(
+            inputs,
+            (frames["train"], frames["validation"]),
+            (task.loss_targets(targets["train"]), task.loss_targets(targets["validation"])),
+            config.training,
+        )
         spec = modality.model_spec(inputs, task)
         rank = dist.get_rank() if distributed else 0
         if rank == 0:
             print(
-                f"training on {len(x_train)} rows x {spec.n_inputs} inputs "
+                f"training on {len(frames['train'])} rows x {spec.n_inputs} inputs "
                 f"({task.describe(targets['train'])}),"
-                f" validating on {len(x_val)}, {int(os.environ.get('WORLD_SIZE', '1'))} process(es)",
+                f" validating on {len(frames['validation'])}, {int(os.environ.get('WORLD_SIZE', '1'))}"
+                " process(es)",
                 flush=True,
             )
+        del frames  # the batches hold what training reads
         built = setup(
             config.training,
             spec,
-            (x_train, y_train, x_val, y_val),
+            data,
             task,
             init_state=Path(spec_file["init_state"]) if spec_file.get("init_state") else None,
             init_source=str(spec_file.get("init_source", "")),
             log=_log,
         )
-        del frames, x_train, x_val  # the setup holds the data now
         model, history = train(
             config.training,
             built,

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from components.common.modalities.batches import Shard
 from components.common.tasks import BinaryTask
-from components.train.recipe import Shard, clip_gradients
+from components.train.recipe import clip_gradients
 from tests.specs import tabular_spec
 
 
@@ -37,7 +38,7 @@ def test_shard_order_is_exactly_the_distributed_samplers(
     rows: int, replicas: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for rank in range(replicas):
-        monkeypatch.setattr("components.train.recipe.world", lambda rank=rank: (rank, replicas))
+        monkeypatch.setattr("components.common.modalities.batches.world", lambda rank=rank: (rank, replicas))
         shard = Shard(rows, seed=3)
         for epoch in (1, 2):
             shard.sampler.set_epoch(epoch)

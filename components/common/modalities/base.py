@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from components.common.artifacts import DatasetSchema
+    from components.common.modalities.batches import TrainingBatches
     from components.common.model_spec import ModelSpec
     from components.common.tasks import Task
     from components.common.training_config import TrainingConfig
@@ -112,6 +113,21 @@ class Modality(ABC):
     def feed(self, inputs: Inputs, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """The ONNX model's inputs for every row of a split (what evaluation scores)."""
         return {self.input_name: self.arrays(inputs, frame)}
+
+    @abstractmethod
+    def training_batches(
+        self,
+        inputs: Inputs,
+        frames: tuple[pd.DataFrame, pd.DataFrame],
+        targets: tuple[np.ndarray, np.ndarray],
+        training: TrainingConfig,
+    ) -> TrainingBatches:
+        """The training and validation splits as the recipe's loop reads them.
+
+        Args:
+            frames: (train, validation) rows of the splits.
+            targets: Their loss targets, as `Task.loss_targets` gives them.
+        """
 
     @abstractmethod
     def baseline_arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:

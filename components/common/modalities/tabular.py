@@ -18,6 +18,7 @@ from components.common.preprocessing import Preprocessing
 
 if TYPE_CHECKING:
     from components.common.artifacts import DatasetSchema
+    from components.common.modalities.batches import TrainingBatches
     from components.common.tasks import Task
     from components.common.training_config import TrainingConfig
 
@@ -49,6 +50,19 @@ class TabularModality(Modality):
     def arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:
         """The encoded rows, float32 (batch, inputs)."""
         return _prep(inputs).encode(frame)
+
+    def training_batches(
+        self,
+        inputs: Inputs,
+        frames: tuple[pd.DataFrame, pd.DataFrame],
+        targets: tuple[np.ndarray, np.ndarray],
+        training: TrainingConfig,
+    ) -> TrainingBatches:
+        """Both splits encoded once and held as tensors (tables fit in memory)."""
+        from components.common.modalities.batches import ArrayBatches
+
+        (train, validation), (y_train, y_val) = frames, targets
+        return ArrayBatches(self.arrays(inputs, train), y_train, self.arrays(inputs, validation), y_val)
 
     def baseline_arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:
         """One-hot categories whatever the model uses: codes mean nothing to a linear model."""

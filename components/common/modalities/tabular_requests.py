@@ -24,7 +24,6 @@ from components.common.artifacts import DatasetSchema
 from components.common.modalities.base import MAX_ROWS, BadInput
 
 
-
 class BadRequest(BadInput):
     """The request cannot be scored; the message says what to change."""
 
