@@ -26,30 +26,15 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
+from components.common.rollout_config import RolloutAnalysis
 from components.common.store import Store
 from components.deploy.labeled import Key, outcomes, paired_checks, unpaired_checks
 
 Decision = Literal["promote", "hold", "rollback"]
 
 
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Thresholds of the rollout analysis (deployment.analysis in the config)."""
-
-    min_requests: int = 200
-    alpha: float = 0.05
-    max_error_increase: float = 0.01
-    max_p50_ratio: float = 1.25
-    max_p99_ratio: float = 1.5
-    min_latency_increase_ms: float = 5.0
-    max_psi: float = 0.2
-    min_agreement: float = 0.95
-    min_correlation: float = 0.9
-    min_labeled: int = 200
-    min_labeled_positives: int = 10
-    max_auc_drop: float = 0.02
-    min_recall: float | None = None
-    min_specificity: float | None = None
+AnalysisSettings = RolloutAnalysis
+"""The thresholds: the config's `deployment.analysis` model itself (the CRD derives from it too)."""
 
 
 @dataclass

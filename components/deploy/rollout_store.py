@@ -131,8 +131,7 @@ def deploy(store: Store, config: KubeloopConfig, version: str, strategy: str | N
 
 def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
     """The verdict on the logs of the current step, with the config's thresholds."""
-    settings = AnalysisSettings(**config.deployment.analysis.model_dump(exclude={"interval_seconds"}))
-    return analyse_logs(store, config.name, rollout, settings)
+    return analyse_logs(store, config.name, rollout, config.deployment.analysis)
 
 
 def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisSettings) -> Verdict:
