@@ -1,16 +1,20 @@
 """The CustomResourceDefinitions of kubeloop.dev/v1alpha1: ModelRollout and RetrainPolicy.
 
-Written to manifests/base/crds/ by `make compile` (python -m operators.manifests); the schema
-defaults come from the same settings classes the local mode uses, so a resource applied
-without a field behaves as the config's default.
+Written to manifests/base/crds/ by `make compile` (python -m operators.manifests). The
+settings a spec shares with the config (ModelRollout's `analysis`, RetrainPolicy's monitoring
+groups) are derived from the config's sections (spec_schema.py): names, types, defaults,
+bounds and descriptions, so a resource applied without a field behaves as the config's default.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from components.common.config import RolloutAnalysis
-from components.common.monitoring_config import DURATION, MonitoringConfig
+from pydantic import BaseModel
+
+from components.common.monitoring_config import MonitoringConfig
+from components.common.rollout_config import RolloutAnalysis
+from operators.spec_schema import camel, field_property, section_properties, spec_names
 
 GROUP = "kubeloop.dev"
 VERSION = "v1alpha1"
@@ -23,14 +27,6 @@ CRON = r"^(\S+\s+){4}\S+$"
 
 def _string(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
-
-
-def _number(description: str, default: float, **extra: Any) -> dict[str, Any]:
-    return {"type": "number", "description": description, "default": default, **extra}
-
-
-def _integer(description: str, default: int, **extra: Any) -> dict[str, Any]:
-    return {"type": "integer", "description": description, "default": default, **extra}
 
 
 def _condition() -> dict[str, Any]:
@@ -59,90 +55,21 @@ def _status_common() -> dict[str, Any]:
     }
 
 
-def analysis_schema() -> dict[str, Any]:
-    """spec.analysis: the thresholds of components.deploy.analysis, with the config's defaults."""
-    d = RolloutAnalysis()
+ANALYSIS_DURATIONS = {"interval_seconds": "interval"}
+"""The analysis field the spec writes as a duration string (`interval: 5m`), not in seconds."""
+ANALYSIS_FIELDS = spec_names(RolloutAnalysis, durations=ANALYSIS_DURATIONS)
+"""spec.analysis name -> `deployment.analysis` field (camelCase to the config's names)."""
+
+
+def analysis_schema(section: type[RolloutAnalysis] = RolloutAnalysis) -> dict[str, Any]:
+    """spec.analysis: every field of the config's `deployment.analysis` (`section`), derived from it."""
+    properties = section_properties(section, durations=ANALYSIS_DURATIONS)
+    first = ANALYSIS_DURATIONS["interval_seconds"]  # the interval leads, as in the examples
     return {
         "type": "object",
         "default": {},
-        "description": "When the candidate is promoted, held or rolled back (request logs and labels).",
-        "properties": {
-            "interval": _string(
-                "How often the operator analyses and steps, such as 60s or 5m.",
-                default="1m",
-                pattern=DURATION,
-            ),
-            "minRequests": _integer(
-                "Requests each side needs before any verdict; fewer: hold.", d.min_requests, minimum=1
-            ),
-            "alpha": _number(
-                "Significance level of the error-rate and latency tests.",
-                d.alpha,
-                exclusiveMinimum=True,
-                minimum=0,
-                maximum=0.5,
-            ),
-            "maxErrorIncrease": _number(
-                "Largest tolerated rise of the 5xx rate over main.",
-                d.max_error_increase,
-                minimum=0,
-                maximum=1,
-            ),
-            "maxP50Ratio": _number(
-                "Largest tolerated candidate/main median latency.", d.max_p50_ratio, minimum=1
-            ),
-            "maxP99Ratio": _number(
-                "Largest tolerated candidate/main tail latency.", d.max_p99_ratio, minimum=1
-            ),
-            "minLatencyIncreaseMs": _number(
-                "A latency rise smaller than this is never a regression.",
-                d.min_latency_increase_ms,
-                minimum=0,
-            ),
-            "maxPsi": _number(
-                "Largest tolerated PSI of the candidate's scores against main's.", d.max_psi, minimum=0
-            ),
-            "minAgreement": _number(
-                "Shadow: smallest share of paired rows with main's decision.",
-                d.min_agreement,
-                minimum=0,
-                maximum=1,
-            ),
-            "minCorrelation": _number(
-                "Shadow: smallest correlation of paired probabilities.",
-                d.min_correlation,
-                minimum=-1,
-                maximum=1,
-            ),
-            "minLabeled": _integer(
-                "Labeled rows (labels/<model>/ in the store) before ROC AUC and the floors judge.",
-                d.min_labeled,
-                minimum=1,
-            ),
-            "minLabeledPositives": _integer(
-                "Positive labels among them before recall and specificity judge.",
-                d.min_labeled_positives,
-                minimum=1,
-            ),
-            "maxAucDrop": _number(
-                "Largest tolerated drop of ROC AUC below main's on labeled rows.",
-                d.max_auc_drop,
-                minimum=0,
-                maximum=1,
-            ),
-            "minRecall": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Smallest recall of the candidate on labeled rows (unset: not judged).",
-            },
-            "minSpecificity": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": "Smallest specificity of the candidate on labeled rows (unset: not judged).",
-            },
-        },
+        "description": " ".join((section.__doc__ or "").split()),
+        "properties": {first: properties.pop(first), **properties},
     }
 
 
@@ -245,20 +172,62 @@ def model_rollout_crd() -> dict[str, Any]:
     return _crd("ModelRollout", "modelrollouts", ["mro"], spec, status, columns)
 
 
+POLICY_GROUPS: dict[str, tuple[str, ...]] = {
+    "logs": ("predictors",),
+    "drift": ("window", "late_seconds", "min_rows", "drift_share", "prediction_drift", "features"),
+    "check": ("schedule",),
+    "trigger": ("trigger.on", "trigger.cooldown_minutes", "trigger.max_runs_per_day", "trigger.dry_run"),
+    "retraining": (
+        "trigger.pipeline_version",
+        "trigger.experiment",
+        "retraining.traffic_window",
+        "retraining.traffic_share",
+        "retraining.min_traffic_rows",
+        "retraining.deploy",
+        "retraining.split",
+        "retraining.schedule",
+        "retraining.warm_start",
+    ),
+}
+"""Where each RetrainPolicy spec group's settings live in the config's `monitoring` section
+(dotted paths); a setting's spec name is its last part in camelCase. Each property is derived
+from the config field; `monitoring.performance` is set in the ConfigMap only."""
+POLICY_REFINEMENTS: dict[str, dict[str, Any]] = {
+    "logs.predictors": {"minItems": 1, "items": {"type": "string", "pattern": NAME}},
+    "check.schedule": {"pattern": CRON},
+    "retraining.schedule": {"pattern": CRON},
+}
+"""What the cluster checks beyond the config field (spec group.name -> extra schema keywords)."""
+
+
+def monitoring_field(path: str) -> tuple[type[BaseModel], str]:
+    """The section class and field name of a dotted path under the config's `monitoring`."""
+    section: type[BaseModel] = MonitoringConfig
+    *parents, name = path.split(".")
+    for parent in parents:
+        section = section.model_fields[parent].annotation  # type: ignore[assignment]
+    return section, name
+
+
+def policy_fields() -> dict[str, dict[str, str]]:
+    """Spec group -> camelCase name -> dotted path under `monitoring`."""
+    return {
+        group: {camel(path.rsplit(".", 1)[-1]): path for path in paths}
+        for group, paths in POLICY_GROUPS.items()
+    }
+
+
+def policy_group(group: str) -> dict[str, dict[str, Any]]:
+    """The CRD properties of one spec group, each derived from its config field."""
+    out = {}
+    for key, path in policy_fields()[group].items():
+        section, name = monitoring_field(path)
+        out[key] = {**field_property(section, name), **POLICY_REFINEMENTS.get(f"{group}.{key}", {})}
+    return out
+
+
 def retrain_policy_crd() -> dict[str, Any]:
     """RetrainPolicy: a model's drift monitor (a CronJob), its trigger and scheduled retraining."""
-    m = MonitoringConfig()
-    feature = {
-        "type": "object",
-        "properties": {
-            "test": _string(
-                "Drift test (default: Evidently's choice by column type).",
-                enum=["ks", "chisquare", "z", "wasserstein", "jensenshannon"],
-            ),
-            "threshold": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-            "ignore": {"type": "boolean"},
-        },
-    }
     spec = {
         "type": "object",
         "required": ["model", "config", "kfpHost"],
@@ -282,105 +251,24 @@ def retrain_policy_crd() -> dict[str, Any]:
                 "type": "object",
                 "default": {},
                 "description": "Which request logs (logs/<model>/<predictor>/) are live traffic.",
-                "properties": {
-                    "predictors": {
-                        "type": "array",
-                        "items": {"type": "string", "pattern": NAME},
-                        "minItems": 1,
-                        "default": list(m.predictors),
-                    }
-                },
+                "properties": policy_group("logs"),
             },
             "drift": {
                 "type": "object",
                 "default": {},
                 "description": "How each window of traffic is compared with the production profile.",
-                "properties": {
-                    "window": _string("Window length.", default=m.window, pattern=DURATION),
-                    "lateSeconds": _number("Wait this long after a window ends.", m.late_seconds, minimum=0),
-                    "minRows": _integer("Rows a window needs for a verdict.", m.min_rows, minimum=1),
-                    "driftShare": _number(
-                        "Share of drifted features that is data drift.",
-                        m.drift_share,
-                        exclusiveMinimum=True,
-                        minimum=0,
-                        maximum=1,
-                    ),
-                    "predictionDrift": {"type": "boolean", "default": m.prediction_drift},
-                    "features": {"type": "object", "additionalProperties": feature},
-                },
+                "properties": policy_group("drift"),
             },
             "check": {
                 "type": "object",
                 "default": {},
                 "properties": {
-                    "schedule": _string(
-                        "Cron schedule (UTC) of the monitor passes.", default=m.schedule, pattern=CRON
-                    ),
+                    **policy_group("check"),
                     "image": _string("Monitor image (default: the operator's kubeloop image)."),
                 },
             },
-            "trigger": {
-                "type": "object",
-                "default": {},
-                "properties": {
-                    "on": {
-                        "type": "array",
-                        "items": {
-                            "type": "string",
-                            "enum": ["data_drift", "prediction_drift", "performance"],
-                        },
-                        "default": list(m.trigger.on),
-                    },
-                    "cooldownMinutes": _integer(
-                        "No new run this soon after the last.", m.trigger.cooldown_minutes, minimum=0
-                    ),
-                    "maxRunsPerDay": _integer(
-                        "At most this many runs a day.", m.trigger.max_runs_per_day, minimum=0
-                    ),
-                    "dryRun": {"type": "boolean", "default": False, "description": "Decide, start nothing."},
-                },
-            },
-            "retraining": {
-                "type": "object",
-                "default": {},
-                "properties": {
-                    "pipelineVersion": _string(
-                        "Pinned retraining pipeline version id (default: the newest)."
-                    ),
-                    "experiment": _string("KFP experiment of the runs.", default=m.trigger.experiment),
-                    "schedule": _string(
-                        "Cron schedule (UTC) of retraining regardless of drift (a KFP recurring run).",
-                        pattern=CRON,
-                    ),
-                    "deploy": _string(
-                        "How the retrained version goes out.",
-                        enum=["shadow", "canary", "shadow-canary", "none"],
-                        default="shadow",
-                    ),
-                    "trafficWindow": _string(
-                        "Served rows this recent join the training data.",
-                        default=m.retraining.traffic_window,
-                        pattern=DURATION,
-                    ),
-                    "trafficShare": _number(
-                        "Largest share of training rows from traffic.",
-                        m.retraining.traffic_share,
-                        minimum=0,
-                        maximum=1,
-                    ),
-                    "split": _string(
-                        "Split of the retraining set (default: the dataset's); random puts the new "
-                        "traffic in every split, temporal in the held-out ones only.",
-                        enum=["random", "temporal", "group"],
-                    ),
-                    "warmStart": {
-                        "type": "boolean",
-                        "default": m.retraining.warm_start,
-                        "description": "Start the retrained model from the production version's weights.",
-                    },
-                },
-            },
+            "trigger": {"type": "object", "default": {}, "properties": policy_group("trigger")},
+            "retraining": {"type": "object", "default": {}, "properties": policy_group("retraining")},
             "suspend": {"type": "boolean", "default": False, "description": "Suspend the monitor CronJob."},
         },
     }

@@ -19,62 +19,28 @@ import yaml
 from components.common.config import KubeloopConfig
 from components.common.config_loader import ConfigError, validate_mapping
 from components.monitor.cronjob import config_map, cron_job
-from operators.crds import API_VERSION
+from operators.crds import API_VERSION, monitoring_field, policy_fields
 from operators.rollout import SpecError
+from operators.spec_schema import config_value
 
-FIELDS: dict[str, dict[str, str]] = {
-    "drift": {
-        "window": "window",
-        "lateSeconds": "late_seconds",
-        "minRows": "min_rows",
-        "driftShare": "drift_share",
-        "predictionDrift": "prediction_drift",
-    },
-    "trigger": {
-        "on": "on",
-        "cooldownMinutes": "cooldown_minutes",
-        "maxRunsPerDay": "max_runs_per_day",
-        "dryRun": "dry_run",
-    },
-    "retraining": {
-        "trafficWindow": "traffic_window",
-        "trafficShare": "traffic_share",
-        "deploy": "deploy",
-        "split": "split",
-        "schedule": "schedule",
-        "warmStart": "warm_start",
-    },
-}
+FIELDS = policy_fields()
+"""Spec group -> camelCase name -> dotted path under the config's `monitoring` (derived from it)."""
 
 
 def monitoring_section(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The config's `monitoring` keys the spec sets (camelCase to the config's names)."""
     section: dict[str, Any] = {}
-    drift = spec.get("drift") or {}
-    for key, name in FIELDS["drift"].items():
-        if key in drift:
-            section[name] = drift[key]
-    if "features" in drift:
-        section["features"] = copy.deepcopy(drift["features"])
-    if "predictors" in (spec.get("logs") or {}):
-        section["predictors"] = list(spec["logs"]["predictors"])
-    if "schedule" in (spec.get("check") or {}):
-        section["schedule"] = spec["check"]["schedule"]
-    trigger = {
-        name: (spec.get("trigger") or {})[key]
-        for key, name in FIELDS["trigger"].items()
-        if key in (spec.get("trigger") or {})
-    }
-    retraining = spec.get("retraining") or {}
-    if retraining.get("pipelineVersion"):
-        trigger["pipeline_version"] = retraining["pipelineVersion"]
-    if retraining.get("experiment"):
-        trigger["experiment"] = retraining["experiment"]
-    if trigger:
-        section["trigger"] = trigger
-    moved = {name: retraining[key] for key, name in FIELDS["retraining"].items() if key in retraining}
-    if moved:
-        section["retraining"] = moved
+    for group, names in FIELDS.items():
+        given = spec.get(group) or {}
+        for key, path in names.items():
+            if key not in given:
+                continue
+            owner, name = monitoring_field(path)
+            *parents, _ = path.split(".")
+            target = section
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[name] = config_value(owner.model_fields[name].annotation, copy.deepcopy(given[key]))
     return section
 
 

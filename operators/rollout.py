@@ -14,29 +14,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from components.common.monitoring_config import duration_seconds
-from components.deploy.analysis import AnalysisSettings, Verdict
+from pydantic import ValidationError
+
+from components.common.rollout_config import RolloutAnalysis
+from components.deploy.analysis import Verdict
 from components.deploy.rollout import STRATEGIES, Rollout, advance, start
+from operators.crds import ANALYSIS_DURATIONS, ANALYSIS_FIELDS
+from operators.spec_schema import section_values
 
 PHASES = {"progressing": "Progressing", "promoted": "Promoted", "rolled_back": "RolledBack"}
 HISTORY_LIMIT = 100
 """Status keeps the newest entries; holds in a row are already one entry."""
-ANALYSIS_FIELDS = {
-    "minRequests": "min_requests",
-    "alpha": "alpha",
-    "maxErrorIncrease": "max_error_increase",
-    "maxP50Ratio": "max_p50_ratio",
-    "maxP99Ratio": "max_p99_ratio",
-    "minLatencyIncreaseMs": "min_latency_increase_ms",
-    "maxPsi": "max_psi",
-    "minAgreement": "min_agreement",
-    "minCorrelation": "min_correlation",
-    "minLabeled": "min_labeled",
-    "minLabeledPositives": "min_labeled_positives",
-    "maxAucDrop": "max_auc_drop",
-    "minRecall": "min_recall",
-    "minSpecificity": "min_specificity",
-}
 Event = tuple[str, str, str]
 """(Normal or Warning, reason, message): a Kubernetes Event on the resource."""
 
@@ -54,8 +42,9 @@ class RolloutSpec:
     candidate: str
     strategy: str = "canary"
     steps: tuple[int, ...] = (10, 50, 100)
-    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    analysis: RolloutAnalysis = field(default_factory=RolloutAnalysis)
     interval_s: int = 60
+    """analysis.interval_seconds, in whole seconds."""
     paused: bool = False
     store: str | None = None
 
@@ -79,14 +68,10 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
     if strategy not in STRATEGIES:
         raise SpecError(f"spec.strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     analysis = dict(spec.get("analysis") or {})
-    try:
-        interval = duration_seconds(str(analysis.pop("interval", "1m")))
-    except ValueError as exc:
-        raise SpecError(f"spec.analysis.interval: {exc}") from None
     unknown = sorted(set(analysis) - set(ANALYSIS_FIELDS))
     if unknown:
         raise SpecError(f"spec.analysis.{unknown[0]} is not a setting; use one of {sorted(ANALYSIS_FIELDS)}")
-    settings = AnalysisSettings(**{ANALYSIS_FIELDS[k]: v for k, v in analysis.items()})
+    settings = _analysis(analysis)
     return RolloutSpec(
         model=str(spec["model"]),
         seldon_deployment=str(spec["seldonDeployment"]),
@@ -94,10 +79,29 @@ def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
         strategy=strategy,
         steps=steps,
         analysis=settings,
-        interval_s=interval,
+        interval_s=int(settings.interval_seconds),
         paused=bool(spec.get("paused", False)),
         store=spec.get("store") or None,
     )
+
+
+def _analysis(analysis: Mapping[str, Any]) -> RolloutAnalysis:
+    """The config's analysis settings from spec.analysis (unset names: the config's defaults).
+
+    Raises:
+        SpecError: A value is out of its bounds or of the wrong type; the message names it.
+    """
+    try:
+        values = section_values(RolloutAnalysis, analysis, ANALYSIS_DURATIONS)
+    except ValueError as exc:  # the one duration
+        raise SpecError(f"spec.analysis.interval: {exc}") from None
+    try:
+        return RolloutAnalysis(**values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        name = str(problem["loc"][0]) if problem["loc"] else ""
+        key = {v: k for k, v in ANALYSIS_FIELDS.items()}.get(name, name)
+        raise SpecError(f"spec.analysis.{key}: {problem['msg']} (got {problem.get('input')!r})") from None
 
 
 def rollout_of(spec: RolloutSpec, status: Mapping[str, Any]) -> Rollout | None:

@@ -90,7 +90,8 @@ class RetrainingConfig(Section):
     newest rows, the labeled traffic, in the held-out sets: while traffic is at most their share,
     the new population is judged but never trained on. random (stratified) puts it in every split."""
     schedule: str | None = None
-    """Cron schedule of a plain scheduled retraining (`kubeloop schedule`), e.g. "0 3 * * 1"."""
+    """Cron schedule (UTC) of retraining regardless of drift (`kubeloop schedule`; on a cluster, the
+    RetrainPolicy's KFP recurring run), e.g. "0 3 * * 1"."""
     warm_start: bool = False
     """Start the retrained model from the production version's weights (training.init_from);
     its lineage names the source version."""
@@ -120,4 +121,4 @@ class MonitoringConfig(Section):
     retraining: RetrainingConfig = Field(default_factory=lambda: RetrainingConfig())
     """The retraining run's data and rollout."""
     schedule: str = "0 * * * *"
-    """Cron schedule of the drift check (the CronJob, the monitoring recurring run)."""
+    """Cron schedule (UTC) of the drift check (the CronJob, the monitoring recurring run)."""

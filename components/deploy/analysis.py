@@ -12,7 +12,11 @@ operator reach the same verdict on the same logs:
   on recall and specificity (labeled.py) judge the candidate, and the agreement, correlation
   and score shift, proxies that take main to be right, are only reported.
 
-No verdict before `min_requests` requests on each side: until then the answer is hold.
+The candidate version's `Task` reads the logged answers (`Task.answer_names`): a binary row
+logs one probability, a multi-class row one per class. Score shift and correlation are then
+taken per class and the worst class is judged; the labeled checks use the task's ranking
+score and floors. No verdict before `min_requests` requests on each side: until then the
+answer is hold.
 """
 
 from __future__ import annotations
@@ -26,30 +30,16 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
+from components.common.rollout_config import RolloutAnalysis
 from components.common.store import Store
-from components.deploy.labeled import Key, outcomes, paired_checks, unpaired_checks
+from components.common.tasks import Task, default_task
+from components.deploy.labeled import Key, Outcome, columns, outcomes, paired_checks, unpaired_checks
 
 Decision = Literal["promote", "hold", "rollback"]
 
 
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Thresholds of the rollout analysis (deployment.analysis in the config)."""
-
-    min_requests: int = 200
-    alpha: float = 0.05
-    max_error_increase: float = 0.01
-    max_p50_ratio: float = 1.25
-    max_p99_ratio: float = 1.5
-    min_latency_increase_ms: float = 5.0
-    max_psi: float = 0.2
-    min_agreement: float = 0.95
-    min_correlation: float = 0.9
-    min_labeled: int = 200
-    min_labeled_positives: int = 10
-    max_auc_drop: float = 0.02
-    min_recall: float | None = None
-    min_specificity: float | None = None
+AnalysisSettings = RolloutAnalysis
+"""The thresholds: the config's `deployment.analysis` model itself (the CRD derives from it too)."""
 
 
 @dataclass
@@ -85,14 +75,6 @@ def _requests(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         entry = out.setdefault(r["request_id"], {"status": status, "latency_ms": float(r["latency_ms"])})
         entry["status"] = max(entry["status"], status)
     return out
-
-
-def _scores(records: Iterable[dict[str, Any]]) -> dict[tuple[str, int], tuple[float, int]]:
-    return {
-        (r["request_id"], int(r["row"])): (float(r["probability"]), int(r["decision"]))
-        for r in records
-        if int(r.get("status", 200)) == 200
-    }
 
 
 def two_proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
@@ -178,13 +160,52 @@ def _latency_check(lat_main: np.ndarray, lat_canary: np.ndarray, s: AnalysisSett
     return _check("latency", max(p50_ratio, tail_ratio), s.max_p99_ratio, not slower, detail)
 
 
+def _shift_check(
+    task: Task, main: Mapping[Key, Outcome], canary: Mapping[Key, Outcome], s: AnalysisSettings
+) -> list[dict[str, Any]]:
+    """PSI of each answer field (multi-class: each class's probability) over main's deciles;
+    the worst field is judged. No check without scores on both sides."""
+    a, b = columns(task, main, list(main)), columns(task, canary, list(canary))
+    if not (len(a) and len(b)):
+        return []
+    shifts = {name: psi(a[:, i], b[:, i]) for i, name in enumerate(task.answer_names)}
+    worst = max(shifts, key=lambda name: shifts[name])
+    shift = shifts[worst]
+    detail = f"PSI of canary scores against main's {shift:.3f}"
+    if len(shifts) > 1:
+        detail += f" ({worst}, the largest of: " + ", ".join(f"{n} {v:.3f}" for n, v in shifts.items()) + ")"
+    return [_check("score shift", shift, s.max_psi, shift <= s.max_psi, detail)]
+
+
+def _correlation(task: Task, a: np.ndarray, b: np.ndarray) -> tuple[float, str]:
+    """Pearson r of paired answers, the lowest over the answer fields, and which field it is
+    (named where there are several); 1.0 for a field constant on either side."""
+    values = {
+        name: float(np.corrcoef(a[:, i], b[:, i])[0, 1]) if a[:, i].std() and b[:, i].std() else 1.0
+        for i, name in enumerate(task.answer_names)
+    }
+    worst = min(values, key=lambda name: values[name])
+    return values[worst], (f" ({worst}, the lowest)" if len(values) > 1 else "")
+
+
 def analyse_canary(
     main_records: list[dict[str, Any]],
     canary_records: list[dict[str, Any]],
     settings: AnalysisSettings,
     labels: Mapping[Key, int] | None = None,
+    task: Task | None = None,
 ) -> Verdict:
-    """Canary against main: errors, latency, and quality on labeled rows, else the score shift."""
+    """Canary against main: errors, latency, and quality on labeled rows, else the score shift.
+
+    Args:
+        main_records: Main's logged rows.
+        canary_records: The canary's logged rows.
+        settings: The thresholds.
+        labels: (request id, row) -> class index (`Task.targets`) of the labeled served rows.
+        task: The candidate version's task, which reads the rows' answers (default: one
+            probability per row).
+    """
+    task = task or default_task()
     main, canary = _requests(main_records), _requests(canary_records)
     held = _sample_hold({"main": len(main), "canary": len(canary)}, settings)
     if held:
@@ -193,15 +214,9 @@ def analyse_canary(
     lat_main = np.array([r["latency_ms"] for r in main.values()])
     lat_canary = np.array([r["latency_ms"] for r in canary.values()])
     checks.append(_latency_check(lat_main, lat_canary, settings))
-    scores_main = np.array([v[0] for v in _scores(main_records).values()])
-    scores_canary = np.array([v[0] for v in _scores(canary_records).values()])
-    if len(scores_main) and len(scores_canary):
-        shift = psi(scores_main, scores_canary)
-        detail = f"PSI of canary scores against main's {shift:.3f}"
-        proxy = [_check("score shift", shift, settings.max_psi, shift <= settings.max_psi, detail)]
-    else:
-        proxy = []
-    quality = unpaired_checks(outcomes(main_records), outcomes(canary_records), labels or {}, settings)
+    main_scores, canary_scores = outcomes(main_records, task), outcomes(canary_records, task)
+    proxy = _shift_check(task, main_scores, canary_scores, settings)
+    quality = unpaired_checks(main_scores, canary_scores, labels or {}, settings, task=task)
     if quality is None:
         return _verdict(checks + proxy)
     return _verdict(checks + quality + _informational(proxy, "labeled rows judge the decisions"))
@@ -212,19 +227,21 @@ def analyse_shadow(
     shadow_records: list[dict[str, Any]],
     settings: AnalysisSettings,
     labels: Mapping[Key, int] | None = None,
+    task: Task | None = None,
 ) -> Verdict:
     """Shadow against main on the same requests: its errors, and quality on labeled rows, else
-    agreement and correlation."""
-    main_scores, shadow_scores = _scores(main_records), _scores(shadow_records)
+    agreement and correlation (arguments as `analyse_canary`'s)."""
+    task = task or default_task()
+    main_scores, shadow_scores = outcomes(main_records, task), outcomes(shadow_records, task)
     paired = sorted(set(main_scores) & set(shadow_scores))
     main, shadow = _requests(main_records), _requests(shadow_records)
     held = _sample_hold({"paired requests": len({k[0] for k in paired}), "shadow": len(shadow)}, settings)
     if held:
         return held
-    a = np.array([main_scores[k] for k in paired])
-    b = np.array([shadow_scores[k] for k in paired])
-    agreement = float(np.mean(a[:, 1] == b[:, 1]))
-    correlation = float(np.corrcoef(a[:, 0], b[:, 0])[0, 1]) if a[:, 0].std() and b[:, 0].std() else 1.0
+    agreement = float(np.mean([main_scores[k][1] == shadow_scores[k][1] for k in paired])) if paired else 1.0
+    correlation, worst = _correlation(
+        task, columns(task, main_scores, paired), columns(task, shadow_scores, paired)
+    )
     proxy = [
         _check(
             "agreement",
@@ -238,11 +255,11 @@ def analyse_shadow(
             correlation,
             settings.min_correlation,
             correlation >= settings.min_correlation,
-            f"Pearson r {correlation:.3f} between shadow and main probabilities",
+            f"Pearson r {correlation:.3f} between shadow and main probabilities{worst}",
         ),
     ]
     checks = [_error_check(main, shadow, "shadow", settings)]
-    quality = paired_checks(outcomes(main_records), outcomes(shadow_records), labels or {}, settings)
+    quality = paired_checks(main_scores, shadow_scores, labels or {}, settings, task=task)
     if quality is None:
         return _verdict(checks + proxy)
     return _verdict(checks + quality + _informational(proxy, "labeled rows judge the decisions"))

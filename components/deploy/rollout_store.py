@@ -17,10 +17,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from components.common.artifacts import DatasetSchema, schema_key, version_prefix
 from components.common.config import KubeloopConfig
 from components.common.labels import read_labels
 from components.common.registry import Registry
 from components.common.store import ConflictError, NotFoundError, Store
+from components.common.tasks import Task, default_task
 from components.deploy.analysis import AnalysisSettings, Verdict, analyse_canary, analyse_shadow, read_logs
 from components.deploy.request_log import window_start
 from components.deploy.rollout import Rollout, advance, apply_stages, start
@@ -131,15 +133,15 @@ def deploy(store: Store, config: KubeloopConfig, version: str, strategy: str | N
 
 def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
     """The verdict on the logs of the current step, with the config's thresholds."""
-    settings = AnalysisSettings(**config.deployment.analysis.model_dump(exclude={"interval_seconds"}))
-    return analyse_logs(store, config.name, rollout, settings)
+    return analyse_logs(store, config.name, rollout, config.deployment.analysis)
 
 
 def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisSettings) -> Verdict:
     """The verdict on the logs of the current step (each side's own version only), and their labels.
 
     Each canary weight is judged on its own traffic, as Flagger does per interval: rows logged
-    before the last weight change say nothing about the candidate at the new weight.
+    before the last weight change say nothing about the candidate at the new weight. The
+    candidate version's task reads both sides' answers and the labels.
     """
     since = datetime.fromisoformat(rollout.step_started)
     name = "shadow" if rollout.shadowing else "canary"
@@ -152,18 +154,35 @@ def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisS
         ]
 
     main, candidate = rows("main", rollout.production), rows(name, rollout.candidate)
-    labels = labels_by_row(store, model)
+    task = version_task(store, model, rollout.candidate)
+    labels = labels_by_row(store, model, task)
     if rollout.shadowing:
-        return analyse_shadow(main, candidate, settings, labels)
-    return analyse_canary(main, candidate, settings, labels)
+        return analyse_shadow(main, candidate, settings, labels, task)
+    return analyse_canary(main, candidate, settings, labels, task)
 
 
-def labels_by_row(store: Store, model: str) -> dict[tuple[str, int], int]:
-    """(request id, row) -> label of every labeled served row (files that do not parse are left out)."""
+def version_task(store: Store, model: str, version: str) -> Task:
+    """The task a registered version serves (schema.json), its class of interest the one its
+    operating point (calibration.json) thresholds; a version without a schema serves one
+    probability per row."""
+    prefix = version_prefix(model, version)
+    versioned = store.exists(schema_key(prefix))
+    task = DatasetSchema.read(store, prefix).make_task() if versioned else default_task()
+    calibration = f"{prefix}/calibration.json"
+    point = store.read_json(calibration).get("operating_point") if store.exists(calibration) else None
+    return task.for_point(point or {})
+
+
+def labels_by_row(store: Store, model: str, task: Task | None = None) -> dict[tuple[str, int], int]:
+    """(request id, row) -> class index (`Task.targets`) of every labeled served row; files that
+    do not parse, missing labels and labels outside the task's classes are left out."""
     labels, _ = read_labels(store, model)
+    labels = labels[labels["label"].notna()]
+    targets = (task or default_task()).targets(labels["label"])
     return {
-        (str(rid), int(row)): int(label)
-        for rid, row, label in labels[["request_id", "row", "label"]].itertuples(index=False)
+        (str(rid), int(row)): int(target)
+        for rid, row, target in zip(labels["request_id"], labels["row"], targets, strict=True)
+        if target >= 0
     }
 
 

@@ -9,7 +9,7 @@ from components.common.tasks.base import Scores, Task
 from components.common.tasks.binary import BinaryTask
 from components.common.tasks.multiclass import MulticlassTask
 
-__all__ = ["BinaryTask", "MulticlassTask", "Scores", "Task", "task_for"]
+__all__ = ["BinaryTask", "MulticlassTask", "Scores", "Task", "default_task", "task_for"]
 
 TASKS = ("binary", "multiclass")
 """Every task by its `dataset.task` name."""
@@ -32,3 +32,9 @@ def task_for(
     if name == "multiclass":
         return MulticlassTask(label, positive_value, classes)
     raise ValueError(f"unknown task {name!r}; dataset.task is one of {', '.join(TASKS)}")
+
+
+def default_task() -> Task:
+    """The task of a version that records none (registered before the task was): one
+    probability per row, positive label 1."""
+    return task_for("binary", "label", None)

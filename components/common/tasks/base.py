@@ -240,6 +240,28 @@ class Task(ABC):
         """Metrics of served answers (the request log's answer columns and decisions) on rows
         whose labels arrived: what performance decay compares with the model card."""
 
+    @property
+    @abstractmethod
+    def answer_names(self) -> tuple[str, ...]:
+        """The request log's score fields of one row, in `output_array` order (binary:
+        probability; multi-class: probability_<class> per class)."""
+
+    @abstractmethod
+    def ranking_score(self, targets: np.ndarray, probabilities: np.ndarray) -> float:
+        """How well served probabilities rank labeled rows, the score rollout analysis compares
+        with main's (binary: ROC AUC; multi-class: macro one-vs-rest ROC AUC); NaN when a class
+        has no row."""
+
+    @abstractmethod
+    def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
+        """What the rollout floors hold decisions to: `recall` and `specificity` -> (rate, rows it
+        is measured on, what it is in words), for the class of interest."""
+
+    def for_point(self, point: Mapping[str, Any]) -> Task:
+        """This task as a version calibrated to the operating point `point` decides (multi-class:
+        the class the point thresholds becomes the class of interest)."""
+        return self
+
     @abstractmethod
     def labeled_positives(self, targets: np.ndarray) -> int:
         """The label count that limits what can be judged (binary: positives; multi-class: the

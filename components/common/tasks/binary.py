@@ -229,6 +229,25 @@ class BinaryTask(Task):
         """Positive labels."""
         return int(np.sum(targets))
 
+    @property
+    def answer_names(self) -> tuple[str, ...]:
+        """probability."""
+        return ("probability",)
+
+    def ranking_score(self, targets: np.ndarray, probabilities: np.ndarray) -> float:
+        """ROC AUC of the positive-class probability."""
+        from components.common.tasks.ranking import roc_auc
+
+        return roc_auc(targets, probabilities)
+
+    def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
+        """Recall on the positive rows, specificity on the negative ones."""
+        y, d = np.asarray(targets), np.asarray(decisions)
+        return {
+            name: (float(np.mean(d[y == cls] == cls)), int(np.sum(y == cls)), name)
+            for name, cls in (("recall", 1), ("specificity", 0))
+        }
+
     def needs_positives(self, metric: str) -> bool:
         """Recall, ROC AUC and PR AUC."""
         return metric in ("recall", "roc_auc", "pr_auc")

@@ -292,6 +292,51 @@ class MulticlassTask(Task):
         y = np.asarray(targets)
         return int(np.bincount(y[y >= 0], minlength=self.n_outputs).min()) if len(y) else 0
 
+    @property
+    def answer_names(self) -> tuple[str, ...]:
+        """probability_<class> per class."""
+        return tuple(f"probability_{c}" for c in self.classes)
+
+    def ranking_score(self, targets: np.ndarray, probabilities: np.ndarray) -> float:
+        """Macro one-vs-rest ROC AUC (NaN when a class has no row or every row)."""
+        from components.common.tasks.ranking import roc_auc
+
+        y, p = np.asarray(targets), np.asarray(probabilities, dtype=np.float64)
+        return float(np.mean([roc_auc(y == c, p[:, c]) for c in range(self.n_outputs)]))
+
+    def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
+        """One-vs-rest recall and specificity of the class of interest; without one (or one
+        outside the classes), their macro averages over the classes present."""
+        y, d = np.asarray(targets), np.asarray(decisions)
+        if self.chosen_class in self.classes:
+            c = self.classes.index(self.chosen_class)
+            return {
+                "recall": (
+                    float(np.mean(d[y == c] == c)),
+                    int(np.sum(y == c)),
+                    f"recall of {self.chosen_class}",
+                ),
+                "specificity": (
+                    float(np.mean(d[y != c] != c)),
+                    int(np.sum(y != c)),
+                    f"specificity of {self.chosen_class}",
+                ),
+            }
+        present = [c for c in range(self.n_outputs) if np.any(y == c)]
+        recall = np.mean([np.mean(d[y == c] == c) for c in present])
+        specificity = np.mean([np.mean(d[y != c] != c) for c in present if np.any(y != c)])
+        return {
+            "recall": (float(recall), len(y), "macro recall"),
+            "specificity": (float(specificity), len(y), "macro specificity"),
+        }
+
+    def for_point(self, point: Mapping[str, Any]) -> MulticlassTask:
+        """With the class the operating point thresholds as the class of interest, if it has one."""
+        chosen = point.get("class")
+        if chosen is None or str(chosen) == self.chosen_class:
+            return self
+        return MulticlassTask(self.label, str(chosen), self.classes or None)
+
     def needs_positives(self, metric: str) -> bool:
         """Every metric but accuracy, top-2 accuracy, log loss and Brier needs rows of each class."""
         return metric not in ("accuracy", "top_2_accuracy", "log_loss", "brier")
