@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import ImageFile, JpegImagePlugin, PngImagePlugin
+from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Pixels (width x height x frames) a header may promise; an 8000 x 8000 image. Mammograms
@@ -193,8 +193,25 @@ def decode(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     return np.asarray(image.convert("L" if header.channels == 1 else "RGB"))
 
 
-def grey_image(data: bytes, name: str, max_pixels: int) -> tuple[ImageHeader, np.ndarray, int]:
-    """Decode once and give the header, the grey intensities and their full-scale value.
+@dataclass(frozen=True)
+class Grey:
+    """One decoded image as grey intensities (what the property table measures).
+
+    Attributes:
+        header: The file's header.
+        pixels: (H, W) uint8 or uint16 intensities.
+        full: The full-scale value that maps to 1.
+        image: The same pixels as a Pillow image (`L` or `I;16`), for resampling without a copy.
+    """
+
+    header: ImageHeader
+    pixels: np.ndarray
+    full: int
+    image: Image.Image
+
+
+def grey_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Grey:
+    """Decode once and give the grey intensities and their full-scale value.
 
     Grey is the image itself for grey modes, else Pillow's ITU-R 601 luma (`convert("L")`);
     alpha is ignored. The full-scale value divides intensities into [0, 1]: 255 for 8-bit
@@ -209,11 +226,13 @@ def grey_image(data: bytes, name: str, max_pixels: int) -> tuple[ImageHeader, np
         from components.common.modalities import image_dicom
 
         header, pixels = image_dicom.decode(data, name, max_pixels)
-        return header, image_dicom.grey(pixels), 2**header.bit_depth - 1
+        grey = image_dicom.grey(pixels)
+        return Grey(header, grey, 2**header.bit_depth - 1, Image.fromarray(grey))
     header, image = _pillow_open(data, fmt, name, max_pixels)
     _pillow_load(image, header, data, name)
-    grey = np.asarray(image if image.mode in ("L", "I;16") else image.convert("L"))
-    return header, grey, 65535 if grey.dtype == np.uint16 else 255
+    grey_pil: Image.Image = image if image.mode in ("L", "I;16") else image.convert("L")
+    pixels = np.asarray(grey_pil)
+    return Grey(header, pixels, 65535 if pixels.dtype == np.uint16 else 255, grey_pil)
 
 
 _PNG_MODES = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}

@@ -102,25 +102,26 @@ def image_properties(
         sha256=hashlib.sha256(data).hexdigest(),
     )
     try:
-        header, grey, full = grey_image(data, name, max_pixels)
+        grey = grey_image(data, name, max_pixels)
     except ImageError as error:
         if error.header is not None:
             _fill_header(row, error.header)
         row.update(error=str(error), error_check=error.check)
         return row
-    _fill_header(row, header)
-    mean, std, sharpness = intensity_statistics(grey, full)
+    fmt = grey.header.format
+    _fill_header(row, grey.header)
+    mean, std, sharpness = intensity_statistics(grey.pixels, grey.full)
     row.update(
         mean=mean,
         std=std,
         rms_contrast=std / mean if mean > 0 else 0.0,
         sharpness=sharpness,
-        phash=perceptual_hash(grey),
+        phash=perceptual_hash(grey.image),
     )
     if not row["extension_matches"]:
-        known = ", ".join(sorted(e for e in EXTENSIONS[header.format] if e))
+        known = ", ".join(sorted(e for e in EXTENSIONS[fmt] if e))
         row.update(
-            error=f"{name}: the file is {header.format.upper()} but its extension is {suffix or 'empty'!r}; "
+            error=f"{name}: the file is {fmt.upper()} but its extension is {suffix or 'empty'!r}; "
             f"rename it ({known}) or re-export it in the format its name says",
             error_check="format_mismatch",
         )
@@ -193,22 +194,23 @@ def intensity_statistics(grey: np.ndarray, full: int) -> tuple[float, float, flo
     return mean / full, float(np.sqrt(variance)) / full, sharpness
 
 
-def perceptual_hash(grey: np.ndarray) -> str:
+def perceptual_hash(grey: np.ndarray | Image.Image) -> str:
     """The 64-bit DCT perceptual hash (pHash) of a grey image, as 16 hex digits.
 
-    The image is area-averaged (Pillow's BOX filter) to 32 x 32, its 2-D DCT-II taken, and
-    each of the 8 x 8 lowest-frequency coefficients (DC included) becomes a bit: 1 above their
+    The image is reduced with Pillow's BOX filter to 32 x 32, its 2-D DCT-II taken, and each
+    of the 8 x 8 lowest-frequency coefficients (DC included) becomes a bit: 1 above their
     median. Row-major, first coefficient in the most significant bit. Brightness scale and bit
     depth do not change it.
 
     Args:
-        grey: (H, W) uint8 or uint16 intensities.
+        grey: (H, W) uint8 or uint16 intensities, or the same as a Pillow `L`/`I;16` image.
     """
-    small = np.asarray(
-        Image.fromarray(grey).resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX), dtype=np.float64
-    )
-    low = np.einsum("ik,lk->il", np.einsum("ij,jk->ik", _DCT, small), _DCT)
-    return np.packbits(low.ravel() > np.median(low)).tobytes().hex()
+    image = Image.fromarray(grey) if isinstance(grey, np.ndarray) else grey
+    small = np.asarray(image.resize((_HASH_SIDE, _HASH_SIDE), Image.Resampling.BOX), dtype=np.float64)
+    low = np.einsum("ik,lk->il", np.einsum("ij,jk->ik", _DCT, small), _DCT).reshape(-1)
+    ordered = np.sort(low)
+    median = (ordered[31] + ordered[32]) / 2  # of the 64 coefficients
+    return np.packbits(low > median).tobytes().hex()
 
 
 def hamming(a: str, b: str) -> int:

@@ -94,6 +94,7 @@ def iter_properties(
     progress: Progress | None = None,
     chunk: int = CHUNK,
     total: int | None = None,
+    start_method: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Property rows of `names`, in their order, profiled by `workers` processes.
 
@@ -106,6 +107,10 @@ def iter_properties(
         progress: Called with (rows done, `total`) after each chunk.
         chunk: Images per worker task.
         total: Rows expected, for `progress` (by default `len(names)` when it has one, else 0).
+        start_method: How workers start (`fork`, `forkserver`, `spawn`); by default the
+            platform's (fork on Linux before Python 3.14: no start-up imports, which is most of
+            the cost on small images; spawn and forkserver are the choice in a process that
+            runs other threads).
 
     Yields:
         One row per name (`image_properties`, or `missing` for a file that is not there).
@@ -134,7 +139,7 @@ def iter_properties(
         ) from None
     pending: deque[Future[list[dict[str, Any]]]] = deque()
     batches = _chunks(names, chunk)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(start_method)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         for batch in batches:
             pending.append(pool.submit(_rows, batch, read_bytes, max_pixels))
@@ -174,6 +179,7 @@ def property_table(
     workers: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Progress | None = None,
+    start_method: str | None = None,
 ) -> list[dict[str, Any]]:
     """All property rows of `names`, in order (see `iter_properties`, which streams them)."""
-    return list(iter_properties(names, read_bytes, workers, max_pixels, progress))
+    return list(iter_properties(names, read_bytes, workers, max_pixels, progress, start_method=start_method))
