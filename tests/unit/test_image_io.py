@@ -190,6 +190,8 @@ def test_dicom_metadata_columns_and_its_header_without_pixels() -> None:
     assert (row["format"], row["extension"], row["extension_matches"]) == ("dicom", "", True)
     assert (row["manufacturer"], row["rows"], row["columns"]) == ("ACME Imaging", 96, 128)
     assert (row["pixel_spacing"], row["pixel_spacing_column"]) == (0.07, 0.085)
+    assert image_properties(data, "1.2.840.113619.2.55.320")["extension_matches"] is True, "named by its UID"
+    assert image_properties(data, "mg.png")["error_check"] == "format_mismatch"
     assert np.array_equal(decode(data, "mg.dcm"), DEEP >> 4), "stored values: rescale is not applied"
     header = read_header(data[: len(data) // 2], "cut.dcm")
     assert (header.width, header.height, header.bit_depth) == (128, 96, 12)

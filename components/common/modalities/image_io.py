@@ -126,6 +126,17 @@ def sniff_format(head: bytes) -> str | None:
     return next((fmt for magic, fmt in _OTHER_MAGIC if head.startswith(magic)), None)
 
 
+def extension_matches(fmt: str | None, extension: str) -> bool:
+    """Whether a file extension (`.png`, lower case, or empty) agrees with a sniffed format.
+
+    DICOM files are often named by their instance UID (`1.2.840....320`): a numeric suffix
+    counts as no extension.
+    """
+    if fmt == "dicom" and extension[1:].isdigit():
+        return True
+    return fmt in EXTENSIONS and extension in EXTENSIONS[str(fmt)]
+
+
 def check_format(data: bytes, name: str) -> str:
     """The supported format of `data`.
 

@@ -12,7 +12,7 @@ changes the decoded values and so every statistic. This module imports numpy and
 from __future__ import annotations
 
 import hashlib
-from pathlib import PurePosixPath
+import os
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from components.common.modalities.image_io import (
     EXTENSIONS,
     ImageError,
     ImageHeader,
+    extension_matches,
     grey_image,
     sniff_format,
 )
@@ -90,14 +91,14 @@ def image_properties(
         another format; its properties are filled in).
     """
     row: dict[str, Any] = dict.fromkeys(PROPERTY_COLUMNS)
-    suffix = PurePosixPath(name).suffix if extension is None else extension
+    suffix = os.path.splitext(name)[1] if extension is None else extension
     suffix = suffix.lower() if not suffix or suffix.startswith(".") else "." + suffix.lower()
     fmt = sniff_format(data[:132])
     row.update(
         name=name,
         format=fmt,
         extension=suffix,
-        extension_matches=fmt in EXTENSIONS and suffix in EXTENSIONS[str(fmt)],
+        extension_matches=extension_matches(fmt, suffix),
         file_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
     )
