@@ -354,3 +354,20 @@ def test_reading_imports_neither_pydicom_nor_torch_until_a_dicom_file_comes() ->
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_palette_and_1_bit_pngs_expand_and_profile_as_their_grey() -> None:
+    palette = Image.fromarray(GREY).convert("P")
+    out = io.BytesIO()
+    palette.save(out, "PNG", transparency=0)
+    row = image_properties(out.getvalue(), "palette.png")
+    assert (row["mode"], row["channels"]) == ("P", 4) and decode(out.getvalue(), "palette.png").shape == (
+        96,
+        128,
+        4,
+    )
+    assert_statistics(row, np.asarray(palette.convert("L")), 255)
+    mask = GREY > 120
+    pixels = decode(encode(mask), "mask.png")
+    assert pixels.dtype == np.uint8 and set(np.unique(pixels)) == {0, 255}
+    assert image_properties(encode(mask), "mask.png")["bit_depth"] == 1

@@ -183,7 +183,8 @@ def decode(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
 
     Grey images are (H, W), others (H, W, C); the dtype is uint8, or uint16 for 16-bit grey PNG
     and 9- to 16-bit DICOM. Palettes are expanded (RGB, or RGBA with transparency), 1-bit
-    images become 0/255, CMYK JPEGs RGB. DICOM: MONOCHROME1 is inverted to MONOCHROME2
+    images become 0/255, CMYK JPEGs RGB; 16-bit colour PNGs come at 8 bits (Pillow reads them
+    so; the header's bit_depth still says 16). DICOM: MONOCHROME1 is inverted to MONOCHROME2
     (`2**BitsStored - 1 - value`); RescaleSlope/Intercept and VOI windowing are not applied.
 
     Raises:
