@@ -72,7 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from components.common.data import DataReadError, local_path
     from components.common.store import open_store
-    from components.validate_data.checks import validate_frame
+    from components.validate_data.checks import gate_rules, validate_frame
     from components.validate_data.infer import infer_columns
     from components.validate_data.reference import reference_profile
     from components.validate_data.report import bad_row_sample, data_docs_html, render_report
@@ -82,11 +82,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     modality = config.dataset.make_modality()
     try:
         with local_path(source) as path:
-            frame = modality.gate_table(modality.read(path))
+            frame = modality.gate_table(modality.read(path, source))
     except DataReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    rules = config.validation
+    rules = gate_rules(config.validation, modality)
     reference = reference_profile(open_store(args.store or config.store), config)
     inferred = infer_columns(frame, config.dataset)
     results, ge_result = validate_frame(frame, inferred.dataset, rules, reference)

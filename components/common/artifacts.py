@@ -64,6 +64,8 @@ class DatasetSchema:
     """Multi-class: the output order (from dataset.classes or the training split's labels)."""
     modality: str = "tabular"
     """The kind of data (`dataset.modality`); versions written before it existed are tabular."""
+    modality_settings: dict[str, Any] = field(default_factory=dict)
+    """What the modality was told by the config (images: the image column and settings)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (schema.json)."""
@@ -89,6 +91,7 @@ class DatasetSchema:
             task=str(data.get("task", "binary")),
             classes=[str(c) for c in data["classes"]] if data.get("classes") is not None else None,
             modality=str(data.get("modality", "tabular")),
+            modality_settings=dict(data.get("modality_settings") or {}),
         )
 
     @classmethod
@@ -115,4 +118,4 @@ class DatasetSchema:
         """The `Modality` of this data."""
         from components.common.modalities import modality_for
 
-        return modality_for(self.modality)
+        return modality_for(self.modality, self.modality_settings)

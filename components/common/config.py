@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from components.common.config_section import Section
+from components.common.image_config import ImageSettings
 from components.common.loop_config import LoopConfig
 from components.common.monitoring_config import MonitoringConfig
 from components.common.rollout_config import RolloutAnalysis
@@ -63,8 +64,14 @@ class DatasetConfig(Section):
 
     path: str
     """CSV or Parquet file: a local path (relative to the config file) or s3://bucket/key."""
-    modality: Literal["tabular"] = "tabular"
-    """The kind of data: tabular (a table of feature columns). Images come next."""
+    modality: Literal["tabular", "images"] = "tabular"
+    """The kind of data: tabular (a table of feature columns) or images (a manifest table with
+    one image per row, its label and metadata columns)."""
+    image_column: str = "image"
+    """images: the manifest column holding each image's path (relative to the manifest, a
+    local path, or s3://bucket/key)."""
+    image: ImageSettings = Field(default_factory=ImageSettings)
+    """images: the model's input size, fitting, normalisation, augmentation and the gate's bounds."""
     label: str
     """Name of the label column."""
     task: Literal["binary", "multiclass"] = "binary"
@@ -98,11 +105,26 @@ class DatasetConfig(Section):
 
         return task_for(self.task, self.label, self.positive_value, self.classes)
 
+    def modality_settings(self) -> dict[str, Any]:
+        """What the modality needs to know of this config (recorded in the dataset schema)."""
+        if self.modality == "images":
+            return {"image_column": self.image_column, "image": self.image.model_dump(mode="json")}
+        return {}
+
     def make_modality(self) -> Modality:
         """The `Modality` of this dataset."""
         from components.common.modalities import modality_for
 
-        return modality_for(self.modality)
+        return modality_for(self.modality, self.modality_settings())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _image_features(cls, data: Any) -> Any:
+        """An image manifest's one feature is its image column (metadata columns are for slices)."""
+        if isinstance(data, dict) and data.get("modality") == "images":
+            image_column = data.get("image_column", "image")
+            data = {"features": [image_column], "categorical": [], **data}
+        return data
 
     @model_validator(mode="after")
     def _split_needs_columns(self) -> DatasetConfig:

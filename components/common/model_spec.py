@@ -14,14 +14,16 @@ from components.common.preprocessing import Preprocessing
 class ModelSpec:
     """Inputs and outputs of the network to build, passed to `factory(spec, **params)`.
 
-    The input tensor is float32 (batch, n_inputs) in `input_names` order: the numeric features
-    raw (standardise them with `mean`/`std`, or let the built-in MLP do it), then the
+    Tables: the input tensor is float32 (batch, n_inputs) in `input_names` order: the numeric
+    features raw (standardise them with `mean`/`std`, or let the built-in MLP do it), then the
     categories, one-hot (one 0/1 input per known category) or as codes (1..n, 0 for an unseen
-    category; `cardinalities` counts the 0). The model returns logits (batch, n_outputs).
+    category; `cardinalities` counts the 0). Images: float32 (batch, *input_shape), pixels in
+    [0, 1] at the configured size (normalise them with the per-channel `mean`/`std`, or let
+    the built-in networks do it). The model returns logits (batch, n_outputs).
     """
 
     modality: str
-    """Where the inputs come from (`dataset.modality`): tabular."""
+    """Where the inputs come from (`dataset.modality`): tabular or images."""
     task: str
     """binary or multiclass."""
     input_names: list[str]
@@ -37,7 +39,10 @@ class ModelSpec:
     n_outputs: int
     """Logits per row."""
     preprocessing: dict[str, Any] = field(default_factory=dict)
-    """The fitted preprocessing (means, standard deviations, categories)."""
+    """The fitted preprocessing (means, standard deviations, categories; image size and fit)."""
+    input_shape: list[int] = field(default_factory=list)
+    """One input's shape: images (channels, height, width); tables (n_inputs,) or empty in
+    specs saved before images existed."""
 
     @property
     def n_inputs(self) -> int:
@@ -46,13 +51,20 @@ class ModelSpec:
 
     @property
     def mean(self) -> np.ndarray:
-        """Per-input mean of the training split (0 for category inputs), float32."""
-        return Preprocessing.from_dict(self.preprocessing).scale()[0]
+        """Tables: per-input mean of the training split (0 for category inputs); images: per
+        channel. float32."""
+        return self._statistics()[0]
 
     @property
     def std(self) -> np.ndarray:
-        """Per-input standard deviation of the training split (1 for category inputs), float32."""
-        return Preprocessing.from_dict(self.preprocessing).scale()[1]
+        """Tables: per-input standard deviation (1 for category inputs); images: per channel."""
+        return self._statistics()[1]
+
+    def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.preprocessing.get("kind") == "images":
+            data = self.preprocessing
+            return np.asarray(data["mean"], dtype=np.float32), np.asarray(data["std"], dtype=np.float32)
+        return Preprocessing.from_dict(self.preprocessing).scale()
 
     def prep(self) -> Preprocessing:
         """The fitted preprocessing."""

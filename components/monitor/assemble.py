@@ -105,7 +105,7 @@ def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> A
             f"labels/{config.name}/ (request_id, row, label) or lower the minimum"
         )
     with local_path(config.dataset.path) as path:
-        reference = config.dataset.make_modality().read(path)
+        reference = config.dataset.make_modality().read(path, config.dataset.path)
     mixed = mix(reference, traffic, settings.traffic_share)
     buffer = io.BytesIO()
     mixed.to_parquet(buffer, index=False)

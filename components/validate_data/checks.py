@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.config import ColumnRule, DatasetConfig, ValidationConfig
+from components.common.modalities import Modality
 from components.common.tasks.base import LABEL_INDICATOR
 
 POSITIVE = LABEL_INDICATOR
@@ -51,6 +52,14 @@ class CheckResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return asdict(self)
+
+
+def gate_rules(rules: ValidationConfig, modality: Modality) -> ValidationConfig:
+    """The validation rules with the modality's column rules added (the config's win)."""
+    added = modality.gate_rules()
+    if not added:
+        return rules
+    return rules.model_copy(update={"columns": {**added, **rules.columns}})
 
 
 def feature_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:

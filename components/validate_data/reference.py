@@ -25,9 +25,9 @@ def reference_profile(store: Store, config: KubeloopConfig) -> dict[str, Any] | 
     if tol.reference_data:
         with local_path(tol.reference_data) as path:
             modality = config.dataset.make_modality()
-            frame = modality.gate_table(modality.read(path))
-        features = feature_columns(frame, config.dataset)
-        return build_profile(frame, config.dataset, features, source=f"reference {tol.reference_data}")
+            frame = modality.gate_table(modality.read(path, tol.reference_data))
+        profiled = modality.scalar_columns(feature_columns(frame, config.dataset))
+        return build_profile(frame, config.dataset, profiled, source=f"reference {tol.reference_data}")
     if not tol.use_champion:
         return None
     registry = Registry(store)

@@ -15,6 +15,7 @@ from components.validate_data.checks import (
     POSITIVE,
     CheckResult,
     feature_columns,
+    gate_rules,
     validate_frame,
 )
 from components.validate_data.infer import infer_columns
@@ -47,13 +48,13 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     modality = dataset.make_modality()
     with local_path(dataset.path) as path:
         fingerprint = fingerprint_file(path)
-        frame = modality.gate_table(modality.read(path))
+        frame = modality.gate_table(modality.read(path, dataset.path))
     lineage = build_lineage(ctx.config, ctx.run_id, fingerprint, parent_run, trigger)
     evidence = ctx.upstream("assemble", "evidence.json")  # a retraining run: why it started
     if ctx.store.exists(evidence):
         lineage["evidence"] = ctx.store.read_json(evidence)
     ctx.store.write_json(ctx.key("lineage.json"), lineage)
-    rules = ctx.config.validation
+    rules = gate_rules(ctx.config.validation, modality)
     inferred = infer_columns(frame, dataset)
     dataset = inferred.dataset
     ctx.notes.extend(f"inferred: {decision}" for decision in inferred.decisions)
@@ -64,7 +65,7 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     assignment = None
     if not any(r.blocking for r in results):
         assignment = assign_splits(frame, dataset)
-        results += split_leakage(frame, assignment, dataset, rules, features)
+        results += split_leakage(frame, assignment, dataset, rules, modality.identity_columns(features))
     failed = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
     source = reference["source"] if reference else None
@@ -89,7 +90,8 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
             "use more rows or larger split fractions"
         )
     train = frame[frame["__split"] == "train"]
-    profile = build_profile(train, dataset, features, source=f"run {ctx.run_id} train split")
+    profiled = modality.scalar_columns(features)
+    profile = build_profile(train, dataset, profiled, source=f"run {ctx.run_id} train split")
     ctx.store.write_json(ctx.key(PROFILE_FILE), profile)
     expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
     ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
@@ -103,6 +105,7 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
         task=task.name,
         classes=task.classes or None,
         modality=modality.name,
+        modality_settings=dataset.modality_settings(),
     )
     columns, categorical = modality.drift_columns(schema)
     drift, sample = build_reference(train, categorical, columns, source=f"run {ctx.run_id} train split")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from components.common.modalities.base import (
     INPUTS_FILE,
     MAX_ROWS,
@@ -11,6 +14,7 @@ from components.common.modalities.base import (
     Modality,
     ServedBatch,
 )
+from components.common.modalities.images import ImagesModality
 from components.common.modalities.tabular import TabularModality
 
 __all__ = [
@@ -18,6 +22,7 @@ __all__ = [
     "MAX_ROWS",
     "BadInput",
     "Codec",
+    "ImagesModality",
     "Inputs",
     "Modality",
     "ServedBatch",
@@ -25,18 +30,22 @@ __all__ = [
     "modality_for",
 ]
 
-MODALITIES: dict[str, type[Modality]] = {TabularModality.name: TabularModality}
+MODALITIES: dict[str, type[Modality]] = {
+    TabularModality.name: TabularModality,
+    ImagesModality.name: ImagesModality,
+}
 """Every modality by its `dataset.modality` name."""
 
 
-def modality_for(name: str) -> Modality:
-    """The modality named `name`.
+def modality_for(name: str, settings: Mapping[str, Any] | None = None) -> Modality:
+    """The modality named `name`, told its settings (`DatasetConfig.modality_settings`).
 
     Raises:
         ValueError: `name` is not a known modality.
     """
     try:
-        return MODALITIES[name]()
+        kind = MODALITIES[name]
     except KeyError:
         known = ", ".join(MODALITIES)
         raise ValueError(f"unknown modality {name!r}; dataset.modality is one of {known}") from None
+    return kind.from_settings(settings or {})

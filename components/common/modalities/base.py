@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from components.common.artifacts import DatasetSchema
+    from components.common.config import ColumnRule
     from components.common.modalities.batches import TrainingBatches
     from components.common.model_spec import ModelSpec
     from components.common.tasks import Task
@@ -85,13 +86,40 @@ class Modality(ABC):
     input_name: ClassVar[str] = "features"
     """The ONNX model's input name."""
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> Modality:
+        """The modality told its settings (`DatasetConfig.modality_settings`; tables need none)."""
+        return cls()
+
     @abstractmethod
-    def read(self, path: Path) -> pd.DataFrame:
-        """The dataset file as a table (tabular: the rows; images: the manifest)."""
+    def read(self, path: Path, source: str | None = None) -> pd.DataFrame:
+        """The dataset file as a table (tabular: the rows; images: the manifest).
+
+        Args:
+            path: A local copy of the file.
+            source: Where it came from (dataset.path: a path or s3:// URI), which relative
+                references inside it (image files) are resolved against. Default: `path`.
+        """
 
     def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The table the data gate's column checks run on (images: the per-image properties)."""
+        """The table the data gate's column checks run on (images: the manifest and each
+        image's measured properties beside it)."""
         return frame
+
+    def gate_rules(self) -> dict[str, ColumnRule]:
+        """Column rules the modality adds to `validation.columns` (images: the bounds on the
+        property columns); the config's own rules win on the same column."""
+        return {}
+
+    def scalar_columns(self, features: list[str]) -> list[str]:
+        """The columns the data profile and its reference compare, given the features
+        (tables: the features; images: the image properties)."""
+        return list(features)
+
+    def identity_columns(self, features: list[str]) -> list[str]:
+        """The columns whose equal values make two rows the same example, for the split's
+        leakage check (tables: the features; images: the content hash)."""
+        return list(features)
 
     @abstractmethod
     def drift_columns(self, schema: DatasetSchema) -> tuple[list[str], list[str]]:

@@ -31,7 +31,7 @@ class TabularModality(Modality):
 
     name = "tabular"
 
-    def read(self, path: Path) -> pd.DataFrame:
+    def read(self, path: Path, source: str | None = None) -> pd.DataFrame:
         """The table (`data.read_table`: CSV or Parquet by suffix, readable errors)."""
         return read_table(path)
 
@@ -84,6 +84,7 @@ class TabularModality(Modality):
             classes=list(task.classes),
             n_outputs=task.n_outputs,
             preprocessing=prep.to_dict(),
+            input_shape=[len(prep.encoded_names)],
         )
 
     def default_model(self, training: TrainingConfig) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,97 @@
+"""The image gate's table: each manifest row with its image's measured properties, and the
+column rules (`dataset.image.bounds`) Great Expectations checks them with, as tables are checked.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from components.common.modalities.image_prep import read_location
+from components.common.modalities.image_table import property_table
+
+if TYPE_CHECKING:
+    from components.common.config import ColumnRule
+    from components.common.image_config import ImageBounds, ImageSettings
+
+PREFIX = "image_"
+"""Property columns sit beside the manifest's own as image_<property>."""
+MEASURED = (
+    "format",
+    "mode",
+    "channels",
+    "bit_depth",
+    "width",
+    "height",
+    "file_bytes",
+    "mean",
+    "std",
+    "rms_contrast",
+    "sharpness",
+    "sha256",
+    "phash",
+    "manufacturer",
+    "pixel_spacing",
+    "error",
+    "error_check",
+)
+"""The properties kept from `image_properties.PROPERTY_COLUMNS`."""
+SCALAR_PROPERTIES = tuple(
+    PREFIX + p for p in ("width", "height", "file_bytes", "mean", "std", "rms_contrast", "sharpness")
+)
+"""Numeric properties the profile and the drift monitor compare between data sets."""
+CONTENT_HASH = PREFIX + "sha256"
+FOUND, READABLE, EXTENSION = PREFIX + "found", PREFIX + "readable", PREFIX + "extension_matches"
+UNREADABLE = {"empty", "truncated", "unreadable", "unsupported", "too_many_pixels"}
+"""error_check values of a file that cannot be used (format_mismatch still decodes)."""
+
+
+def measure(frame: pd.DataFrame, image_column: str, settings: ImageSettings) -> pd.DataFrame:
+    """The manifest with image_<property> columns, image_found, image_readable and
+    image_extension_matches; the files are read and measured in `settings.workers` processes."""
+    rows = property_table(
+        frame[image_column].astype(str).tolist(),
+        read_location,
+        workers=max(1, settings.workers),
+        max_pixels=settings.bounds.max_pixels,
+    )
+    table = pd.DataFrame.from_records(rows, columns=["extension_matches", *MEASURED], index=frame.index)
+    checks = table["error_check"]
+    measured = table[list(MEASURED)].add_prefix(PREFIX)
+    measured[FOUND] = (checks != "missing").to_numpy()
+    measured[READABLE] = (~checks.isin(UNREADABLE | {"missing"})).to_numpy()
+    measured[EXTENSION] = table["extension_matches"].fillna(True).astype(bool).to_numpy()
+    existing = [c for c in measured.columns if c in frame.columns]
+    return pd.concat([frame.drop(columns=existing), measured], axis=1)
+
+
+def bound_rules(bounds: ImageBounds) -> dict[str, ColumnRule]:
+    """Column rules of the bounds: each failing row names its image (and image_error says why)."""
+    from components.common.config import ColumnRule
+
+    severity = bounds.severity
+    rules: dict[str, Any] = {
+        FOUND: ColumnRule(allowed=[True], max_null_fraction=0.0),
+        READABLE: ColumnRule(allowed=[True], max_null_fraction=0.0),
+        EXTENSION: ColumnRule(allowed=[True], severity=severity),
+        PREFIX + "format": ColumnRule(allowed=list(bounds.formats), severity=severity, max_null_fraction=1.0),
+        PREFIX + "width": ColumnRule(
+            min=bounds.min_width, max=bounds.max_width, severity=severity, max_null_fraction=1.0
+        ),
+        PREFIX + "height": ColumnRule(
+            min=bounds.min_height, max=bounds.max_height, severity=severity, max_null_fraction=1.0
+        ),
+        PREFIX + "file_bytes": ColumnRule(
+            max=bounds.max_file_bytes, severity=severity, max_null_fraction=1.0
+        ),
+    }
+    if bounds.channels is not None:
+        rules[PREFIX + "channels"] = ColumnRule(
+            allowed=list(bounds.channels), severity=severity, max_null_fraction=1.0
+        )
+    if bounds.bit_depths is not None:
+        rules[PREFIX + "bit_depth"] = ColumnRule(
+            allowed=list(bounds.bit_depths), severity=severity, max_null_fraction=1.0
+        )
+    return rules

@@ -1,0 +1,119 @@
+"""Built-in image networks: a small CNN for CPUs, and torchvision's classifiers adapted to the spec.
+
+Every factory returns a network that normalises its input itself ((x - mean) / std with the
+training images' per-channel statistics, folded into the graph), so the exported ONNX model
+takes the prepared image in [0, 1] that serving computes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.common.model_spec import ModelSpec
+
+TORCHVISION_MODELS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+)
+"""torchvision classifiers `torchvision_model` builds (weights are never downloaded)."""
+
+
+class Normalised(nn.Module):
+    """(x - mean) / std per channel, then the network."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, network: nn.Module, mean: Any, std: Any) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1))
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, outputs)."""
+        return self.network((images - self.mean) / self.std)
+
+
+class SmallCNN(nn.Module):
+    """Conv-BN-ReLU blocks, each halving the size, then global average pooling and a linear head."""
+
+    def __init__(self, channels: int, widths: list[int], dropout: float, outputs: int) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width_in = channels
+        for width in widths:
+            blocks += [
+                nn.Conv2d(width_in, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            width_in = width
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(width_in, outputs))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, outputs)."""
+        return self.head(self.pool(self.features(images)))
+
+
+def small_cnn(spec: ModelSpec, widths: list[int] | None = None, dropout: float = 0.1) -> nn.Module:
+    """The built-in image model: about 100k parameters at the default widths [16, 32, 64]."""
+    chosen = widths or [16, 32, 64]
+    if 2 ** len(chosen) > min(spec.input_shape[1:]):
+        raise ValueError(
+            f"small_cnn: {len(chosen)} blocks halve the size {len(chosen)} times, more than the "
+            f"{spec.input_shape[1]}x{spec.input_shape[2]} input allows; use fewer widths or a "
+            "larger dataset.image.size"
+        )
+    network = SmallCNN(spec.input_shape[0], chosen, dropout, spec.n_outputs)
+    return Normalised(network, spec.mean, spec.std)
+
+
+def torchvision_model(spec: ModelSpec, name: str = "resnet18") -> nn.Module:
+    """A torchvision classifier with random weights, its first convolution taking the spec's
+    channels and its head giving the spec's outputs. Pretrained weights come from the store
+    (training.init_from), never downloaded.
+    """
+    import torchvision
+
+    if name not in TORCHVISION_MODELS:
+        raise ValueError(f"torchvision_model: {name!r} is not one of {', '.join(TORCHVISION_MODELS)}")
+    network = getattr(torchvision.models, name)(weights=None, num_classes=spec.n_outputs)
+    channels = spec.input_shape[0]
+    if channels != 3:
+        _adapt_first_conv(network, channels)
+    return Normalised(network, spec.mean, spec.std)
+
+
+def _adapt_first_conv(network: nn.Module, channels: int) -> None:
+    """Replace the first Conv2d (3 input channels) by one taking `channels`."""
+    for parent in network.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d) and child.in_channels == 3:
+                setattr(
+                    parent,
+                    child_name,
+                    nn.Conv2d(
+                        channels,
+                        child.out_channels,
+                        kernel_size=child.kernel_size,  # type: ignore[arg-type]
+                        stride=child.stride,  # type: ignore[arg-type]
+                        padding=child.padding,  # type: ignore[arg-type]
+                        bias=child.bias is not None,
+                    ),
+                )
+                return
+    raise ValueError("no first convolution with 3 input channels to adapt")

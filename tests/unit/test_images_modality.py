@@ -1,0 +1,209 @@
+"""The images modality: manifests, preparation, streamed batches, built-in CNNs and the codec."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from components.common.artifacts import DatasetSchema
+from components.common.config import DatasetConfig
+from components.common.data import DataReadError
+from components.common.image_config import ImageSettings
+from components.common.modalities import BadInput, modality_for
+from components.common.modalities.image_prep import (
+    fit_size,
+    locate,
+    prepare,
+    scaled,
+    to_channels,
+)
+from components.common.tasks import MulticlassTask
+from components.common.training_config import TrainingConfig
+from components.train.cnn import small_cnn, torchvision_model
+from components.train.export import export_onnx, parity_gap
+
+CLASSES = ["a", "b", "c"]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 grey PNGs of three shapes (two sizes), one class per pattern, and a manifest beside them."""
+    folder = tmp_path_factory.mktemp("images")
+    (folder / "files").mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(30):
+        label = CLASSES[index % 3]
+        height, width = (40, 60) if index % 2 else (48, 48)
+        image = rng.integers(0, 60, size=(height, width), dtype=np.uint8)
+        if label == "b":
+            image[: height // 2] += 150
+        elif label == "c":
+            image[:, : width // 2] += 150
+        (folder / "files" / f"{index}.png").write_bytes(_png(image))
+        rows.append({"image": f"files/{index}.png", "label": label, "scanner": "A" if index % 2 else "B"})
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+def _modality(**image: object):  # type: ignore[no-untyped-def]
+    config = DatasetConfig(path="m.csv", label="label", modality="images", image=ImageSettings(**image))
+    return config.make_modality()
+
+
+def test_the_manifest_resolves_images_beside_it_and_names_a_missing_column(manifest: Path) -> None:
+    frame = _modality().read(manifest, str(manifest))
+    assert frame["image"].iloc[0] == str((manifest.parent / "files" / "0.png").resolve())
+    assert locate("x/y.png", "s3://bucket/data/manifest.csv") == "s3://bucket/data/x/y.png"
+    assert locate("/abs/y.png", "s3://bucket/m.csv") == "/abs/y.png"
+    other = manifest.with_name("other.csv")
+    pd.read_csv(manifest).rename(columns={"image": "path"}).to_csv(other, index=False)
+    with pytest.raises(DataReadError, match="no column 'image'.*dataset.image_column"):
+        _modality().read(other)
+
+
+def test_scaling_channels_and_fitting_keep_the_pixels_where_they_belong() -> None:
+    assert scaled(np.array([[0, 65535]], dtype=np.uint16)).tolist() == [[0.0, 1.0]]
+    rgb = np.random.default_rng(1).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
+    grey = to_channels(scaled(rgb), 1)[0]
+    pillow = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255
+    assert np.abs(grey - pillow).max() < 1 / 255 + 1e-6  # Pillow rounds to 8 bits
+    wide = np.ones((1, 20, 40), dtype=np.float32)
+    letterboxed = fit_size(wide, (32, 32), "letterbox")
+    assert letterboxed.shape == (1, 32, 32)
+    assert (
+        letterboxed[0, 16, :].min() == pytest.approx(1.0) and letterboxed[0, 0, :].max() == 0.0
+    )  # padded rows
+    assert fit_size(wide, (32, 32), "stretch").min() == pytest.approx(1.0)
+    ramp = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (20, 1))[None]
+    cropped = fit_size(ramp, (20, 20), "center_crop")
+    assert cropped.shape == (1, 20, 20) and 0.2 < cropped.min() and cropped.max() < 0.8  # the middle kept
+
+
+def test_inputs_fit_statistics_on_train_and_arrays_stack_prepared_images(manifest: Path) -> None:
+    modality = _modality(size=(32, 32))
+    frame = modality.read(manifest)
+    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    arrays = modality.arrays(inputs, frame)
+    assert arrays.shape == (30, 1, 32, 32) and arrays.dtype == np.float32
+    assert inputs.to_dict()["mean"][0] == pytest.approx(float(arrays.mean()), abs=1e-5)
+    again = modality.load_inputs(inputs.to_dict())
+    np.testing.assert_array_equal(modality.arrays(again, frame.head(3)), arrays[:3])
+    assert modality.baseline_arrays(inputs, frame.head(4)).shape == (4, 256)
+
+
+def test_streamed_batches_cover_the_split_once_per_epoch_with_workers(manifest: Path) -> None:
+    modality = _modality(size=(24, 24), workers=2)
+    frame = modality.read(manifest)
+    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    targets = np.arange(30, dtype=np.int64)  # the row number: which rows arrived
+    data = modality.training_batches(
+        inputs, (frame, frame.head(10)), (targets, targets[:10]), TrainingConfig()
+    )
+    data.to(torch.device("cpu"), seed=3)
+    seen = [t for _, y in data.epoch(1, 8) for t in y.tolist()]
+    assert sorted(seen) == list(range(30)) and data.rows_per_rank() == 30
+    again = [t for _, y in data.epoch(1, 8) for t in y.tolist()]
+    other = [t for _, y in data.epoch(2, 8) for t in y.tolist()]
+    assert again == seen and other != seen  # the same epoch shuffles alike; the next one differs
+    ((images, rows),) = list(data.whole("validation"))
+    assert images.shape == (10, 1, 24, 24) and rows.tolist() == list(range(10))
+    np.testing.assert_allclose(images.numpy(), modality.arrays(inputs, frame.head(10)), atol=0)
+
+
+def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: Path) -> None:
+    from components.train.recipe import fit
+
+    modality = _modality(size=(24, 24), workers=0)
+    frame = modality.read(manifest)
+    task = MulticlassTask("label", None, CLASSES)
+    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    spec = modality.model_spec(inputs, task)
+    assert spec.input_shape == [1, 24, 24] and spec.n_outputs == 3
+    x = modality.arrays(inputs, frame)
+    y = task.loss_targets(task.frame_targets(frame))
+    cfg = TrainingConfig(
+        epochs=25, batch_size=10, learning_rate=0.01, device="cpu", early_stopping_patience=30
+    )
+    model, history = fit(cfg, x, y, x, y, spec, task=task, log=lambda _: None)
+    assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
+    assert (model(torch.from_numpy(x)).argmax(1).numpy() == y).mean() > 0.9
+    path = tmp_path / "cnn.onnx"
+    export_onnx(model, modality.example_input(spec), path, modality.input_name)
+    assert parity_gap(model, path, x, task, modality.input_name) <= 1.0
+
+
+def test_torchvision_models_take_the_spec_s_channels_and_outputs(manifest: Path) -> None:
+    modality = _modality(size=(32, 32))
+    frame = modality.read(manifest)
+    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+    spec = modality.model_spec(
+        modality.fit_inputs(frame, schema, TrainingConfig()), MulticlassTask("label", None, CLASSES)
+    )
+    for name in ("resnet18", "mobilenet_v3_small"):
+        model = torchvision_model(spec, name).eval()
+        assert tuple(model(torch.rand(2, 1, 32, 32)).shape) == (2, 3)
+    with pytest.raises(ValueError, match="not one of"):
+        torchvision_model(spec, "vgg11")
+    with pytest.raises(ValueError, match="halve the size"):
+        small_cnn(spec, widths=[8, 8, 8, 8, 8, 8])
+
+
+def test_the_codec_serves_files_and_pixels_as_training_prepared_them(manifest: Path) -> None:
+    modality = _modality(size=(32, 32))
+    frame = modality.read(manifest)
+    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    codec = modality.codec(inputs, schema)
+    files = [Path(p).read_bytes() for p in frame["image"].head(3)]
+    batch = codec.decode({"images": [base64.b64encode(f).decode() for f in files]}, None, 10)
+    np.testing.assert_array_equal(codec.feed(batch)["image"], modality.arrays(inputs, frame.head(3)))
+    assert '"sha256"' in codec.log_members(batch)[0]
+    pixels = np.asarray(Image.open(io.BytesIO(files[0])))
+    np.testing.assert_allclose(
+        codec.feed(codec.decode(pixels.tolist(), None, 10))["image"][0], prepare(pixels, inputs)
+    )
+    with pytest.raises(BadInput, match="not base64"):
+        codec.decode({"images": ["%%%"]}, None, 10)
+    with pytest.raises(BadInput, match="image 0"):
+        codec.decode({"images": [base64.b64encode(b"not an image at all").decode()]}, None, 10)
+    with pytest.raises(BadInput, match="limit is 2"):
+        codec.decode({"images": [base64.b64encode(files[0]).decode()] * 3}, None, 2)
+    assert codec.feed(codec.example())["image"].shape == (1, 1, 32, 32)
+
+
+def test_image_settings_are_recorded_and_come_back_from_the_schema() -> None:
+    config = DatasetConfig(
+        path="m.csv", label="label", modality="images", image_column="path", image={"size": [20, 30]}
+    )
+    schema = DatasetSchema(
+        features=["path"],
+        categorical=[],
+        label="label",
+        positive_value=1,
+        modality="images",
+        modality_settings=config.modality_settings(),
+    )
+    again = DatasetSchema.from_json(__import__("json").dumps(schema.to_dict()))
+    modality = again.make_modality()
+    assert modality.name == "images" and modality.image_column == "path"  # type: ignore[attr-defined]
+    assert modality.settings.size == (20, 30)  # type: ignore[attr-defined]
+    assert modality_for("tabular").name == "tabular"
+    with pytest.raises(ValueError, match="normalise gives 3 channel"):
+        ImageSettings(channels=1, normalise={"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]})
