@@ -145,3 +145,17 @@ def test_the_modality_is_chosen_once_and_recorded() -> None:
     assert config.make_modality().name == "tabular"
     with pytest.raises(ValueError, match="modality"):
         DatasetConfig(path="data.csv", label="y", modality="audio")  # type: ignore[arg-type]
+
+
+def test_serving_a_table_loads_no_image_library() -> None:
+    """The serving environment has no Pillow until image serving: a tabular version must not need it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, components.deploy.seldon_model, components.common.modalities as m;"
+        "m.modality_for('tabular');"
+        "print(sorted(n for n in ('PIL', 'pydicom', 'torch') if n in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,6 @@ from components.common.modalities.base import (
     Modality,
     ServedBatch,
 )
-from components.common.modalities.images import ImagesModality
 from components.common.modalities.tabular import TabularModality
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "MAX_ROWS",
     "BadInput",
     "Codec",
-    "ImagesModality",
     "Inputs",
     "Modality",
     "ServedBatch",
@@ -30,11 +29,12 @@ __all__ = [
     "modality_for",
 ]
 
-MODALITIES: dict[str, type[Modality]] = {
-    TabularModality.name: TabularModality,
-    ImagesModality.name: ImagesModality,
+MODALITIES: dict[str, str] = {
+    TabularModality.name: "components.common.modalities.tabular:TabularModality",
+    "images": "components.common.modalities.images:ImagesModality",
 }
-"""Every modality by its `dataset.modality` name."""
+"""Every modality by its `dataset.modality` name, imported when chosen: the serving environment
+of a tabular model never loads the image libraries."""
 
 
 def modality_for(name: str, settings: Mapping[str, Any] | None = None) -> Modality:
@@ -44,8 +44,9 @@ def modality_for(name: str, settings: Mapping[str, Any] | None = None) -> Modali
         ValueError: `name` is not a known modality.
     """
     try:
-        kind = MODALITIES[name]
+        module, _, attribute = MODALITIES[name].partition(":")
     except KeyError:
         known = ", ".join(MODALITIES)
         raise ValueError(f"unknown modality {name!r}; dataset.modality is one of {known}") from None
+    kind: type[Modality] = getattr(importlib.import_module(module), attribute)
     return kind.from_settings(settings or {})
