@@ -1,0 +1,1 @@
+"""Synthetic screening image set: small greyscale mammograms, rare lesions, two scanners."""
