@@ -66,12 +66,14 @@ def measure(frame: pd.DataFrame, image_column: str, settings: ImageSettings) -> 
     return pd.concat([frame.drop(columns=existing), measured], axis=1)
 
 
-def bound_rules(bounds: ImageBounds) -> dict[str, ColumnRule]:
-    """Column rules of the bounds: each failing row names its image (and image_error says why)."""
+def bound_rules(bounds: ImageBounds, image_column: str) -> dict[str, ColumnRule]:
+    """Column rules of the bounds: each failing row names its image (and image_error says why).
+    The image column itself holds locations (text), one in every row."""
     from components.common.config import ColumnRule
 
     severity = bounds.severity
     rules: dict[str, Any] = {
+        image_column: ColumnRule(type="string", max_null_fraction=0.0),
         FOUND: ColumnRule(allowed=[True], max_null_fraction=0.0),
         READABLE: ColumnRule(allowed=[True], max_null_fraction=0.0),
         EXTENSION: ColumnRule(allowed=[True], severity=severity),

@@ -78,7 +78,7 @@ class ImagesModality(Modality):
         size and file bytes within `dataset.image.bounds`."""
         from components.common.modalities.image_gate import bound_rules
 
-        return bound_rules(self.settings.bounds)
+        return bound_rules(self.settings.bounds, self.image_column)
 
     def scalar_columns(self, features: list[str]) -> list[str]:
         """The measured properties (size, intensity, contrast, sharpness, file bytes)."""
