@@ -64,6 +64,16 @@ def _modality(**image: object):  # type: ignore[no-untyped-def]
     return config.make_modality()
 
 
+SCHEMA = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
+
+
+def _fitted(manifest: Path, **image: object):  # type: ignore[no-untyped-def]
+    """(modality, manifest frame, fitted inputs) for these image settings."""
+    modality = _modality(**image)
+    frame = modality.read(manifest)
+    return modality, frame, modality.fit_inputs(frame, SCHEMA, TrainingConfig())
+
+
 def test_the_manifest_resolves_images_beside_it_and_names_a_missing_column(manifest: Path) -> None:
     frame = _modality().read(manifest, str(manifest))
     assert frame["image"].iloc[0] == str((manifest.parent / "files" / "0.png").resolve())
@@ -94,10 +104,7 @@ def test_scaling_channels_and_fitting_keep_the_pixels_where_they_belong() -> Non
 
 
 def test_inputs_fit_statistics_on_train_and_arrays_stack_prepared_images(manifest: Path) -> None:
-    modality = _modality(size=(32, 32))
-    frame = modality.read(manifest)
-    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
-    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    modality, frame, inputs = _fitted(manifest, size=(32, 32))
     arrays = modality.arrays(inputs, frame)
     assert arrays.shape == (30, 1, 32, 32) and arrays.dtype == np.float32
     assert inputs.to_dict()["mean"][0] == pytest.approx(float(arrays.mean()), abs=1e-5)
@@ -107,10 +114,7 @@ def test_inputs_fit_statistics_on_train_and_arrays_stack_prepared_images(manifes
 
 
 def test_streamed_batches_cover_the_split_once_per_epoch_with_workers(manifest: Path) -> None:
-    modality = _modality(size=(24, 24), workers=2)
-    frame = modality.read(manifest)
-    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
-    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
+    modality, frame, inputs = _fitted(manifest, size=(24, 24), workers=2)
     targets = np.arange(30, dtype=np.int64)  # the row number: which rows arrived
     data = modality.training_batches(
         inputs, (frame, frame.head(10)), (targets, targets[:10]), TrainingConfig()
@@ -129,11 +133,8 @@ def test_streamed_batches_cover_the_split_once_per_epoch_with_workers(manifest: 
 def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: Path) -> None:
     from components.train.recipe import fit
 
-    modality = _modality(size=(24, 24), workers=0)
-    frame = modality.read(manifest)
+    modality, frame, inputs = _fitted(manifest, size=(24, 24), workers=0)
     task = MulticlassTask("label", None, CLASSES)
-    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
-    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
     spec = modality.model_spec(inputs, task)
     assert spec.input_shape == [1, 24, 24] and spec.n_outputs == 3
     x = modality.arrays(inputs, frame)
@@ -150,12 +151,8 @@ def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: 
 
 
 def test_torchvision_models_take_the_spec_s_channels_and_outputs(manifest: Path) -> None:
-    modality = _modality(size=(32, 32))
-    frame = modality.read(manifest)
-    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
-    spec = modality.model_spec(
-        modality.fit_inputs(frame, schema, TrainingConfig()), MulticlassTask("label", None, CLASSES)
-    )
+    modality, frame, inputs = _fitted(manifest, size=(32, 32))
+    spec = modality.model_spec(inputs, MulticlassTask("label", None, CLASSES))
     for name in ("resnet18", "mobilenet_v3_small"):
         model = torchvision_model(spec, name).eval()
         assert tuple(model(torch.rand(2, 1, 32, 32)).shape) == (2, 3)
@@ -166,11 +163,8 @@ def test_torchvision_models_take_the_spec_s_channels_and_outputs(manifest: Path)
 
 
 def test_the_codec_serves_files_and_pixels_as_training_prepared_them(manifest: Path) -> None:
-    modality = _modality(size=(32, 32))
-    frame = modality.read(manifest)
-    schema = DatasetSchema(features=["image"], categorical=[], label="label", positive_value="a")
-    inputs = modality.fit_inputs(frame, schema, TrainingConfig())
-    codec = modality.codec(inputs, schema)
+    modality, frame, inputs = _fitted(manifest, size=(32, 32))
+    codec = modality.codec(inputs, SCHEMA)
     files = [Path(p).read_bytes() for p in frame["image"].head(3)]
     batch = codec.decode({"images": [base64.b64encode(f).decode() for f in files]}, None, 10)
     np.testing.assert_array_equal(codec.feed(batch)["image"], modality.arrays(inputs, frame.head(3)))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from components.common.modalities.image_prep import read_location
+from components.common.modalities.image_properties import PROPERTY_COLUMNS
 from components.common.modalities.image_table import property_table
 
 if TYPE_CHECKING:
@@ -17,26 +18,13 @@ if TYPE_CHECKING:
 
 PREFIX = "image_"
 """Property columns sit beside the manifest's own as image_<property>."""
-MEASURED = (
-    "format",
-    "mode",
-    "channels",
-    "bit_depth",
-    "width",
-    "height",
-    "file_bytes",
-    "mean",
-    "std",
-    "rms_contrast",
-    "sharpness",
-    "sha256",
-    "phash",
-    "manufacturer",
-    "pixel_spacing",
-    "error",
-    "error_check",
+MEASURED = tuple(
+    c
+    for c in PROPERTY_COLUMNS
+    if c not in ("name", "extension", "extension_matches", "rows", "columns", "pixel_spacing_column")
 )
-"""The properties kept from `image_properties.PROPERTY_COLUMNS`."""
+"""The properties kept as columns (the manifest has the name; the extension check is its own
+column; DICOM's Rows and Columns repeat height and width)."""
 SCALAR_PROPERTIES = tuple(
     PREFIX + p for p in ("width", "height", "file_bytes", "mean", "std", "rms_contrast", "sharpness")
 )
