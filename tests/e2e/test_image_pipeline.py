@@ -105,3 +105,26 @@ def test_bad_image_files_stop_the_gate_naming_each_file_and_check(tmp_path: Path
         )
         assert check in line, line
     assert "FAIL" in output and "image_readable" in output and "image_found" in output
+
+
+def test_the_screening_images_train_on_two_gloo_processes_and_register(tmp_path: Path) -> None:
+    config = REPO / "examples" / "screening_images" / "config.yaml"
+    store = tmp_path / "store"
+    result = kubeloop(
+        [
+            "run",
+            "--config",
+            str(config),
+            "--store",
+            str(store),
+            f"dataset.path={tmp_path / 'data' / 'screening_images.csv'}",
+            "dataset.generator.params.rows=2400",
+            "training.epochs=4",
+            "evaluation.min_roc_auc=0.6",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = LocalStore(store).read_json("models/screening-images/1/metrics.json")
+    assert metrics["roc_auc"] >= 0.6
+    assert "world_size=2" in result.stdout  # the train step's summary: two torchrun processes
