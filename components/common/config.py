@@ -161,6 +161,8 @@ class ColumnRule(Section):
     """Largest allowed value (inclusive)."""
     allowed: list[str | int | float] | None = None
     """The only values the column may hold (categories, codes)."""
+    allowed_share: float = Field(1.0, gt=0, le=1)
+    """With `allowed`: the smallest share of non-null values that must be allowed (1: all)."""
     max_null_fraction: float | None = Field(None, ge=0, le=1)
     """Highest share of missing values; overrides validation.max_null_fraction."""
     unique: bool = False

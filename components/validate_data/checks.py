@@ -167,7 +167,19 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
                     column=name, max_value=rule.max, meta=check_meta("max", name, f"<= {rule.max}", severity)
                 )
             )
-        if rule.allowed is not None:
+        if rule.allowed is not None and rule.allowed_share < 1:
+            share = rule.allowed_share
+            out.append(
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=name,
+                    value_set=rule.allowed,
+                    mostly=share,
+                    meta=check_meta(
+                        "allowed_values", name, f"at least {share:.2%} within {rule.allowed}", severity
+                    ),
+                )
+            )
+        elif rule.allowed is not None:
             out.append(
                 gxe.ExpectColumnDistinctValuesToBeInSet(
                     column=name,

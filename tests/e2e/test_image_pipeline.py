@@ -82,6 +82,8 @@ def test_bad_image_files_stop_the_gate_naming_each_file_and_check(tmp_path: Path
         (folder / "0002.png").unlink()  # missing
         (folder / "0003.png").write_bytes(b"")  # empty
         (folder / "0004.png").write_text("not an image")  # unreadable
+        for number in range(11, 41):  # 30 copies of one image: 1.7% of the rows, over the 1% bound
+            shutil.copy(folder / "0010.png", folder / f"{number:04d}.png")
         overrides = []
     result = kubeloop(["validate", "--config", str(DIGITS), f"dataset.path={source}", *overrides], tmp_path)
     output = result.stdout + result.stderr
@@ -105,6 +107,8 @@ def test_bad_image_files_stop_the_gate_naming_each_file_and_check(tmp_path: Path
         )
         assert check in line, line
     assert "FAIL" in output and "image_readable" in output and "image_found" in output
+    duplicate = next(line for line in output.splitlines() if "allowed_values | image_duplicate" in line)
+    assert "FAIL" in duplicate and "at least 99.00%" in duplicate, duplicate
 
 
 def test_the_screening_images_train_on_two_gloo_processes_and_register(tmp_path: Path) -> None:

@@ -201,3 +201,24 @@ def test_image_settings_are_recorded_and_come_back_from_the_schema() -> None:
     assert modality_for("tabular").name == "tabular"
     with pytest.raises(ValueError, match="normalise gives 3 channel"):
         ImageSettings(channels=1, normalise={"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]})
+
+
+def test_duplicates_are_exact_by_default_and_near_when_asked(manifest: Path, tmp_path: Path) -> None:
+    from components.common.modalities.image_gate import duplicates
+
+    base = np.random.default_rng(5).integers(0, 200, size=(48, 48), dtype=np.uint8)
+    files = {
+        "a.png": _png(base),
+        "copy.png": _png(base),  # the same bytes
+        "bright.png": _png(np.clip(base.astype(int) + 3, 0, 255).astype(np.uint8)),  # the same picture
+        "other.png": _png(np.random.default_rng(6).integers(0, 200, size=(48, 48), dtype=np.uint8)),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    frame = pd.DataFrame({"image": [str(tmp_path / n) for n in files], "label": ["a", "b", "c", "a"]})
+    table = _modality(workers=0).gate_table(frame)
+    assert table["image_duplicate"].tolist() == [False, True, False, False]  # exact only
+    near = duplicates(table["image_sha256"], table["image_phash"], near_bits=8)
+    assert near.tolist() == [False, True, True, False]  # the first of a kind is never a duplicate
+    rule = _modality(bounds={"max_duplicate_fraction": 0.2}).gate_rules()["image_duplicate"]
+    assert rule.allowed == [False] and rule.allowed_share == pytest.approx(0.8)

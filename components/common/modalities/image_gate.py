@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from components.common.modalities.image_prep import read_location
-from components.common.modalities.image_properties import PROPERTY_COLUMNS
+from components.common.modalities.image_properties import NEAR_DUPLICATE_BITS, PROPERTY_COLUMNS
 from components.common.modalities.image_table import property_table
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ SCALAR_PROPERTIES = tuple(
 """Numeric properties the profile and the drift monitor compare between data sets."""
 CONTENT_HASH = PREFIX + "sha256"
 FOUND, READABLE, EXTENSION = PREFIX + "found", PREFIX + "readable", PREFIX + "extension_matches"
+DUPLICATE = PREFIX + "duplicate"
+"""True where the image repeats an earlier row's (same bytes, or a near-identical pHash)."""
+NEAR_BLOCK = 2048
+"""Rows compared at once in the near-duplicate search (a block x rows matrix of 64-bit hashes)."""
 UNREADABLE = {"empty", "truncated", "unreadable", "unsupported", "too_many_pixels"}
 """error_check values of a file that cannot be used (format_mismatch still decodes)."""
 
@@ -50,8 +55,31 @@ def measure(frame: pd.DataFrame, image_column: str, settings: ImageSettings) -> 
     measured[FOUND] = (checks != "missing").to_numpy()
     measured[READABLE] = (~checks.isin(UNREADABLE | {"missing"})).to_numpy()
     measured[EXTENSION] = table["extension_matches"].fillna(True).astype(bool).to_numpy()
+    measured[DUPLICATE] = duplicates(table["sha256"], table["phash"], settings.bounds.near_duplicate_bits)
     existing = [c for c in measured.columns if c in frame.columns]
     return pd.concat([frame.drop(columns=existing), measured], axis=1)
+
+
+def duplicates(
+    sha256: pd.Series, phash: pd.Series, near_bits: int | None = NEAR_DUPLICATE_BITS
+) -> np.ndarray:
+    """Per row: does an earlier row hold the same bytes, or (`near_bits` set) a pHash at most
+    that many bits away?"""
+    exact = sha256.notna().to_numpy() & sha256.duplicated(keep="first").to_numpy()
+    if near_bits is None:
+        return exact
+    known = phash.notna().to_numpy()
+    hashes = np.array([int(h, 16) for h in phash[known]], dtype=np.uint64)
+    near = np.zeros(len(hashes), dtype=bool)
+    for start in range(0, len(hashes), NEAR_BLOCK):
+        block = hashes[start : start + NEAR_BLOCK]
+        distance = np.bitwise_count(block[:, None] ^ hashes[None, : start + len(block)])
+        close = distance <= near_bits
+        close[:, start:] &= np.tri(len(block), len(block), -1, dtype=bool)  # earlier rows only
+        near[start : start + len(block)] = close.any(axis=1)
+    result = exact.copy()
+    result[np.flatnonzero(known)] |= near
+    return result
 
 
 def bound_rules(bounds: ImageBounds, image_column: str) -> dict[str, ColumnRule]:
@@ -65,6 +93,9 @@ def bound_rules(bounds: ImageBounds, image_column: str) -> dict[str, ColumnRule]
         FOUND: ColumnRule(allowed=[True], max_null_fraction=0.0),
         READABLE: ColumnRule(allowed=[True], max_null_fraction=0.0),
         EXTENSION: ColumnRule(allowed=[True], severity=severity),
+        DUPLICATE: ColumnRule(
+            allowed=[False], allowed_share=1 - bounds.max_duplicate_fraction, severity=severity
+        ),
         PREFIX + "format": ColumnRule(allowed=list(bounds.formats), severity=severity, max_null_fraction=1.0),
         PREFIX + "width": ColumnRule(
             min=bounds.min_width, max=bounds.max_width, severity=severity, max_null_fraction=1.0
