@@ -16,6 +16,7 @@ from components.common.scoring import calibrated_scores, load_split
 from components.common.step import GateFailed, StepContext
 from components.evaluate.baseline import Baseline
 from components.evaluate.champion import regression_checks, score_champion
+from components.evaluate.gallery import GALLERY_FILE, error_gallery
 from components.evaluate.metrics import gate_checks
 from components.evaluate.plots import evaluation_plots
 from components.evaluate.report import (
@@ -93,6 +94,8 @@ def run(ctx: StepContext, splits: str, model: str) -> tuple[dict[str, float], di
     slices = slice_table(test, task, y, scores, cfg.slices)
     worst = worst_slice(slices, metrics[primary], primary, cfg.min_slice_rows)
     errors = error_table(test, task.errors(y, task.decide(p, point)), cfg.slices)
+    gallery = error_gallery(test, task, y, p, point, modality, schema.features, cfg.slices)
+    ctx.store.write_text(ctx.key(GALLERY_FILE), gallery)
     checks = gate_checks(metrics, cfg, baseline, worst)
     comparison: dict[str, Any] | None = None
     champion = None

@@ -46,6 +46,13 @@ def _slices_section(metrics: dict[str, Any]) -> str:
     return text
 
 
+def _gallery_section(gallery: str) -> str:
+    """The error gallery (versions evaluated before it existed have none)."""
+    if not gallery:
+        return ""
+    return "<h2>Error gallery</h2><p>The test split's most confident mistakes, by slice.</p>" + gallery
+
+
 def _plot(plots: dict[str, bytes], key: str, alt: str) -> str:
     return img_tag(plots[key], alt) if key in plots else ""
 
@@ -169,9 +176,11 @@ def render_card(
     lineage: dict[str, Any],
     schema: DatasetSchema,
     plots: dict[str, bytes],
+    gallery: str = "",
 ) -> str:
+    """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI; `gallery`
+    is evaluate's error gallery fragment (its own escaped HTML)."""
     task = schema.make_task()
-    """Self-contained HTML (the plot is inlined) for the registry and the Kubeflow UI."""
     checks = (
         "".join(
             f"<tr><td>{html.escape(c['check'])}</td><td>{c['observed']}</td><td>{c['required']}</td>"
@@ -199,7 +208,10 @@ table{{border-collapse:collapse;margin:.5em 0 1.5em}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
 .ok{{color:#1a7f37;font-weight:bold}}.bad{{color:#c62828;font-weight:bold}}code{{font-size:90%}}
 .row{{display:flex;gap:1em}}.row img{{width:48%}}
-.banner{{background:#fff3cd;border:1px solid #e0a800;padding:.6em}}</style></head>
+.banner{{background:#fff3cd;border:1px solid #e0a800;padding:.6em}}
+.gallery{{display:flex;flex-wrap:wrap;gap:.5em}}.gallery figure{{margin:0;text-align:center}}
+.gallery img{{width:96px;image-rendering:pixelated;border:1px solid #ccc}}
+.gallery figcaption{{font-size:80%;color:#555}}.gallery table{{font-size:75%;margin:0}}</style></head>
 <body><h1>{html.escape(name)} &middot; version {version}</h1>
 <p>Run <code>{html.escape(str(lineage.get("run_id")))}</code>, trigger <b>{
         html.escape(str(lineage.get("trigger")))
@@ -233,6 +245,7 @@ parent run <code>{html.escape(str(lineage.get("parent_run") or "none"))}</code>.
 <div class=row>{_plot(plots, "roc", "ROC curve")}{_plot(plots, "pr", "precision-recall curve")}</div>
 {_plot(plots, "confusion", "confusion matrix")}
 <h2>Slices</h2>{_slices_section(metrics)}
+{_gallery_section(gallery)}
 <h2>Calibration and operating point</h2>
 {_calibration_section(calibration, task)}
 {img_tag(plots["reliability"], "reliability diagram")}

@@ -29,8 +29,9 @@ SERVABLE_FILES = ("model.onnx", INPUTS_FILE, "calibration.json", "predictions.pa
 """From calibrate: what serving loads, and the stored predictions recalibration works on."""
 TRAIN_FILES = ("model.pt", "loss_curve.png")
 EVALUATION_FILES = ("metrics.json", "decision.json", "decision.md", "curves.json", "roc.png")
-EVALUATION_PLOTS = ("pr.png", "confusion.png")
-"""Written when the task draws them (a precision-recall curve needs a single score)."""
+EVALUATION_PLOTS = ("pr.png", "confusion.png", "error_gallery.html")
+"""Written when the task draws them (a precision-recall curve needs a single score); the error
+gallery by evaluations since it existed."""
 PLOTS = {
     "reliability": "reliability.png",
     "loss_curve": "loss_curve.png",
@@ -114,6 +115,7 @@ def publish(
             load["lineage.json"],
             schema,
             plots,
+            files.get("error_gallery.html", b"").decode(),
         )
         return {"card.html": cards[version].encode()}
 

@@ -121,6 +121,10 @@ class Modality(ABC):
         leakage check (tables: the features; images: the content hash)."""
         return list(features)
 
+    def thumbnails(self, frame: pd.DataFrame, side: int = 96) -> list[bytes | None]:
+        """A small PNG of each row's input, for galleries (tables: none; their values show)."""
+        return [None] * len(frame)
+
     @abstractmethod
     def drift_columns(self, schema: DatasetSchema) -> tuple[list[str], list[str]]:
         """(columns, the categorical ones among them): the scalar columns the drift monitor

@@ -161,6 +161,29 @@ def prepare(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     return fit_size(to_channels(scaled(pixels), inputs.channels), inputs.size, inputs.fit)
 
 
+def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
+    """The image at `location` as an 8-bit PNG at most side x side, its intensities stretched
+    between the 1st and 99th percentile (16-bit and DICOM images look flat otherwise); None when
+    the file cannot be read or decoded."""
+    import io
+
+    from PIL import Image
+
+    from components.common.modalities.image_io import ImageError
+
+    try:
+        pixels = scaled(decode(read_location(location), location, max_pixels))
+    except (OSError, ImageError):
+        return None
+    low, high = np.percentile(pixels, [1, 99])
+    stretched = np.clip((pixels - low) / max(float(high - low), 1e-6), 0.0, 1.0)
+    image = Image.fromarray((stretched * 255).astype(np.uint8).squeeze())
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def load(location: str, inputs: ImageInputs) -> np.ndarray:
     """Read, decode (refusing a header that promises too many pixels) and prepare one image."""
     return prepare(decode(read_location(location), location, inputs.max_pixels), inputs)

@@ -92,6 +92,13 @@ class ImagesModality(Modality):
 
         return [CONTENT_HASH]
 
+    def thumbnails(self, frame: pd.DataFrame, side: int = 96) -> list[bytes | None]:
+        """Each row's image, contrast-stretched and shrunk to fit side x side, as PNG (None when
+        it cannot be read)."""
+        from components.common.modalities.image_prep import thumbnail
+
+        return [thumbnail(str(v), side, self.settings.bounds.max_pixels) for v in frame[self.image_column]]
+
     def drift_columns(self, schema: DatasetSchema) -> tuple[list[str], list[str]]:
         """The measured image properties, all numeric."""
         return self.scalar_columns(schema.features), []

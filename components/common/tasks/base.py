@@ -296,6 +296,10 @@ class Task(ABC):
     def decide(self, probabilities: np.ndarray, point: Mapping[str, Any]) -> np.ndarray:
         """The decision of every row at an operating point (calibration.json's)."""
 
+    @abstractmethod
+    def confidence(self, probabilities: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """The calibrated probability of each row's decided answer (how sure the decision was)."""
+
     @property
     @abstractmethod
     def metric_names(self) -> tuple[str, ...]:

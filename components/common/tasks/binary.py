@@ -277,6 +277,11 @@ class BinaryTask(Task):
         """Positive (1) where the probability reaches the operating threshold."""
         return (np.asarray(probabilities) >= float(point["threshold"])).astype(np.int64)
 
+    def confidence(self, probabilities: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """p for a positive decision, 1 - p for a negative one."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        return np.where(np.asarray(decisions) == 1, p, 1.0 - p)
+
     @property
     def metric_names(self) -> tuple[str, ...]:
         """`METRICS`."""

@@ -377,6 +377,11 @@ class MulticlassTask(Task):
         others[:, c] = -math.inf
         return np.where(p[:, c] >= float(point["threshold"]), c, others.argmax(axis=1))
 
+    def confidence(self, probabilities: np.ndarray, decisions: np.ndarray) -> np.ndarray:
+        """The probability of the decided class."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        return p[np.arange(len(p)), np.asarray(decisions, dtype=np.int64)]
+
     @property
     def metric_names(self) -> tuple[str, ...]:
         """The whole-table metrics, then `<metric>_<class>` per class."""
