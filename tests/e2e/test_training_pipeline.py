@@ -43,6 +43,7 @@ MODEL_FILES = {
     "roc.png",
     "pr.png",
     "confusion.png",
+    "error_gallery.html",
 }
 
 
@@ -135,6 +136,10 @@ def test_run_registers_a_complete_version_with_lineage(first_run: dict[str, Any]
     ):
         low, high = metrics["intervals"][name]
         assert low <= metrics[name] <= high, name
+    card = store.read_text("models/screening/1/card.html")
+    assert "<h2>Error gallery</h2>" in card and "false negative" in store.read_text(
+        "models/screening/1/error_gallery.html"
+    )
     decision = store.read_text(f"runs/{run_id}/evaluate/decision.md")
     assert "| metric | value | 95% bootstrap interval |" in decision
     assert "logistic-regression baseline" in decision and 0.5 < metrics["baseline"]["roc_auc"] <= 1
