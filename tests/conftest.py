@@ -128,7 +128,7 @@ def screening_dataset(**split: Any) -> Any:
 def fit_screening(cfg: Any, rows: int, seed: int, train_rows: int) -> tuple[Any, Any, Any, Any]:
     """(model, preprocessing, X, y): the recipe fitted on the first train_rows of a sample,
     validated on the rest, without log lines."""
-    from components.train.recipe import fit
+    from tests.specs import fit
 
     prep, x, y = encoded_screening(rows=rows, seed=seed)
     model, _ = fit(

@@ -32,9 +32,9 @@ def registered_version(folder: Path) -> dict[str, Any]:
     from components.common.preprocessing import Preprocessing
     from components.common.tasks.binary_calibration import fit
     from components.common.tasks.operating_point import operating_point
-    from components.train.recipe import fit as train
     from components.train.step import export_onnx
     from examples.screening.generate import generate
+    from tests.specs import fit as train
     from tests.specs import tabular_spec
 
     frame = generate(rows=3000, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=11)

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from components.common.preprocessing import Preprocessing
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -41,8 +39,11 @@ class ModelSpec:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     """The fitted preprocessing (means, standard deviations, categories; image size and fit)."""
     input_shape: list[int] = field(default_factory=list)
-    """One input's shape: images (channels, height, width); tables (n_inputs,) or empty in
-    specs saved before images existed."""
+    """One input's shape: images (channels, height, width); tables (n_inputs,)."""
+    input_mean: list[float] = field(default_factory=list)
+    """The statistics the modality fitted on the training split (see `mean`)."""
+    input_std: list[float] = field(default_factory=list)
+    """See `std`."""
 
     @property
     def n_inputs(self) -> int:
@@ -53,22 +54,12 @@ class ModelSpec:
     def mean(self) -> np.ndarray:
         """Tables: per-input mean of the training split (0 for category inputs); images: per
         channel. float32."""
-        return self._statistics()[0]
+        return np.asarray(self.input_mean, dtype=np.float32)
 
     @property
     def std(self) -> np.ndarray:
         """Tables: per-input standard deviation (1 for category inputs); images: per channel."""
-        return self._statistics()[1]
-
-    def _statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.preprocessing.get("kind") == "images":
-            data = self.preprocessing
-            return np.asarray(data["mean"], dtype=np.float32), np.asarray(data["std"], dtype=np.float32)
-        return Preprocessing.from_dict(self.preprocessing).scale()
-
-    def prep(self) -> Preprocessing:
-        """The fitted preprocessing."""
-        return Preprocessing.from_dict(self.preprocessing)
+        return np.asarray(self.input_std, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the worker's result and model.pt carry it)."""

@@ -11,7 +11,6 @@ written at once, and rows served after that are written as they come.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from components.common.modalities.base import LOG_ENCODER
 from components.common.store import Store
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ def window_start(time_iso: str, minutes: int) -> str:
     return datetime.fromtimestamp(floored, UTC).strftime("%Y%m%dT%H%M")
 
 
-ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-"""One encoder for every row: json.dumps with options builds a new one per call."""
+ENCODER = LOG_ENCODER
+"""One encoder for every row (the codecs' too)."""
 
 
 class RequestLog:

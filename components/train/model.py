@@ -83,4 +83,6 @@ def tabular_mlp(
     spec: ModelSpec, hidden_sizes: list[int], dropout: float, embedding_size: int | None = None
 ) -> TabularMLP:
     """The built-in factory (`training.model` unset): the MLP for the spec's inputs and outputs."""
-    return build_model(spec.prep(), hidden_sizes, dropout, embedding_size, spec.n_outputs)
+    return build_model(
+        Preprocessing.from_dict(spec.preprocessing), hidden_sizes, dropout, embedding_size, spec.n_outputs
+    )

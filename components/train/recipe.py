@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from components.common.config import TrainingConfig
-from components.common.modalities.batches import ArrayBatches, Split, TrainingBatches, world
+from components.common.modalities.batches import Split, TrainingBatches, world
 from components.common.model_spec import ModelSpec
 from components.common.tasks import Task
 from components.train.factory import build_loss, build_model
@@ -149,36 +149,6 @@ def setup(
     data.to(device, cfg.seed)
     model, loss_fn = model.to(device), loss_fn.to(device)
     return TrainingSetup(model=model, loss_fn=loss_fn, spec=spec, device=device, data=data)
-
-
-def fit(
-    cfg: TrainingConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
-    spec: ModelSpec,
-    log: Callable[[str], Any] = print,
-    *,
-    task: Task,
-    checkpoint: Path | None = None,
-    on_checkpoint: Callable[[Path], Any] | None = None,
-    max_steps: int | None = None,
-    init_state: Path | None = None,
-    init_source: str = "",
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    """`setup`, then `train` on rows already encoded in memory: the best model (on the CPU,
-    unwrapped) and the per-epoch history."""
-    built = setup(
-        cfg,
-        spec,
-        ArrayBatches(x_train, y_train, x_val, y_val),
-        task,
-        init_state=init_state,
-        init_source=init_source,
-        log=log,
-    )
-    return train(cfg, built, log, checkpoint=checkpoint, on_checkpoint=on_checkpoint, max_steps=max_steps)
 
 
 def train(

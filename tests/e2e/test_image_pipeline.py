@@ -39,7 +39,7 @@ def test_the_small_cnn_learns_the_digits_and_registers_a_version(digits: tuple[P
     schema = DatasetSchema.read(store, "models/digits/1")
     assert schema.modality == "images" and schema.features == ["image"] and len(schema.classes or []) == 10
     inputs = store.read_json("models/digits/1/preprocessing.json")
-    assert inputs["kind"] == "images" and inputs["size"] == [32, 32]
+    assert inputs["size"] == [32, 32] and inputs["channels"] == 1 and len(inputs["mean"]) == 1
 
 
 def test_the_exported_model_reads_decoded_images_as_evaluation_scored_them(digits: tuple[Path, Path]) -> None:

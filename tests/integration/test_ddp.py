@@ -19,11 +19,10 @@ import torch
 from components.common.config import KubeloopConfig, TrainingConfig
 from components.common.preprocessing import Preprocessing
 from components.common.tasks import BinaryTask
-from components.train.recipe import fit
 from components.train.step import launch
 from examples.screening.generate import generate
 from tests.conftest import REPO
-from tests.specs import tabular_spec
+from tests.specs import fit, tabular_spec
 
 pytestmark = pytest.mark.integration
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]

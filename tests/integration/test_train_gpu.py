@@ -16,10 +16,10 @@ from sklearn.metrics import roc_auc_score
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
 from components.common.tasks import BinaryTask
-from components.train.recipe import fit, pick_device
+from components.train.recipe import pick_device
 from components.train.step import export_onnx, parity_gap
 from tests.conftest import encoded_screening
-from tests.specs import tabular_spec
+from tests.specs import fit, tabular_spec
 
 pytestmark = pytest.mark.integration
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

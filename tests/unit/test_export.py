@@ -11,10 +11,9 @@ from onnx import numpy_helper
 
 from components.common.config import TrainingConfig
 from components.common.tasks import BinaryTask
-from components.train.recipe import fit
 from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
 from tests.conftest import fit_screening
-from tests.specs import tabular_spec
+from tests.specs import fit, tabular_spec
 
 TASK = BinaryTask("label", 1)
 

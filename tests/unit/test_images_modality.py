@@ -131,7 +131,7 @@ def test_streamed_batches_cover_the_split_once_per_epoch_with_workers(manifest: 
 
 
 def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: Path) -> None:
-    from components.train.recipe import fit
+    from tests.specs import fit
 
     modality, frame, inputs = _fitted(manifest, size=(24, 24), workers=0)
     task = MulticlassTask("label", None, CLASSES)

@@ -20,17 +20,17 @@ from examples.screening.generate import generate
 
 REPO = Path(__file__).resolve().parents[2]
 MODALITY_CODE = re.compile(
-    r"""modality\s*[!=]=|["']tabular["']|\bTabularModality\b|\bPreprocessing\b|tabular_requests"""
+    r"""modality\s*[!=]=|[!=]=\s*["'](tabular|images)["']|["']tabular["']|\bTabularModality\b"""
+    r"""|\bPreprocessing\b|tabular_requests"""
     r"""|isinstance\([^)]*Modality\)"""
 )
 # Where tables are named on purpose: the modality package, the tabular encoding it uses, the
-# config's choice, the schema's default, the spec's statistics and the built-in tabular network.
+# config's choice, the schema's default and the built-in tabular network.
 ALLOWED = {
     "components/common/modalities",
     "components/common/preprocessing.py",
     "components/common/config.py",
     "components/common/artifacts.py",
-    "components/common/model_spec.py",
     "components/train/model.py",
 }
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
@@ -55,6 +55,7 @@ def test_the_detector_finds_a_branch_on_the_modality() -> None:
     assert MODALITY_CODE.search('if schema.modality == "images":')
     assert MODALITY_CODE.search("prep = Preprocessing.fit(frame, features, [])")
     assert MODALITY_CODE.search("isinstance(modality, TabularModality)")
+    assert MODALITY_CODE.search('if self.preprocessing.get("kind") == "images":')
     assert not MODALITY_CODE.search("inputs = modality.fit_inputs(train, schema, cfg)")
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from components.common.modalities import TabularModality
+from components.common.model_spec import ModelSpec
 from components.common.preprocessing import Preprocessing
 from components.common.training_config import ModelFactory, TrainingConfig
 from components.train.factory import ModelFactoryError, build_model, check_model, factory_lineage
-from components.train.spec import ModelSpec
 from examples.screening.generate import generate
 from tests.conftest import REPO
 from tests.specs import tabular_spec

@@ -48,8 +48,8 @@ def test_shard_order_is_exactly_the_distributed_samplers(
 
 def test_long_epochs_log_progress_lines_on_rank_0() -> None:
     from components.common.config import TrainingConfig
-    from components.train.recipe import fit
     from tests.conftest import encoded_screening
+    from tests.specs import fit
 
     prep, x, y = encoded_screening(rows=600, seed=2)
     cfg = TrainingConfig(hidden_sizes=[8], epochs=1, batch_size=100, log_every_s=0.0, device="cpu")

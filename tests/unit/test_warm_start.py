@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from components.common.config import TrainingConfig
+from components.common.model_spec import ModelSpec
 from components.common.preprocessing import Preprocessing
 from components.common.tasks import BinaryTask, MulticlassTask
 from components.train.model import tabular_mlp
-from components.train.recipe import fit
-from components.train.spec import ModelSpec
 from components.train.warm_start import load_initial_weights, set_frozen, state_dict_of
 from examples.screening.generate import generate
-from tests.specs import tabular_spec
+from tests.specs import fit, tabular_spec
 
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
 TASK = BinaryTask("label", 1)

@@ -7,6 +7,7 @@ serving environment imports it); torch is imported inside the methods that need 
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 INPUTS_FILE = "preprocessing.json"
 """The fitted input spec, saved with every model version beside model.onnx."""
+LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+"""The request log's one encoder (json.dumps with options builds a new one per call); codecs
+encode their log members with it so every line reads the same."""
 MAX_ROWS = 10_000
 """Rows (or images) per request; larger batches are refused (split them) so one caller cannot
 stall a worker."""
@@ -174,12 +178,13 @@ class Modality(ABC):
         """(import path, keyword arguments) of the built-in model factory for these settings."""
 
     def example_input(self, spec: ModelSpec, rows: np.ndarray | None = None) -> torch.Tensor:
-        """A batch of two inputs for tracing and ONNX export: `rows` (real ones) or zeros."""
+        """A batch of two inputs for tracing and ONNX export: `rows` (real ones) or zeros of
+        the spec's input shape."""
         import torch
 
         if rows is not None:
             return torch.from_numpy(np.ascontiguousarray(rows[:2], dtype=np.float32))
-        return torch.zeros(2, spec.n_inputs, dtype=torch.float32)
+        return torch.zeros(2, *spec.input_shape, dtype=torch.float32)
 
     @abstractmethod
     def codec(self, inputs: Inputs, schema: DatasetSchema) -> Codec:

@@ -12,18 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from components.common.modalities.base import BadInput, Codec, ServedBatch
+from components.common.modalities.base import LOG_ENCODER, BadInput, Codec, ServedBatch
 from components.common.modalities.image_io import ImageError, decode
 from components.common.modalities.image_prep import ImageInputs, prepare
-
-ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 @dataclass
@@ -85,7 +82,7 @@ class ImageCodec(Codec):
 
     def log_members(self, batch: ServedBatch) -> list[str]:
         """`"image":{sha256, file_bytes, height, width}` per image (never the pixels)."""
-        return ['"image":' + ENCODER.encode(record) for record in _batch(batch).records]
+        return ['"image":' + LOG_ENCODER.encode(record) for record in _batch(batch).records]
 
     def example(self) -> ServedBatch:
         """One mid-grey image at the model's size."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,8 +41,6 @@ class ImageInputs:
     """The manifest column with each image's location."""
     max_pixels: int = 100_000_000
     """Largest width x height a header may promise; larger images are refused undecoded."""
-    kind: str = field(default="images", init=False)
-    """Marks the saved form as an image input spec."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""

@@ -181,19 +181,13 @@ class ImagesModality(Modality):
             n_outputs=task.n_outputs,
             preprocessing=prepared.to_dict(),
             input_shape=[prepared.channels, *prepared.size],
+            input_mean=list(prepared.mean),
+            input_std=list(prepared.std),
         )
 
     def default_model(self, training: TrainingConfig) -> tuple[str, dict[str, Any]]:
         """The small CNN of components/train/cnn.py (trains in minutes on two CPU cores)."""
         return "components.train.cnn:small_cnn", {"dropout": training.dropout}
-
-    def example_input(self, spec: ModelSpec, rows: np.ndarray | None = None) -> Any:
-        """Two images at the model's size: `rows` (real ones) or mid-grey."""
-        import torch
-
-        if rows is not None:
-            return torch.from_numpy(np.ascontiguousarray(rows[:2], dtype=np.float32))
-        return torch.full((2, *spec.input_shape), 0.5, dtype=torch.float32)
 
     def codec(self, inputs: Inputs, schema: DatasetSchema) -> Codec:
         """Images in Seldon requests (base64 files), decoded and prepared as in training."""

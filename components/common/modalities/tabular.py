@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -11,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.data import read_table
-from components.common.modalities.base import Codec, Inputs, Modality, ServedBatch
+from components.common.modalities.base import LOG_ENCODER, Codec, Inputs, Modality, ServedBatch
 from components.common.modalities.tabular_requests import FeatureSchema, Rows, parse
 from components.common.model_spec import ModelSpec
 from components.common.preprocessing import Preprocessing
@@ -21,9 +20,6 @@ if TYPE_CHECKING:
     from components.common.modalities.batches import TrainingBatches
     from components.common.tasks import Task
     from components.common.training_config import TrainingConfig
-
-ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
-"""The request log's encoder (components/deploy/request_log.py), so the lines read the same."""
 
 
 class TabularModality(Modality):
@@ -74,6 +70,7 @@ class TabularModality(Modality):
         """Input names, numeric features, category cardinalities, outputs and the statistics."""
         prep = _prep(inputs)
         embedding = prep.encoding == "embedding"
+        mean, std = prep.scale()
         return ModelSpec(
             modality=self.name,
             task=task.name,
@@ -85,6 +82,8 @@ class TabularModality(Modality):
             n_outputs=task.n_outputs,
             preprocessing=prep.to_dict(),
             input_shape=[len(prep.encoded_names)],
+            input_mean=[float(v) for v in mean],
+            input_std=[float(v) for v in std],
         )
 
     def default_model(self, training: TrainingConfig) -> tuple[str, dict[str, Any]]:
@@ -113,7 +112,7 @@ class TabularCodec(Codec):
         """The version's encoding and its features (nullable where it imputes)."""
         self.prep = prep
         self.features = FeatureSchema.from_schema(schema, frozenset(prep.fill))
-        self._keys = [ENCODER.encode(name) + ":" for name in self.features.features]
+        self._keys = [LOG_ENCODER.encode(name) + ":" for name in self.features.features]
 
     def decode(self, payload: Any, names: Sequence[str] | None, max_rows: int) -> ServedBatch:
         """`tabular_requests.parse`: checked rows, or BadRequest naming the feature and row."""
@@ -130,7 +129,7 @@ class TabularCodec(Codec):
         return [
             '"features":{'
             + ",".join(
-                key + (repr(value) if type(value) is float else ENCODER.encode(value))
+                key + (repr(value) if type(value) is float else LOG_ENCODER.encode(value))
                 for key, value in zip(keys, values, strict=True)
             )
             + "}"
