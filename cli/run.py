@@ -72,10 +72,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from components.common.data import DataReadError, local_path
     from components.common.store import open_store
-    from components.validate_data.checks import gate_rules, validate_frame
-    from components.validate_data.infer import infer_columns
-    from components.validate_data.reference import reference_profile
-    from components.validate_data.report import bad_row_sample, data_docs_html, render_report
+    from components.validate_data.gallery import GALLERY_FILE
+    from components.validate_data.gate import check
+    from components.validate_data.report import data_docs_html
 
     config = config_from_args(args)
     source = args.data or config.dataset.path
@@ -86,26 +85,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except DataReadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    rules = gate_rules(config.validation, modality)
-    reference = reference_profile(open_store(args.store or config.store), config)
-    inferred = infer_columns(frame, config.dataset)
-    results, ge_result = validate_frame(frame, inferred.dataset, rules, reference)
-    report = render_report(
-        source,
-        len(frame),
-        results,
-        bad_row_sample(frame, results, rules),
-        reference["source"] if reference else None,
-        inferred.decisions,
-    )
+    gate = check(frame, config, open_store(args.store or config.store), modality)
+    report = gate.report(source)
     print(report, end="")
     if args.report:
         out = Path(args.report)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(report, encoding="utf-8")
-        (out / "data_docs.html").write_text(data_docs_html(ge_result), encoding="utf-8")
-        print(f"report: {out / 'report.md'}, data docs: {out / 'data_docs.html'}")
-    return EXIT_FAILED if any(r.blocking for r in results) else 0
+        (out / "data_docs.html").write_text(data_docs_html(gate.ge_result), encoding="utf-8")
+        (out / GALLERY_FILE).write_text(gate.gallery(source), encoding="utf-8")
+        print(f"report: {out / 'report.md'}, data docs: {out / 'data_docs.html'}, ", end="")
+        print(f"gallery: {out / GALLERY_FILE}")
+    return EXIT_FAILED if gate.blocked else 0
 
 
 def add_parsers(sub: Any) -> None:
@@ -133,7 +124,9 @@ def add_parsers(sub: Any) -> None:
     check = sub.add_parser("validate", help="run the data gate on a file (exit 1 on failure)")
     check.add_argument("--config", required=True, help="project YAML (its validation section)")
     check.add_argument("--data", help="CSV/Parquet path or s3:// URI (default: dataset.path)")
-    check.add_argument("--report", help="folder for report.md and Great Expectations' data docs")
+    check.add_argument(
+        "--report", help="folder for report.md, Great Expectations' data docs and the gate's gallery"
+    )
     check.add_argument("--store", help="store whose production model's profile is the reference")
     check.add_argument("overrides", nargs="*", metavar="key=value")
     check.set_defaults(func=cmd_validate)

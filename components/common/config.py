@@ -94,6 +94,10 @@ class DatasetConfig(Section):
     """Timestamp column (ISO 8601 text or a datetime type); required by the temporal split."""
     group_column: str | None = None
     """Patient/site id; required by the group split."""
+    device_column: str | None = None
+    """The acquisition device of each row (scanner, site, model; a table may also use it as a
+    feature): the gate reports each device's share, modes (images: size, bit depth, channels) and property
+    spread, and compares them with the reference's (a new device or mode is reported)."""
     split: SplitSpec = Field(default_factory=SplitSpec)
     """How rows are split."""
     generator: GeneratorSpec | None = None
@@ -198,6 +202,9 @@ class ProfileTolerances(Section):
     """Prevalence must stay within [reference / factor, reference x factor]."""
     range_severity: Severity = "warning"
     """Tails moved beyond the band: warning (new data may shift) or error."""
+    device_shift: float = Field(0.25, ge=0)
+    """A device's median of a measured property may move this share of the reference
+    device's 5-95% width; further is a shift (severity `range_severity`), as is a new mode."""
     unseen_categories: Severity = "warning"
     """Categories the reference never had (e.g. a new scanner): warning or error."""
     column_order: Severity | Literal["ignore"] = "warning"

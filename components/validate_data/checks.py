@@ -71,13 +71,14 @@ def feature_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:
 
 
 def required_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> list[str]:
-    """Every column the config names (features, label, id, time, group), in order."""
+    """Every column the config names (features, label, id, time, group, device), in order."""
     named = [
         *feature_columns(frame, dataset),
         dataset.label,
         dataset.id_column,
         dataset.time_column,
         dataset.group_column,
+        dataset.device_column,
     ]
     return list(dict.fromkeys(c for c in named if c))
 
@@ -111,7 +112,7 @@ def build_expectations(frame: pd.DataFrame, dataset: DatasetConfig, rules: Valid
                     "columns",
                     None,
                     f"{'exactly' if not rules.allow_extra_columns else 'at least'} the {len(required)} "
-                    "columns the config names (features, label, id, time, group)",
+                    "columns the config names (features, label, id, time, group, device)",
                     "error",
                 ),
                 "exact": not rules.allow_extra_columns,

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Markdown, Metrics, Output
+from kfp.dsl import HTML, Markdown, Metrics, Output
 
 from components.common.images import IMAGE
 
@@ -17,12 +17,14 @@ def validate_data(
     parent_run: str,
     trigger: str,
     report: Output[Markdown],
+    gallery: Output[HTML],
     metrics: Output[Metrics],
 ) -> NamedTuple("ValidateOutputs", [("run_id", str), ("splits", str)]):  # type: ignore[valid-type]  # noqa: F821,UP006
     """Check the dataset against the config's expectations and split it; fail on a bad check."""
     from collections import namedtuple
 
     from components.common.step import step_context, write_kfp_metrics, write_kfp_text
+    from components.validate_data.gallery import GALLERY_FILE
     from components.validate_data.step import run
 
     resolved_run = run_id or f"kfp-{kfp_run_id}"
@@ -32,6 +34,8 @@ def validate_data(
         finally:
             if ctx.store.exists(ctx.key("report.md")):
                 write_kfp_text(report, ctx.store.read_text(ctx.key("report.md")))
+            if ctx.store.exists(ctx.key(GALLERY_FILE)):
+                write_kfp_text(gallery, ctx.store.read_text(ctx.key(GALLERY_FILE)))
             write_kfp_metrics(metrics, ctx.metrics)
     ValidateOutputs = namedtuple("ValidateOutputs", ["run_id", "splits"])
     return ValidateOutputs(resolved_run, splits)

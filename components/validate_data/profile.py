@@ -33,9 +33,14 @@ def _family(series: pd.Series) -> str:
 
 
 def build_profile(
-    frame: pd.DataFrame, dataset: DatasetConfig, features: list[str], source: str
+    frame: pd.DataFrame,
+    dataset: DatasetConfig,
+    features: list[str],
+    source: str,
+    devices: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Per-column dtype family, null share, range and (for few values) the category set."""
+    """Per-column dtype family, null share, range and (for few values) the category set; and
+    the per-device summary (`devices.device_summary`) when there is one."""
     columns: dict[str, dict[str, Any]] = {}
     for name in [*features, dataset.label]:
         series = frame[name]
@@ -62,8 +67,10 @@ def build_profile(
         "rows": len(frame),
         "prevalence": _prevalence(frame, dataset),
         "columns": columns,
-        # Stores write JSON with sorted keys, so the column order needs its own list.
-        "order": list(columns),
+        # Stores write JSON with sorted keys, so the column order needs its own list: the
+        # table's (an image's properties come after the manifest's label).
+        "order": [c for c in frame.columns if c in columns],
+        "devices": devices or {},
     }
 
 

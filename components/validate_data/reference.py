@@ -9,6 +9,7 @@ from components.common.data import local_path
 from components.common.registry import Registry
 from components.common.store import Store
 from components.validate_data.checks import feature_columns
+from components.validate_data.devices import device_summary
 from components.validate_data.profile import build_profile
 
 PROFILE_FILE = "data_profile.json"
@@ -27,7 +28,10 @@ def reference_profile(store: Store, config: KubeloopConfig) -> dict[str, Any] | 
             modality = config.dataset.make_modality()
             frame = modality.gate_table(modality.read(path, tol.reference_data))
         profiled = modality.scalar_columns(feature_columns(frame, config.dataset))
-        return build_profile(frame, config.dataset, profiled, source=f"reference {tol.reference_data}")
+        devices = device_summary(frame, config.dataset.device_column, modality.modes(frame), profiled)
+        return build_profile(
+            frame, config.dataset, profiled, source=f"reference {tol.reference_data}", devices=devices
+        )
     if not tol.use_champion:
         return None
     registry = Registry(store)

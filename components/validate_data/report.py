@@ -18,9 +18,10 @@ def render_report(
     sample: pd.DataFrame,
     reference: str | None = None,
     inferred: list[str] | None = None,
+    devices: str = "",
 ) -> str:
     """Markdown summary: verdict, what was inferred of the columns, failures first (errors,
-    then warnings), then offending rows."""
+    then warnings), then offending rows and the per-device table."""
     blocking = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
     verdict = "FAILED" if blocking else "passed"
@@ -46,6 +47,8 @@ def render_report(
         lines.append(f"| {r.check} | {r.column or ''} | {r.observed} | {r.expected} | {mark} |")
     if not sample.empty:
         lines += ["", "## Sample of failing rows", "", sample.to_markdown(index=False)]
+    if devices:
+        lines += ["", "## Devices", "", devices]
     return "\n".join(lines) + "\n"
 
 
@@ -72,22 +75,29 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def failing_mask(frame: pd.DataFrame, result: CheckResult, rules: ValidationConfig) -> pd.Series:
+    """The rows that break a failed null, range or set check on a column (none for others)."""
+    mask = pd.Series(False, index=frame.index)
+    if result.passed or result.column is None or result.column not in frame.columns:
+        return mask
+    column = frame[result.column]
+    rule = rules.columns.get(result.column)
+    if result.check == "null_fraction":
+        return column.isna()
+    if result.check == "min" and rule is not None and rule.min is not None:
+        return pd.to_numeric(column, errors="coerce") < rule.min
+    if result.check == "max" and rule is not None and rule.max is not None:
+        return pd.to_numeric(column, errors="coerce") > rule.max
+    if result.check == "allowed_values" and rule is not None and rule.allowed is not None:
+        return column.notna() & ~column.isin(rule.allowed)
+    return mask
+
+
 def bad_row_sample(
     frame: pd.DataFrame, results: list[CheckResult], rules: ValidationConfig, limit: int = 5
 ) -> pd.DataFrame:
     """A few rows that break a failed null, range or set check, to show in the report."""
     mask = pd.Series(False, index=frame.index)
     for r in results:
-        if r.passed or r.column is None or r.column not in frame.columns:
-            continue
-        column = frame[r.column]
-        rule = rules.columns.get(r.column)
-        if r.check == "null_fraction":
-            mask |= column.isna()
-        elif r.check == "min" and rule is not None and rule.min is not None:
-            mask |= pd.to_numeric(column, errors="coerce") < rule.min
-        elif r.check == "max" and rule is not None and rule.max is not None:
-            mask |= pd.to_numeric(column, errors="coerce") > rule.max
-        elif r.check == "allowed_values" and rule is not None and rule.allowed is not None:
-            mask |= column.notna() & ~column.isin(rule.allowed)
+        mask |= failing_mask(frame, r, rules)
     return frame[mask].head(limit)

@@ -11,18 +11,14 @@ from components.common.drift_reference import build_reference
 from components.common.lineage import build_lineage, fingerprint_file
 from components.common.step import GateFailed, StepContext
 from components.common.tasks import Task
-from components.validate_data.checks import (
-    POSITIVE,
-    CheckResult,
-    feature_columns,
-    gate_rules,
-    validate_frame,
-)
-from components.validate_data.infer import infer_columns
+from components.validate_data.checks import POSITIVE, CheckResult
+from components.validate_data.devices import device_summary
+from components.validate_data.gallery import GALLERY_FILE
+from components.validate_data.gate import check
 from components.validate_data.leakage import split_leakage
 from components.validate_data.profile import build_profile, profile_expectations, suite_json
-from components.validate_data.reference import PROFILE_FILE, SUITE_FILE, reference_profile
-from components.validate_data.report import bad_row_sample, data_docs_html, render_report
+from components.validate_data.reference import PROFILE_FILE, SUITE_FILE
+from components.validate_data.report import data_docs_html
 from components.validate_data.splits import assign_splits
 
 
@@ -54,23 +50,20 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
     if ctx.store.exists(evidence):
         lineage["evidence"] = ctx.store.read_json(evidence)
     ctx.store.write_json(ctx.key("lineage.json"), lineage)
-    rules = gate_rules(ctx.config.validation, modality)
-    inferred = infer_columns(frame, dataset)
-    dataset = inferred.dataset
-    ctx.notes.extend(f"inferred: {decision}" for decision in inferred.decisions)
-    reference = reference_profile(ctx.store, ctx.config)
-    results, ge_result = validate_frame(frame, dataset, rules, reference)
-    ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(ge_result))
-    features = feature_columns(frame, dataset)
+    gate = check(frame, ctx.config, ctx.store, modality)
+    dataset, results, features, profiled = gate.dataset, gate.results, gate.features, gate.profiled
+    ctx.notes.extend(f"inferred: {decision}" for decision in gate.decisions)
+    ctx.store.write_text(ctx.key("data_docs.html"), data_docs_html(gate.ge_result))
     assignment = None
-    if not any(r.blocking for r in results):
+    if not gate.blocked:
         assignment = assign_splits(frame, dataset)
-        results += split_leakage(frame, assignment, dataset, rules, modality.identity_columns(features))
+        identity = modality.identity_columns(features)
+        results += split_leakage(frame, assignment, dataset, gate.rules, identity)
     failed = [r for r in results if r.blocking]
     warned = [r for r in results if not r.passed and not r.blocking]
-    source = reference["source"] if reference else None
-    sample = bad_row_sample(frame, results, rules)
-    report = render_report(dataset.path, len(frame), results, sample, source, inferred.decisions)
+    ctx.store.write_text(ctx.key(GALLERY_FILE), gate.gallery(dataset.path))
+    report = gate.report(dataset.path)
+    report += f"\nThumbnails of failing and outlying rows: `{GALLERY_FILE}` in this step's folder.\n"
     ctx.store.write_text(ctx.key("report.md"), report)
     ctx.store.write_json(ctx.key("checks.json"), [r.as_dict() for r in results])
     ctx.metrics.update(rows=len(frame), checks=len(results), failed_checks=len(failed), warnings=len(warned))
@@ -90,10 +83,17 @@ def run(ctx: StepContext, parent_run: str, trigger: str) -> tuple[str, str]:
             "use more rows or larger split fractions"
         )
     train = frame[frame["__split"] == "train"]
-    profiled = modality.scalar_columns(features)
-    profile = build_profile(train, dataset, profiled, source=f"run {ctx.run_id} train split")
+    train_devices = device_summary(
+        train,
+        dataset.device_column,
+        None if gate.modes is None else gate.modes[frame["__split"] == "train"],
+        profiled,
+    )
+    profile = build_profile(
+        train, dataset, profiled, source=f"run {ctx.run_id} train split", devices=train_devices
+    )
     ctx.store.write_json(ctx.key(PROFILE_FILE), profile)
-    expectations = profile_expectations(profile, set(frame.columns), dataset, rules.profile, POSITIVE)
+    expectations = profile_expectations(profile, set(frame.columns), dataset, gate.rules.profile, POSITIVE)
     ctx.store.write_json(ctx.key(SUITE_FILE), suite_json(expectations, f"{ctx.config.name}-reference"))
     schema = DatasetSchema(
         features=features,

@@ -125,6 +125,17 @@ class Modality(ABC):
         leakage check (tables: the features; images: the content hash)."""
         return list(features)
 
+    def modes(self, frame: pd.DataFrame) -> pd.Series | None:
+        """Each row's acquisition mode, as text, on the gate's table (images: size, bit depth
+        and channels, e.g. "96x64, 8-bit, 1 channel"; None for a row whose image cannot be
+        read); None where rows have no such thing."""
+        return None
+
+    def gallery_columns(self, features: list[str]) -> list[str]:
+        """The columns a gallery captions each row with (tables: the features; images: the
+        file and why it failed)."""
+        return list(features)
+
     def thumbnails(self, frame: pd.DataFrame, side: int = 96) -> list[bytes | None]:
         """A small PNG of each row's input, for galleries (tables: none; their values show)."""
         return [None] * len(frame)

@@ -60,6 +60,24 @@ def measure(frame: pd.DataFrame, image_column: str, settings: ImageSettings) -> 
     return pd.concat([frame.drop(columns=existing), measured], axis=1)
 
 
+def modes(frame: pd.DataFrame) -> pd.Series:
+    """Each row's "WxH, B-bit, C channel(s)" from its measured properties (None if unmeasured)."""
+    columns = [PREFIX + p for p in ("width", "height", "bit_depth", "channels")]
+    known = frame[columns].notna().all(axis=1)
+    values = frame[columns].where(known, 0).astype("int64")
+    text = (
+        values[columns[0]].astype(str)
+        + "x"
+        + values[columns[1]].astype(str)
+        + ", "
+        + values[columns[2]].astype(str)
+        + "-bit, "
+        + values[columns[3]].astype(str)
+        + np.where(values[columns[3]] == 1, " channel", " channels")
+    )
+    return text.where(known, None)
+
+
 def duplicates(
     sha256: pd.Series, phash: pd.Series, near_bits: int | None = NEAR_DUPLICATE_BITS
 ) -> np.ndarray:

@@ -92,6 +92,18 @@ class ImagesModality(Modality):
 
         return [CONTENT_HASH]
 
+    def gallery_columns(self, features: list[str]) -> list[str]:
+        """The image's location and the gate's reason it cannot be used (image_error)."""
+        from components.common.modalities.image_gate import PREFIX
+
+        return [self.image_column, PREFIX + "error"]
+
+    def modes(self, frame: pd.DataFrame) -> pd.Series | None:
+        """Size, bit depth and channels of each measured image (None where unreadable)."""
+        from components.common.modalities.image_gate import modes
+
+        return modes(frame)
+
     def thumbnails(self, frame: pd.DataFrame, side: int = 96) -> list[bytes | None]:
         """Each row's image, contrast-stretched and shrunk to fit side x side, as PNG (None when
         it cannot be read)."""
