@@ -1,11 +1,12 @@
-"""Writes an image set: PNG files in a folder beside a manifest that lists one image per row."""
+"""Writes an image set: PNG or DICOM files in a folder beside a manifest that lists one image per row."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,39 @@ def images_folder(manifest: str | Path) -> Path:
     return path.with_name(f"{path.stem}_images")
 
 
+def write_dicom(path: Path, pixels: np.ndarray, tags: Mapping[str, Any]) -> None:
+    """One uncompressed single-frame greyscale DICOM (MONOCHROME2, explicit VR little endian):
+    a mammography-like instance with the given tags (Manufacturer, PixelSpacing, BitsStored:
+    default all the bits of the array's type, ...)."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(path.name, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = 8 if pixels.dtype == np.uint8 else 16
+    bits_stored = int(tags.get("BitsStored", ds.BitsAllocated))
+    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits_stored, bits_stored - 1, 0
+    ds.PixelData = np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes()
+    for key, value in tags.items():
+        setattr(ds, key, value)
+    ds.save_as(path, enforce_file_format=True)
+
+
 def write_image_set(
-    path: str | Path, frame: pd.DataFrame, images: Sequence[np.ndarray], names: Sequence[str]
+    path: str | Path,
+    frame: pd.DataFrame,
+    images: Sequence[np.ndarray],
+    names: Sequence[str],
+    tags: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write `images` as PNG files and `frame` as the manifest at `path` (.csv or .parquet).
+    """Write `images` as files and `frame` as the manifest at `path` (.csv or .parquet).
 
     The manifest gains a first column `image`: each file's path relative to the manifest. A
     crash never leaves a manifest that points at missing or half-written files: an existing
@@ -34,7 +64,9 @@ def write_image_set(
         path: The manifest's path; the images go to `images_folder(path)`.
         frame: One row per image, in the order of `images`.
         images: 2-D uint8 (8-bit grey) or uint16 (16-bit grey) arrays.
-        names: File names of the images inside the folder, e.g. "000012.png".
+        names: File names of the images inside the folder, e.g. "000012.png"; a name ending in
+            .dcm is written as DICOM.
+        tags: Per image, the DICOM tags of a .dcm file (ignored for PNG).
 
     Returns:
         The manifest's path.
@@ -48,8 +80,11 @@ def write_image_set(
     fresh = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     fresh.chmod(0o755)  # mkdtemp's 0700 would hide the images from other users of the folder
     try:
-        for name, pixels in zip(names, images, strict=True):
-            Image.fromarray(np.ascontiguousarray(pixels)).save(fresh / name, format="PNG")
+        for index, (name, pixels) in enumerate(zip(names, images, strict=True)):
+            if name.endswith(".dcm"):
+                write_dicom(fresh / name, pixels, tags[index] if tags else {})
+            else:
+                Image.fromarray(np.ascontiguousarray(pixels)).save(fresh / name, format="PNG")
         if folder.exists():
             stale = folder.with_name(f".{folder.name}.stale")
             shutil.rmtree(stale, ignore_errors=True)

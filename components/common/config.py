@@ -230,6 +230,9 @@ class ValidationConfig(Section):
     """Declared expectations per column name."""
     prevalence: PrevalenceBounds | None = None
     """Accepted share of positive labels; unchecked when absent."""
+    min_class_share: float | None = Field(None, gt=0, lt=1)
+    """Every label value must hold at least this share of the rows (a class too rare to learn
+    or to evaluate fails the gate, named with its rows); unchecked when absent."""
     max_duplicate_fraction: float | None = Field(None, ge=0, le=1)
     """Highest share of rows that repeat an earlier row (ignoring the id column)."""
     constant_columns: Severity | Literal["ignore"] = "warning"

@@ -23,8 +23,9 @@ class ImageBounds(Section):
     """Formats accepted, told by the file's magic bytes (not its extension)."""
     channels: list[Literal[1, 3, 4]] | None = None
     """Channel counts accepted (1 grey, 3 RGB, 4 RGBA). Default: any."""
-    bit_depths: list[Literal[8, 16]] | None = None
-    """Bits per sample accepted. Default: any."""
+    bit_depths: list[int] | None = None
+    """Bits per sample accepted (8 and 16 for PNG and JPEG; DICOM's BitsStored, e.g. 12).
+    Default: any."""
     min_width: int = Field(8, ge=1)
     """Narrowest image accepted, in pixels."""
     max_width: int = Field(20_000, ge=1)
@@ -48,6 +49,12 @@ class ImageBounds(Section):
     the digits images and 59% of the synthetic mammograms)."""
     severity: Severity = "error"
     """Severity of the bounds checks (format, channels, bit depth, size, file bytes, duplicates)."""
+
+    @model_validator(mode="after")
+    def _depths(self) -> ImageBounds:
+        if self.bit_depths is not None and any(not 1 <= b <= 16 for b in self.bit_depths):
+            raise ValueError(f"dataset.image.bounds.bit_depths {self.bit_depths}: each must be 1 to 16")
+        return self
 
 
 class ImageNormalisation(Section):

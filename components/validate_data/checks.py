@@ -301,6 +301,33 @@ def _to_check(outcome: Any) -> CheckResult:
     )
 
 
+def class_balance(frame: pd.DataFrame, dataset: DatasetConfig, rules: ValidationConfig) -> list[CheckResult]:
+    """Each label value's share of the rows against `validation.min_class_share`."""
+    if rules.min_class_share is None or dataset.label not in frame.columns:
+        return []
+    counts = frame[dataset.label].dropna().astype(str).value_counts()
+    rare = counts[counts < rules.min_class_share * max(int(counts.sum()), 1)]
+    smallest = counts.index[-1] if len(counts) else None
+    observed = (
+        "; ".join(f"{v!r}: {n} rows ({n / counts.sum():.2%})" for v, n in rare.items())
+        if len(rare)
+        else f"smallest {smallest!r}: {counts.iloc[-1] / counts.sum():.2%}"
+        if smallest is not None
+        else "no labels"
+    )
+    return [
+        CheckResult(
+            check="class_balance",
+            column=dataset.label,
+            passed=rare.empty,
+            observed=observed,
+            expected=f"every label value >= {rules.min_class_share:.2%} of the rows",
+            severity="error",
+            expectation="kubeloop.class_balance",
+        )
+    ]
+
+
 def validate_frame(
     frame: pd.DataFrame,
     dataset: DatasetConfig,

@@ -11,7 +11,13 @@ import pandas as pd
 from components.common.config import DatasetConfig, KubeloopConfig, ValidationConfig
 from components.common.modalities import Modality
 from components.common.store import Store
-from components.validate_data.checks import CheckResult, feature_columns, gate_rules, validate_frame
+from components.validate_data.checks import (
+    CheckResult,
+    class_balance,
+    feature_columns,
+    gate_rules,
+    validate_frame,
+)
 from components.validate_data.devices import (
     device_checks,
     device_labels,
@@ -88,6 +94,7 @@ def check(frame: pd.DataFrame, config: KubeloopConfig, store: Store, modality: M
     dataset = inferred.dataset
     reference = reference_profile(store, config)
     results, ge_result = validate_frame(frame, dataset, rules, reference)
+    results += class_balance(frame, dataset, rules)
     features = feature_columns(frame, dataset)
     profiled = modality.scalar_columns(features)
     modes = modality.modes(frame)

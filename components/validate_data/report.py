@@ -96,8 +96,10 @@ def failing_mask(frame: pd.DataFrame, result: CheckResult, rules: ValidationConf
 def bad_row_sample(
     frame: pd.DataFrame, results: list[CheckResult], rules: ValidationConfig, limit: int = 5
 ) -> pd.DataFrame:
-    """A few rows that break a failed null, range or set check, to show in the report."""
+    """A few rows (at most `limit` per check) that break a failed null, range or set check,
+    to show in the report: every failed check has its examples, however many rows fail another."""
     mask = pd.Series(False, index=frame.index)
     for r in results:
-        mask |= failing_mask(frame, r, rules)
-    return frame[mask].head(limit)
+        failing = failing_mask(frame, r, rules)
+        mask[failing[failing].index[:limit]] = True
+    return frame[mask]

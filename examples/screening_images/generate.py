@@ -156,10 +156,29 @@ def generate(
 
 
 def write(path: str | Path, **params: object) -> Path:
-    """Generate and write the manifest to `path` (.csv or .parquet), PNGs beside it."""
+    """Generate and write the manifest to `path` (.csv or .parquet), the images beside it (PNG,
+    or DICOM for a scanner that stores DICOM)."""
     frame, images = generate(**params)  # type: ignore[arg-type]
-    names = [f"{exam_id:06d}.png" for exam_id in frame["exam_id"]]
-    return write_image_set(path, frame, images, names)
+    scale = float(params.get("scale", 1.0))  # type: ignore[arg-type]
+    names, tags = [], []
+    columns = (frame["exam_id"], frame["scanner"], frame["patient_id"])
+    for exam_id, scanner, patient in zip(*columns, strict=True):
+        profile = SCANNERS[scanner]
+        if profile.format == "dicom":
+            names.append(f"{exam_id:06d}.dcm")
+            spacing = [round(v / scale, 4) for v in profile.spacing_mm]
+            tags.append(
+                {
+                    "Manufacturer": profile.manufacturer,
+                    "PixelSpacing": spacing,
+                    "PatientID": str(patient),
+                    "BitsStored": profile.bits,
+                }
+            )
+        else:
+            names.append(f"{exam_id:06d}.png")
+            tags.append({})
+    return write_image_set(path, frame, images, names, tags)
 
 
 def main() -> None:

@@ -30,7 +30,11 @@ class ScannerProfile:
         gain: Grey-level span of the tissue (fraction of full scale).
         noise: Standard deviation of the quantum noise at mid grey (fraction of full scale).
         blur: Detector blur in pixels (Gaussian sigma; 0 is a sharp detector).
-        bits: Stored bit depth of the PNG, 8 or 16.
+        bits: Stored bit depth: 8 or 16 (PNG), 12 (DICOM's BitsStored in 16 allocated).
+        format: How the scanner stores an image: "png", or "dicom" (uncompressed, with its
+            Manufacturer and PixelSpacing).
+        manufacturer: The DICOM Manufacturer tag.
+        spacing_mm: The DICOM PixelSpacing (between rows, between columns) at scale 1.
     """
 
     height: int
@@ -41,6 +45,9 @@ class ScannerProfile:
     noise: float
     blur: float
     bits: int
+    format: str = "png"
+    manufacturer: str = ""
+    spacing_mm: tuple[float, float] = (0.1, 0.1)
 
 
 SCANNERS: dict[str, ScannerProfile] = {
@@ -49,6 +56,19 @@ SCANNERS: dict[str, ScannerProfile] = {
     ),
     "B": ScannerProfile(
         height=80, width=80, gamma=0.7, offset=0.08, gain=0.80, noise=0.035, blur=0.5, bits=16
+    ),
+    "C": ScannerProfile(
+        height=112,
+        width=88,
+        gamma=1.25,
+        offset=0.05,
+        gain=0.85,
+        noise=0.03,
+        blur=0.8,
+        bits=12,
+        format="dicom",
+        manufacturer="Synthetic Imaging C",
+        spacing_mm=(0.085, 0.085),
     ),
 }
 
@@ -178,7 +198,7 @@ def add_calcifications(
 
 
 def acquire(rng: np.random.Generator, attenuation: np.ndarray, profile: ScannerProfile) -> np.ndarray:
-    """Render attenuation images as the scanner stores them (uint8 or uint16 arrays)."""
+    """Render attenuation images as the scanner stores them (uint8 for 8 bits, else uint16)."""
     signal = np.clip(attenuation / 1.1, 0, 1)
     if profile.blur > 0:
         signal = ndimage.gaussian_filter(signal, (0, profile.blur, profile.blur))

@@ -94,6 +94,36 @@ def test_manifest_files_exist_and_decode(tmp_path: Path) -> None:
             assert image.size == {"A": (64, 96), "B": (80, 80)}[scanner]  # (width, height)
 
 
+def test_scanner_c_stores_12_bit_dicom_that_the_gate_reads_with_its_tags(tmp_path: Path) -> None:
+    import pydicom
+
+    from components.common.modalities.image_io import decode, read_header
+
+    _, images = generate(rows=12, scanners={"C": 1.0}, seed=3)
+    path = write(tmp_path / "set.csv", rows=12, scanners={"C": 1.0}, seed=3)
+    manifest = pd.read_csv(path)
+    assert manifest["image"].str.endswith(".dcm").all()
+    for relative, patient, pixels in zip(manifest["image"], manifest["patient_id"], images, strict=True):
+        ds = pydicom.dcmread(path.parent / relative)
+        assert (ds.Manufacturer, ds.BitsStored, ds.BitsAllocated, ds.PatientID) == (
+            "Synthetic Imaging C",
+            12,
+            16,
+            patient,
+        )
+        assert [float(v) for v in ds.PixelSpacing] == [0.085, 0.085] and (ds.Rows, ds.Columns) == (112, 88)
+        np.testing.assert_array_equal(ds.pixel_array, pixels)  # stored as generated
+        assert pixels.max() <= 4095
+        data = (path.parent / relative).read_bytes()
+        header = read_header(data, relative)
+        assert (header.format, header.bit_depth, header.metadata["manufacturer"]) == (
+            "dicom",
+            12,
+            "Synthetic Imaging C",
+        )
+        np.testing.assert_array_equal(decode(data, relative), pixels)
+
+
 def test_patients_have_both_views_of_a_breast_and_lesions_follow_the_breast() -> None:
     frame = plan(4_000, 0.2, {"A": 1.0}, 0.0, 4, np.random.default_rng(0), "2025-01-01", 30)
     per_patient = frame.groupby("patient_id")

@@ -207,3 +207,15 @@ def test_rows_copied_across_splits_and_shared_groups_are_leakage(frame: pd.DataF
         r.check
         for r in split_leakage(frame, assign_splits(frame, grouped), grouped, ValidationConfig(), features)
     ] == ["split_overlap"]
+
+
+def test_a_class_below_the_minimum_share_fails_by_name(frame: pd.DataFrame) -> None:
+    from components.validate_data.checks import class_balance
+
+    dataset = screening_dataset()
+    share = float(frame[dataset.label].mean())  # the positive class's share
+    (passing,) = class_balance(frame, dataset, ValidationConfig(min_class_share=share / 2))
+    assert passing.passed and passing.observed.startswith("smallest '1': ")
+    (failing,) = class_balance(frame, dataset, ValidationConfig(min_class_share=share * 2))
+    assert failing.blocking and failing.observed.startswith("'1': ") and "'0'" not in failing.observed
+    assert class_balance(frame, dataset, ValidationConfig()) == []
