@@ -17,7 +17,9 @@ class ModelSpec:
     categories, one-hot (one 0/1 input per known category) or as codes (1..n, 0 for an unseen
     category; `cardinalities` counts the 0). Images: float32 (batch, *input_shape), pixels in
     [0, 1] at the configured size (normalise them with the per-channel `mean`/`std`, or let
-    the built-in networks do it). The model returns logits (batch, n_outputs).
+    the built-in networks do it). The model returns logits (batch, n_outputs); a model that
+    also defines `forward_with_embedding(x) -> (logits, features)` (features (batch, D), its
+    penultimate layer) gets them exported as the ONNX graph's `embedding` output.
     """
 
     modality: str

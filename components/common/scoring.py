@@ -9,6 +9,7 @@ import pandas as pd
 
 from components.common.artifacts import split_key
 from components.common.modalities import INPUTS_FILE, Modality
+from components.common.onnx_outputs import score_outputs
 from components.common.store import Store
 from components.common.tasks import Task
 
@@ -28,7 +29,7 @@ def _run_onnx(
     session = ort.InferenceSession(
         store.read_bytes(f"{model_prefix}/model.onnx"), providers=["CPUExecutionProvider"]
     )
-    names = [o.name for o in session.get_outputs()]
+    names = score_outputs(o.name for o in session.get_outputs())  # not the embedding
     outputs = session.run(names, modality.feed(inputs, frame))
     return {name: task.output_array(out) for name, out in zip(names, outputs, strict=True)}
 

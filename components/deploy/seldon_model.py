@@ -24,6 +24,7 @@ import numpy as np
 from components.common import calibration
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.modalities import INPUTS_FILE, MAX_ROWS, BadInput, ServedBatch
+from components.common.onnx_outputs import score_outputs
 from components.deploy.model_metrics import PORT as METRICS_PORT
 from components.deploy.model_metrics import Counts, serve_metrics
 from components.deploy.request_log import ENCODER, RequestLog, now_iso
@@ -108,7 +109,8 @@ class KubeloopModel:
         self.session = ort.InferenceSession(
             str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        # The score outputs only: an `embedding` output is for the monitor, not the answer.
+        self.output_names = score_outputs(o.name for o in self.session.get_outputs())
         self.metrics_seconds = float(metrics_seconds)
         self.metrics_port, self.metrics_host = int(metrics_port), metrics_host
         self.metrics_dir = Path(metrics_dir or tempfile.mkdtemp(prefix="kubeloop-metrics-"))
@@ -162,7 +164,9 @@ class KubeloopModel:
         each numpy call on a single row costs microseconds that the request pays. A NaN is
         never served: the head raises, the caller gets a 500 and the logs count it.
         """
-        outputs = dict(zip(self.output_names, self.session.run(None, self.codec.feed(frame)), strict=True))
+        outputs = dict(
+            zip(self.output_names, self.session.run(self.output_names, self.codec.feed(frame)), strict=True)
+        )
         return self.head.answer(outputs)
 
     def predict_raw(self, request: Any) -> dict[str, Any]:

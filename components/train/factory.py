@@ -1,9 +1,10 @@
 """User model code: import a `package.module:function` factory, build the model, check it early.
 
 A factory that cannot be imported, is not callable, returns no nn.Module, gives logits of the
-wrong shape or cannot be exported to ONNX fails here, before training, naming the factory and
-the fault. Nothing downstream (DDP, checkpoints, export, calibration, serving) knows whose
-model it trains.
+wrong shape (or, through an optional `forward_with_embedding`, an embedding that is not
+(batch, D) or logits unlike forward's) or cannot be exported to ONNX fails here, before
+training, naming the factory and the fault. Nothing downstream (DDP, checkpoints, export,
+calibration, serving) knows whose model it trains.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def check_model(cfg: TrainingConfig, spec: ModelSpec, example: np.ndarray, workd
             f"training.model.factory {path!r}: a batch of {len(rows)} rows gave logits of shape {got}; "
             f"the {spec.task} task needs {expected} (batch, spec.n_outputs)"
         )
+    _check_embedding(model, rows, logits, path)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         try:
             export_onnx(model, rows, Path(tmp) / "check.onnx", modality.input_name)
@@ -152,6 +154,50 @@ def check_model(cfg: TrainingConfig, spec: ModelSpec, example: np.ndarray, workd
                 f"serving runs: {_first_lines(exc)}"
             ) from None
     return time.monotonic() - started
+
+
+def _check_embedding(model: nn.Module, rows: torch.Tensor, logits: torch.Tensor, path: str) -> None:
+    """A model with `forward_with_embedding` must give the forward's logits and a (batch, D)
+    embedding from it: the export takes both from that method.
+
+    Raises:
+        ModelFactoryError: It fails, returns something else, or its logits differ.
+    """
+    from components.train.export import embedding_forward
+
+    method = embedding_forward(model)
+    if method is None:
+        return  # exports the logits alone
+    what = f"training.model.factory {path!r}: forward_with_embedding"
+    try:
+        with torch.no_grad():
+            given = method(rows)
+    except Exception as exc:  # noqa: BLE001 - the user's method failed on real rows
+        raise ModelFactoryError(f"{what} fails on {len(rows)} rows: {type(exc).__name__}: {exc}") from None
+    if not (
+        isinstance(given, tuple)
+        and len(given) == 2
+        and all(isinstance(t, torch.Tensor) for t in given)
+        and given[1].dim() == 2
+        and len(given[1]) == len(rows)
+    ):
+        raise ModelFactoryError(
+            f"{what} must return (logits, embedding), the embedding (batch, D); got "
+            f"{_shapes(given)} for {len(rows)} rows"
+        )
+    if given[0].shape != logits.shape or not torch.allclose(given[0], logits, rtol=1e-4, atol=1e-5):
+        raise ModelFactoryError(
+            f"{what} gives logits other than forward's (in eval mode); the exported model's "
+            "logits come from it, so they must be the same"
+        )
+
+
+def _shapes(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return str(tuple(value.shape))
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_shapes(v) for v in value) + ")"
+    return type(value).__name__
 
 
 def _first_lines(exc: BaseException, limit: int = 600) -> str:

@@ -1,4 +1,5 @@
-"""The tabular MLP: standardisation and categorical embeddings folded into the graph, logits out."""
+"""The tabular MLP: standardisation and categorical embeddings folded into the graph, logits out
+(and the last hidden layer, for the exported embedding)."""
 
 from __future__ import annotations
 
@@ -52,14 +53,23 @@ class TabularMLP(nn.Module):
         layers.append(nn.Linear(width, outputs))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (batch, outputs)."""
+    def _prepared(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardised numeric inputs, then each category's embedding."""
         numeric = (x[:, : self.n_numeric] - self.mean) / self.std
         if not len(self.embeddings):
-            return self.net(numeric)
+            return numeric
         codes = x[:, self.n_numeric :].long()
-        parts = [numeric, *(table(codes[:, i]) for i, table in enumerate(self.embeddings))]
-        return self.net(torch.cat(parts, dim=1))
+        return torch.cat([numeric, *(table(codes[:, i]) for i, table in enumerate(self.embeddings))], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch, outputs)."""
+        return self.net(self._prepared(x))
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (batch, outputs), the last hidden layer's activations (batch, last hidden
+        size; without hidden layers, the prepared inputs)) in one pass."""
+        features = self.net[:-1](self._prepared(x))
+        return self.net[-1](features), features
 
 
 def build_model(

@@ -14,6 +14,7 @@ from PIL import Image
 
 from components.common.artifacts import DatasetSchema
 from components.common.modalities.image_prep import ImageInputs, load
+from components.common.onnx_outputs import GraphOutputs
 from components.common.store import LocalStore
 from tests.conftest import REPO
 from tests.e2e.test_training_pipeline import kubeloop
@@ -62,9 +63,14 @@ def test_the_exported_model_reads_decoded_images_as_evaluation_scored_them(digit
     assert rows["digit"].astype(str).tolist() == test["label"].astype(str).tolist()
     inputs = ImageInputs.from_dict(store.read_json("models/digits/1/preprocessing.json"))
     images = np.stack([load(location, inputs) for location in rows["image"]])  # decoded from the files
-    (logits,) = session.run(["logit"], {"image": images})
+    logits, embedding = session.run(["logit", "embedding"], {"image": images})
     columns = [c for c in stored.columns if c.startswith("logit_")]
     np.testing.assert_allclose(logits, test[columns].to_numpy(), rtol=1e-4, atol=1e-4)
+    # The second output, for the monitor: the small CNN's penultimate features, recorded in lineage.
+    outputs = GraphOutputs.of_onnx(store.read_bytes("models/digits/1/model.onnx"))
+    assert outputs == GraphOutputs(("logit", "embedding"), 128) and embedding.shape == (20, 128)
+    lineage = store.read_json("models/digits/1/lineage.json")
+    assert GraphOutputs.from_dict(lineage["model"]["outputs"]) == outputs
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -16,8 +16,8 @@ from sklearn.metrics import roc_auc_score
 from components.common.config import TrainingConfig
 from components.common.preprocessing import Preprocessing
 from components.common.tasks import BinaryTask
+from components.train.export import export_onnx, parity_gap
 from components.train.recipe import pick_device
-from components.train.step import export_onnx, parity_gap
 from tests.conftest import encoded_screening
 from tests.specs import fit, tabular_spec
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from onnx import numpy_helper
 
 from components.common.config import TrainingConfig
 from components.common.tasks import BinaryTask
-from components.train.step import PARITY_TOLERANCE, export_onnx, parity_gap
+from components.train.export import PARITY_TOLERANCE, check_parity, export_onnx, parity_gap
 from tests.conftest import fit_screening
 from tests.specs import fit, tabular_spec
 
@@ -67,8 +68,78 @@ def test_categorical_embeddings_learn_export_and_treat_unseen_codes_as_zero(tmp_
         scores = model(torch.from_numpy(x[2500:])).numpy().reshape(-1)
     assert roc_auc_score(y[2500:], scores) > 0.75
     path = tmp_path / "model.onnx"
-    export_onnx(model, torch.zeros(2, x.shape[1]), path)
+    # The graph's nn.Embedding makes a value the exporter calls `embedding`: renamed, not doubled.
+    outputs = export_onnx(model, torch.zeros(2, x.shape[1]), path)
+    assert outputs.names == ("logit", "embedding") and outputs.embedding_dim == 16
     rows = np.concatenate([x[2500:], unseen])
     assert parity_gap(model, path, rows, TASK) <= PARITY_TOLERANCE
     assert pd.Series(prep.to_dict()["encoded_names"]).is_unique
     assert Preprocessing.from_dict(prep.to_dict()) == prep
+
+
+@pytest.mark.parametrize("own_model", [False, True])
+def test_serving_answers_from_the_scores_whether_or_not_the_graph_gives_an_embedding(
+    tmp_path: Path, own_model: bool
+) -> None:
+    """The built-in MLP exports `logit` and `embedding`; a user's model without
+    forward_with_embedding exports `logit` alone. The Seldon class serves both alike, with the
+    temperature folded in as a third (or second) output."""
+    import json
+
+    from torch import nn
+
+    from components.common.calibration import sigmoid
+    from components.common.preprocessing import Preprocessing
+    from components.deploy.seldon_model import KubeloopModel
+    from components.train.model import tabular_mlp
+    from examples.screening.generate import generate
+
+    frame = generate(rows=300, prevalence=0.1, scanners={"A": 0.5, "B": 0.5}, seed=4)
+    features = [c for c in frame.columns if c not in ("exam_id", "exam_time", "site_id", "label")]
+    prep = Preprocessing.fit(frame, features, ["scanner"])
+    x = prep.encode(frame)
+    torch.manual_seed(0)
+    model = (
+        nn.Sequential(nn.Linear(x.shape[1], 6), nn.Tanh(), nn.Linear(6, 1))
+        if own_model
+        else tabular_mlp(tabular_spec(prep), [8], 0.0)
+    ).eval()
+    plain = tmp_path / "plain.onnx"
+    outputs = export_onnx(model, torch.zeros(2, x.shape[1]), plain)
+    assert outputs.names == (("logit",) if own_model else ("logit", "embedding"))
+    assert outputs.embedding_dim == (None if own_model else 8)
+    parity = check_parity(model, plain, x, TASK)
+    assert parity.gap <= PARITY_TOLERANCE and (parity.embedding is None) == own_model
+
+    record = {
+        "method": "temperature",
+        "params": {"temperature": 2.0},
+        "operating_point": {"threshold": 0.5, "target": None},
+    }
+    folder = tmp_path / "3"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(TASK.serving_graph(plain.read_bytes(), record))
+    (folder / "calibration.json").write_text(json.dumps(record))
+    (folder / "preprocessing.json").write_text(json.dumps(prep.to_dict()))
+    schema = {"features": features, "categorical": ["scanner"], "label": "label", "positive_value": 1}
+    (folder / "schema.json").write_text(json.dumps(schema))
+    (folder / "lineage.json").write_text(json.dumps({"config": {"name": "screening"}}))
+    served = KubeloopModel(model_dir=str(folder), metrics_dir=str(tmp_path / "metrics"))
+    assert served.output_names == ["logit", "probability"]  # never the embedding
+    rows = json.loads(frame[features].head(40).to_json(orient="records"))
+    probability, decision = served.score(served.codec.decode(rows, None, 100))
+    with torch.no_grad():
+        expected = sigmoid(model(torch.from_numpy(x[:40])).numpy().reshape(-1).astype(np.float64) / 2.0)
+    np.testing.assert_allclose(probability, expected, atol=1e-5)
+    assert decision == [int(p >= 0.5) for p in probability]
+
+
+def test_scores_are_read_by_name_and_the_outputs_record_round_trips() -> None:
+    from components.common.onnx_outputs import GraphOutputs, score_outputs
+
+    assert score_outputs(["logit", "embedding", "probability"]) == ["logit", "probability"]
+    with pytest.raises(ValueError, match="no 'logit'"):
+        score_outputs(["output_0"])
+    for record in (GraphOutputs(("logit", "embedding"), 64), GraphOutputs(("logit",), None)):
+        assert GraphOutputs.from_dict(record.to_dict()) == record
+    assert GraphOutputs(("logit",), None).embedding is None

@@ -7,16 +7,19 @@ import io
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
+from onnx import numpy_helper
 from PIL import Image
 
 from components.common.artifacts import DatasetSchema
 from components.common.config import DatasetConfig
 from components.common.data import DataReadError
 from components.common.image_config import ImageSettings
-from components.common.modalities import BadInput, modality_for
+from components.common.modalities import INPUTS_FILE, BadInput, modality_for
 from components.common.modalities.image_prep import (
     fit_size,
     locate,
@@ -24,10 +27,13 @@ from components.common.modalities.image_prep import (
     scaled,
     to_channels,
 )
+from components.common.onnx_outputs import GraphOutputs
+from components.common.scoring import onnx_logits
+from components.common.store import LocalStore
 from components.common.tasks import MulticlassTask
 from components.common.training_config import TrainingConfig
 from components.train.cnn import small_cnn, torchvision_model
-from components.train.export import export_onnx, parity_gap
+from components.train.export import ExportError, check_parity, export_onnx, require_parity
 
 CLASSES = ["a", "b", "c"]
 
@@ -145,17 +151,78 @@ def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: 
     model, history = fit(cfg, x, y, x, y, spec, task=task, log=lambda _: None)
     assert history[-1]["val_loss"] < 0.5 * history[0]["val_loss"]
     assert (model(torch.from_numpy(x)).argmax(1).numpy() == y).mean() > 0.9
+    model.eval()
     path = tmp_path / "cnn.onnx"
-    export_onnx(model, modality.example_input(spec), path, modality.input_name)
-    assert parity_gap(model, path, x, task, modality.input_name) <= 1.0
+    outputs = export_onnx(model, modality.example_input(spec), path, modality.input_name)
+    assert outputs == GraphOutputs(("logit", "embedding"), 128)  # max and mean of 64 channels
+    assert outputs == GraphOutputs.of_onnx(path.read_bytes())
+    parity = check_parity(model, path, x, task, modality.input_name)  # x: decoded from the files
+    assert parity.probability <= 1.0 and parity.embedding is not None and parity.embedding <= 1.0
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logit, embedding = session.run(["logit", "embedding"], {"image": x})
+    with torch.no_grad():
+        torch_logit, torch_embedding = model.forward_with_embedding(torch.from_numpy(x))
+    assert logit.shape == (30, 3) and embedding.shape == (30, 128)
+    np.testing.assert_allclose(embedding, torch_embedding.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(logit, torch_logit.numpy(), rtol=1e-3, atol=1e-4)
+
+    # What calibrate and evaluate run: the logits by name, an embedding (128 wide, not a multiple
+    # of the 3 classes) beside them changing nothing.
+    store = LocalStore(tmp_path / "store")
+    store.write_bytes("m/model.onnx", path.read_bytes())
+    store.write_json(f"m/{INPUTS_FILE}", inputs.to_dict())
+    np.testing.assert_allclose(onnx_logits(store, "m", frame, task, modality), logit, rtol=1e-6)
+
+    graph = onnx.load(str(path))  # a graph whose weights were altered after the export
+    weights = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    altered = numpy_helper.to_array(weights) + 0.05
+    weights.CopyFrom(numpy_helper.from_array(altered.astype(np.float32), weights.name))
+    onnx.save(graph, str(path))
+    with pytest.raises(ExportError, match="differs from torch by"):
+        require_parity(check_parity(model, path, x, task, modality.input_name), path)
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # a truncated file
+    with pytest.raises(ExportError, match="cannot be loaded by onnxruntime.*truncated or corrupt"):
+        check_parity(model, path, x, task, modality.input_name)
+
+
+def test_a_torchvision_model_exports_its_penultimate_features_with_parity(
+    manifest: Path, tmp_path: Path
+) -> None:
+    modality, frame, inputs = _fitted(manifest, size=(32, 32), workers=0)
+    task = MulticlassTask("label", None, CLASSES)
+    spec = modality.model_spec(inputs, task)
+    torch.manual_seed(0)
+    model = torchvision_model(spec, "resnet18").eval()
+    assert "network.fc.weight" in model.state_dict()  # torchvision's names, for warm starts
+    x = modality.arrays(inputs, frame)
+    path = tmp_path / "resnet.onnx"
+    outputs = export_onnx(model, modality.example_input(spec), path, modality.input_name)
+    assert outputs == GraphOutputs(("logit", "embedding"), 512)
+    parity = check_parity(model, path, x, task, modality.input_name)
+    assert parity.gap <= 1.0 and parity.embedding is not None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logit, embedding = session.run(None, {"image": x})
+    assert logit.shape == (30, 3) and embedding.shape == (30, 512)
+    with torch.no_grad():  # the embedding is what the classifier's last layer reads
+        pooled = torch.flatten(model.network.avgpool(_resnet_trunk(model, torch.from_numpy(x))), 1)
+        np.testing.assert_allclose(embedding, pooled.numpy(), rtol=1e-3, atol=1e-4)
+        expected = pooled @ model.network.fc.weight.T + model.network.fc.bias
+    np.testing.assert_allclose(logit, expected.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def _resnet_trunk(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    net = model.network
+    out = net.maxpool(net.relu(net.bn1(net.conv1((images - model.mean) / model.std))))
+    return net.layer4(net.layer3(net.layer2(net.layer1(out))))
 
 
 def test_torchvision_models_take_the_spec_s_channels_and_outputs(manifest: Path) -> None:
     modality, frame, inputs = _fitted(manifest, size=(32, 32))
     spec = modality.model_spec(inputs, MulticlassTask("label", None, CLASSES))
-    for name in ("resnet18", "mobilenet_v3_small"):
+    for name, width in (("resnet18", 512), ("mobilenet_v3_small", 1024), ("efficientnet_b0", 1280)):
         model = torchvision_model(spec, name).eval()
-        assert tuple(model(torch.rand(2, 1, 32, 32)).shape) == (2, 3)
+        logit, embedding = model.forward_with_embedding(torch.rand(2, 1, 32, 32))
+        assert tuple(logit.shape) == (2, 3) and tuple(embedding.shape) == (2, width)
     with pytest.raises(ValueError, match="not one of"):
         torchvision_model(spec, "vgg11")
     with pytest.raises(ValueError, match="halve the size"):

@@ -43,6 +43,29 @@ class DataDependent(nn.Module):
 
 def data_dependent(spec):
     return DataDependent(spec.n_inputs)
+
+class Embeds(nn.Module):
+    def __init__(self, n, flat, shifted):
+        super().__init__()
+        self.hidden, self.out = nn.Linear(n, 4), nn.Linear(4, 1)
+        self.flat, self.shifted = flat, shifted
+
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+
+    def forward_with_embedding(self, x):
+        features = torch.relu(self.hidden(x))
+        logits = self.out(features) + (1.0 if self.shifted else 0.0)
+        return logits, features.sum(1) if self.flat else features
+
+def flat_embedding(spec):
+    return Embeds(spec.n_inputs, flat=True, shifted=False)
+
+def other_logits(spec):
+    return Embeds(spec.n_inputs, flat=False, shifted=True)
+
+def good_embedding(spec):
+    return Embeds(spec.n_inputs, flat=False, shifted=False)
 """
 
 
@@ -83,6 +106,11 @@ def test_a_factory_beside_the_config_builds_checks_and_records_its_source(
         ("broken_models:returns_a_list", "returned a list, not a torch.nn.Module"),
         ("broken_models:two_logits", "gave logits of shape (2, 2); the binary task needs (2, 1)"),
         ("broken_models:data_dependent", "torch could not export the model to ONNX"),
+        (
+            "broken_models:flat_embedding",
+            "must return (logits, embedding), the embedding (batch, D); got ((2, 1), (2,))",
+        ),
+        ("broken_models:other_logits", "forward_with_embedding gives logits other than forward's"),
     ],
 )
 def test_a_broken_factory_fails_before_training_naming_itself_and_the_fault(
@@ -102,3 +130,20 @@ def test_the_export_failure_names_what_the_exporter_could_not_do(
     team, spec, x = setting
     with pytest.raises(ModelFactoryError, match="data-dependent"):
         check_model(config(team, "broken_models:data_dependent"), spec, x, tmp_path)
+
+
+def test_a_factory_s_own_embedding_is_checked_and_exported(
+    setting: tuple[Path, ModelSpec, np.ndarray], tmp_path: Path
+) -> None:
+    import torch
+
+    from components.train.export import export_onnx
+
+    team, spec, x = setting
+    cfg = config(team, "broken_models:good_embedding")
+    assert check_model(cfg, spec, x, tmp_path) > 0
+    outputs = export_onnx(build_model(cfg, spec).eval(), torch.zeros(2, spec.n_inputs), tmp_path / "m.onnx")
+    assert outputs.names == ("logit", "embedding") and outputs.embedding_dim == 4
+    plain = config(team, "team_model:residual_mlp", width=16, blocks=1)  # no forward_with_embedding
+    outputs = export_onnx(build_model(plain, spec).eval(), torch.zeros(2, spec.n_inputs), tmp_path / "p.onnx")
+    assert outputs.names == ("logit",) and outputs.embedding is None
