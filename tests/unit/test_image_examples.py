@@ -97,7 +97,8 @@ def test_manifest_files_exist_and_decode(tmp_path: Path) -> None:
 def test_scanner_c_stores_12_bit_dicom_that_the_gate_reads_with_its_tags(tmp_path: Path) -> None:
     import pydicom
 
-    from components.common.modalities.image_io import decode, read_header
+    from components.common.modalities.image_io import decode, grey_image, read_header
+    from components.common.modalities.image_prep import decode_scaled
 
     _, images = generate(rows=12, scanners={"C": 1.0}, seed=3)
     path = write(tmp_path / "set.csv", rows=12, scanners={"C": 1.0}, seed=3)
@@ -122,6 +123,11 @@ def test_scanner_c_stores_12_bit_dicom_that_the_gate_reads_with_its_tags(tmp_pat
             "Synthetic Imaging C",
         )
         np.testing.assert_array_equal(decode(data, relative), pixels)
+        # Training and serving scale by the 12 bits stored, as the gate's statistics do.
+        grey = grey_image(data, relative)
+        unit = decode_scaled(data, relative, 10**8)
+        assert grey.full == 4095 and unit.max() == pytest.approx(pixels.max() / 4095)
+        np.testing.assert_allclose(unit, grey.pixels / grey.full, rtol=1e-6)
 
 
 def test_patients_have_both_views_of_a_breast_and_lesions_follow_the_breast() -> None:

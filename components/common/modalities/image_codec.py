@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from components.common.modalities.base import LOG_ENCODER, BadInput, Codec, ServedBatch
-from components.common.modalities.image_io import ImageError, decode
-from components.common.modalities.image_prep import ImageInputs, prepare
+from components.common.modalities.image_io import ImageError
+from components.common.modalities.image_prep import ImageInputs, decode_scaled, prepare
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ImageCodec(Codec):
         for index, data in enumerate(files):
             name = f"image {index}"
             try:
-                array = decode(data, name, self.inputs.max_pixels)
+                array = decode_scaled(data, name, self.inputs.max_pixels)
             except ImageError as exc:
                 raise BadInput(f"{name}: {exc}") from None
             prepared.append(prepare(array, self.inputs))

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from components.common.modalities.image_io import decode
+from components.common.modalities.image_io import check_format, decode
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601-2 luma, as Pillow's convert("L") weighs red, green and blue."""
@@ -154,6 +154,23 @@ def fit_size(image: np.ndarray, size: tuple[int, int], how: str) -> np.ndarray:
     return np.ascontiguousarray(planes[:, top : top + height, left : left + width])
 
 
+def decode_scaled(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    """A file's pixels as float32 in [0, 1], by the file's full scale: DICOM's
+    `2**BitsStored - 1` (12-bit mammograms span [0, 1] as 8- and 16-bit images do; by the
+    uint16 type they would sit in [0, 1/16]), else the array type's (255, 65535). The gate's
+    intensity statistics use the same scale.
+
+    Raises:
+        ImageError: The file cannot be used (see `image_io.decode`).
+    """
+    if check_format(data, name) == "dicom":
+        from components.common.modalities import image_dicom
+
+        header, pixels = image_dicom.decode(data, name, max_pixels)
+        return np.clip(pixels.astype(np.float32) / float(2**header.bit_depth - 1), 0.0, 1.0)
+    return scaled(decode(data, name, max_pixels))
+
+
 def prepare(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     """Decoded pixels -> the model's input (C, H, W) float32 in [0, 1], before normalisation."""
     return fit_size(to_channels(scaled(pixels), inputs.channels), inputs.size, inputs.fit)
@@ -170,7 +187,7 @@ def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
     from components.common.modalities.image_io import ImageError
 
     try:
-        pixels = scaled(decode(read_location(location), location, max_pixels))
+        pixels = decode_scaled(read_location(location), location, max_pixels)
     except (OSError, ImageError):
         return None
     low, high = np.percentile(pixels, [1, 99])
@@ -184,4 +201,4 @@ def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
 
 def load(location: str, inputs: ImageInputs) -> np.ndarray:
     """Read, decode (refusing a header that promises too many pixels) and prepare one image."""
-    return prepare(decode(read_location(location), location, inputs.max_pixels), inputs)
+    return prepare(decode_scaled(read_location(location), location, inputs.max_pixels), inputs)
