@@ -130,3 +130,38 @@ def test_a_retrain_policy_asks_for_warm_starts_in_camel_case() -> None:
     schema = retrain_policy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     warm = schema["properties"]["spec"]["properties"]["retraining"]["properties"]["warmStart"]
     assert warm == {"type": "boolean", "default": False, "description": warm["description"]}
+
+
+def test_torchvision_weights_saved_from_the_bare_network_warm_start_a_grey_classifier(tmp_path: Path) -> None:
+    """What a team brings into its store: `torchvision.models.resnet18(weights=...).state_dict()`
+    (here random, as nothing is downloaded), RGB, 1000 classes; kubeloop's network is grey with 3."""
+    import torchvision
+
+    from components.train.cnn import torchvision_model
+
+    torch.manual_seed(0)
+    imagenet = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(imagenet, tmp_path / "resnet18.pth")
+    spec = ModelSpec(
+        modality="images",
+        task="multiclass",
+        input_names=["image"],
+        numeric=[],
+        cardinalities={},
+        encoding="pixels",
+        classes=["a", "b", "c"],
+        n_outputs=3,
+        preprocessing={},
+        input_shape=[1, 32, 32],
+        input_mean=[0.5],
+        input_std=[0.25],
+    )
+    model = torchvision_model(spec, "resnet18")
+    loaded, fresh = load_initial_weights(model, torch.load(tmp_path / "resnet18.pth", weights_only=True))
+    assert sorted(fresh) == ["mean", "network.fc.bias", "network.fc.weight", "std"]  # the head and ours
+    assert len(loaded) == len(imagenet) - 2
+    state = model.state_dict()
+    # The RGB kernel summed over its channels: a grey image gives what its RGB copy gave.
+    torch.testing.assert_close(state["network.conv1.weight"], imagenet["conv1.weight"].sum(1, keepdim=True))
+    statistics = "layer4.1.bn2.running_var"
+    torch.testing.assert_close(state[f"network.{statistics}"], imagenet[statistics])
