@@ -297,6 +297,8 @@ def test_the_same_patient_or_image_in_train_and_test_stops_the_run_before_traini
 
 
 def test_the_screening_images_train_on_two_gloo_processes_and_register(tmp_path: Path) -> None:
+    """The example as configured (a smaller set does not get past the loss plateau in time):
+    PNG and 12-bit DICOM scanners, split by patient, two gloo processes."""
     config = REPO / "examples" / "screening_images" / "config.yaml"
     store = tmp_path / "store"
     result = kubeloop(
@@ -307,13 +309,14 @@ def test_the_screening_images_train_on_two_gloo_processes_and_register(tmp_path:
             "--store",
             str(store),
             f"dataset.path={tmp_path / 'data' / 'screening_images.csv'}",
-            "dataset.generator.params.rows=2400",
-            "training.epochs=4",
-            "evaluation.min_roc_auc=0.6",
+            "evaluation.min_roc_auc=0.7",
         ],
         tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = LocalStore(store).read_json("models/screening-images/1/metrics.json")
-    assert metrics["roc_auc"] >= 0.6
+    assert metrics["roc_auc"] >= 0.7
+    by_scanner = {s["slice"]: s for s in metrics["slices"] if s["column"] == "scanner"}
+    assert set(by_scanner) == {"A", "B", "C"}
+    assert by_scanner["C"]["roc_auc"] >= 0.65  # the DICOM scanner learnt too (0.48 when 12 bits read as 16)
     assert "world_size=2" in result.stdout  # the train step's summary: two torchrun processes
