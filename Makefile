@@ -17,7 +17,8 @@ PYTHON312 ?= $(shell v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images
+.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
+	bench-train-images
 
 help:
 	@echo "make run      set up, then run the closed loop of the screening example (kubeloop loop)"
@@ -96,6 +97,9 @@ bench-serve: $(SERVING_VENV)/.ready wrk
 
 # The issue's name for the image gate's benchmark (tests/benchmarks/bench_validate_images.py).
 bench-validate-images: bench-validate_images
+
+# The issue's name for the image training benchmark (tests/benchmarks/bench_train_images.py).
+bench-train-images: bench-train_images
 
 compile: $(VENV)/.ready
 	$(VENV)/bin/kubeloop compile --out manifests/pipelines --monitor-out manifests/monitor

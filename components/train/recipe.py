@@ -148,6 +148,9 @@ def setup(
     loss_fn = own_loss if own_loss is not None else task.loss(data.targets, cfg.class_weighting, device)
     data.to(device, cfg.seed)
     model, loss_fn = model.to(device), loss_fn.to(device)
+    if device.type == "cuda":
+        # 4-D weights channels_last, as image batches arrive, so cuDNN converts neither per step.
+        model = model.to(memory_format=torch.channels_last)
     return TrainingSetup(model=model, loss_fn=loss_fn, spec=spec, device=device, data=data)
 
 
@@ -221,10 +224,12 @@ def train(
             if rank == 0:
                 log(f"unfrozen from epoch {epoch}: {', '.join(cfg.freeze)}")
         ddp.train()
-        started, seen = time.monotonic(), 0
+        started, seen, waited = time.monotonic(), 0, 0.0
+        ready = started  # when the loop last asked for a batch: the wait for data starts there
         total = torch.zeros((), dtype=torch.float64, device=device)  # no per-step GPU sync
         next_progress = started + cfg.log_every_s
         for index, (inputs, targets) in enumerate(data.epoch(epoch, cfg.batch_size), start=1):
+            waited += time.monotonic() - ready
             if max_steps is not None and steps >= max_steps:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -247,9 +252,11 @@ def train(
                     f"  {seen * size / max(now - started, 1e-9):,.0f} samples/s"
                 )
                 next_progress = now + cfg.log_every_s
-        totals = torch.tensor([float(total), float(seen)], dtype=torch.float64)  # float() waits for the GPU
+            ready = time.monotonic()
+        # float() waits for the GPU
+        totals = torch.tensor([float(total), float(seen), waited], dtype=torch.float64)
         train_seconds = time.monotonic() - started  # throughput of training alone, not validation
-        if size > 1:  # sum loss and rows over ranks (nccl reduces GPU tensors only)
+        if size > 1:  # sum loss, rows and waits over ranks (nccl reduces GPU tensors only)
             reduced = totals.to(device)
             dist.all_reduce(reduced)
             totals = reduced.cpu()
@@ -261,6 +268,9 @@ def train(
             "train_loss": float(totals[0]) / max(rows_seen, 1.0),
             "val_loss": val_loss,
             "samples_per_s": rows_seen / max(train_seconds, 1e-9),
+            # Share of the epoch blocked on the next batch (mean over ranks): the input
+            # pipeline, not the model, sets the pace when it is large.
+            "data_wait_share": float(totals[2]) / size / max(train_seconds, 1e-9),
             "lr": float(optimizer.param_groups[0]["lr"]),
         }
         history.append(record)
@@ -273,7 +283,8 @@ def train(
             log(
                 f"epoch {epoch:3d}/{cfg.epochs}  steps {steps_per_epoch}  "
                 f"train_loss {record['train_loss']:.4f}"
-                f"  val_loss {val_loss:.4f}  {record['samples_per_s']:,.0f} samples/s  world {size}"
+                f"  val_loss {val_loss:.4f}  {record['samples_per_s']:,.0f} samples/s"
+                f"  data wait {record['data_wait_share']:.0%}  world {size}"
             )
             if stale >= cfg.early_stopping_patience:
                 log(f"early stop: no val_loss improvement for {stale} epochs (best {best_loss:.4f})")

@@ -236,6 +236,7 @@ def run(ctx: StepContext, splits: str) -> str:
         final_train_loss=round(history[-1]["train_loss"], 5),
         world_size=int(result["world_size"]),
         samples_per_s=round(float(np.mean([h["samples_per_s"] for h in history])), 1),
+        data_wait_share=round(float(np.mean([h.get("data_wait_share", 0.0) for h in history])), 3),
         onnx_parity_ratio=round(parity.gap, 4),
         onnx_embedding_dim=outputs.embedding_dim or 0,
     )

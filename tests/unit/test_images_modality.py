@@ -21,6 +21,7 @@ from components.common.data import DataReadError
 from components.common.image_config import ImageSettings
 from components.common.modalities import INPUTS_FILE, BadInput, modality_for
 from components.common.modalities.image_prep import (
+    ImageInputs,
     fit_size,
     locate,
     prepare,
@@ -107,6 +108,11 @@ def test_scaling_channels_and_fitting_keep_the_pixels_where_they_belong() -> Non
     ramp = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (20, 1))[None]
     cropped = fit_size(ramp, (20, 20), "center_crop")
     assert cropped.shape == (1, 20, 20) and 0.2 < cropped.min() and cropped.max() < 0.8  # the middle kept
+    # A grey image for an RGB model: its one plane fitted and repeated, the pixels of three fitted copies.
+    inputs = ImageInputs(size=(32, 32), channels=3, fit="letterbox", mean=[0.0] * 3, std=[1.0] * 3)
+    for grey_pixels in (rgb[:, :, 0], rgb[:, :, :1], (rgb[:, :, 0].astype(np.uint16) * 257)):
+        three = fit_size(to_channels(scaled(grey_pixels), 3), (32, 32), "letterbox")
+        np.testing.assert_array_equal(prepare(grey_pixels, inputs), three)
 
 
 def test_inputs_fit_statistics_on_train_and_arrays_stack_prepared_images(manifest: Path) -> None:

@@ -173,7 +173,12 @@ def decode_scaled(data: bytes, name: str, max_pixels: int) -> np.ndarray:
 
 def prepare(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     """Decoded pixels -> the model's input (C, H, W) float32 in [0, 1], before normalisation."""
-    return fit_size(to_channels(scaled(pixels), inputs.channels), inputs.size, inputs.fit)
+    image = scaled(pixels)
+    if inputs.channels == 3 and (image.ndim == 2 or image.shape[2] == 1):
+        # Grey for an RGB model: fit the one plane, then repeat it (the same pixels as fitting
+        # three copies, for a third of the resizing).
+        return np.repeat(fit_size(to_channels(image, 1), inputs.size, inputs.fit), 3, axis=0)
+    return fit_size(to_channels(image, inputs.channels), inputs.size, inputs.fit)
 
 
 def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
