@@ -109,6 +109,10 @@ class ImageSettings(Section):
     """Training-time augmentation."""
     bounds: ImageBounds = Field(default_factory=ImageBounds)
     """What the image gate accepts."""
+    gpu_decode: bool = True
+    """On a GPU, decode a training split of JPEG files there (nvJPEG), the DataLoader workers
+    only reading the bytes: for nodes whose CPU cores cannot decode as fast as the GPU trains.
+    PNG and DICOM, and every CPU run, decode in the workers."""
     workers: int = Field(2, ge=0, le=64)
     """Processes that decode images: the gate's property table and each rank's DataLoader
     (0: decode in the main process)."""
