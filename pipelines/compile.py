@@ -18,8 +18,11 @@ from pipelines.training import PIPELINE_NAME, make_training_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "examples" / "screening" / "config.yaml"
+IMAGES_CONFIG = REPO / "examples" / "screening_images" / "config.yaml"
 CLUSTER_STORE = "s3://kubeloop"
 CLUSTER_DATASET = "s3://kubeloop/datasets/screening/screening.parquet"
+CLUSTER_IMAGES_DATASET = "s3://kubeloop/datasets/screening_images/screening_images.csv"
+"""The image manifest on the cluster; its relative image paths resolve beside it."""
 NAMESPACE = "kubeflow"
 VERSION = "v0-1-0"
 
@@ -33,6 +36,21 @@ GPU_OVERRIDES = [
     " tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]}",
 ]
 """The GPU variant: one pod with 4 GPUs (one torchrun process each) on a tainted H100 pool."""
+
+IMAGE_GPU_OVERRIDES = [
+    "training.nproc=4",
+    "training.device=cuda",
+    "training.batch_size=256",
+    "dataset.image.workers=7",
+    "training.resources={gpus: 4, cpu: '32', memory: 64Gi, shm_size: 16Gi,"
+    " node_selector: {nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3},"
+    " tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]}",
+]
+"""The image GPU variant: the same pool, with CPUs for decoding. Each GPU's torchrun process
+reads through its own DataLoader workers, so the pod asks for 8 CPUs per GPU: one for the
+process, 7 for its workers (`dataset.image.workers`). /dev/shm carries the workers' batches
+to their process (prefetched 4 deep per worker: 4 x 7 x 4 batches of 256 64x64 images, about
+0.5 GiB) and NCCL's buffers, with room for larger `dataset.image.size`."""
 
 
 MAKERS = {
@@ -73,10 +91,11 @@ def compile_all(
     Without a config: the shipped variants, `kubeloop-training` (CPU) and
     `kubeloop-training-gpu` (GPU_OVERRIDES), from the screening example pointed at the cluster
     store, so a run started from the Kubeflow UI with no parameters works once the dataset is
-    uploaded, and `kubeloop-recalibrate` (a run names the model_version; its config_json sets
-    the target), `kubeloop-retraining` (started by the monitor with its evidence, or on a
-    schedule) and `kubeloop-monitoring` (a recurring run of the drift check). With a config
-    (and overrides): that one, as `kubeloop-training-<name>`.
+    uploaded; `kubeloop-training-images-gpu` (IMAGE_GPU_OVERRIDES) from the screening images
+    example, its manifest and images uploaded likewise; and `kubeloop-recalibrate` (a run names
+    the model_version; its config_json sets the target), `kubeloop-retraining` (started by the
+    monitor with its evidence, or on a schedule) and `kubeloop-monitoring` (a recurring run of
+    the drift check). With a config (and overrides): that one, as `kubeloop-training-<name>`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,6 +104,10 @@ def compile_all(
         variants = {
             PIPELINE_NAME: load_config(EXAMPLE_CONFIG, cluster),
             f"{PIPELINE_NAME}-gpu": load_config(EXAMPLE_CONFIG, [*cluster, *GPU_OVERRIDES]),
+            f"{PIPELINE_NAME}-images-gpu": load_config(
+                IMAGES_CONFIG,
+                [f"dataset.path={CLUSTER_IMAGES_DATASET}", f"store={CLUSTER_STORE}", *IMAGE_GPU_OVERRIDES],
+            ),
         }
     else:
         config = load_config(Path(config_path), [f"store={CLUSTER_STORE}", *(overrides or [])])

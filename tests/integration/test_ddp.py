@@ -3,7 +3,6 @@ a run resumed from its checkpoint equals an uninterrupted one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +22,7 @@ from components.train.step import launch
 from examples.screening.generate import generate
 from tests.conftest import REPO
 from tests.specs import fit, tabular_spec
+from tests.torchrun_processes import checkpoint_epoch, kill_leftovers, rank_processes, wait_for_epoch
 
 pytestmark = pytest.mark.integration
 FEATURES = ["age", "breast_density", "lesion_size_mm", "margin_irregularity", "intensity_mean", "scanner"]
@@ -129,41 +129,6 @@ def test_resuming_from_the_checkpoint_equals_an_uninterrupted_run(
         assert torch.allclose(value, resumed.state_dict()[key], atol=1e-6), key
 
 
-def _processes_of(spec_path: Path) -> dict[int, list[bytes]]:
-    """PID -> environment of torchrun and its workers started for this spec (/proc, Linux)."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:  # the process ended while we looked
-            continue
-        if b"components.train.worker" in cmdline and str(spec_path).encode() in cmdline:
-            found[int(proc.name)] = environ
-    return found
-
-
-def _worker_pid(spec_path: Path, rank: int) -> int | None:
-    """PID of the torchrun worker of `rank` started for this spec."""
-    found = _processes_of(spec_path)
-    return next((pid for pid, env in found.items() if f"RANK={rank}".encode() in env), None)
-
-
-def _checkpoint_epoch(path: Path) -> int:
-    return int(torch.load(path, weights_only=False)["epoch"]) if path.exists() else 0
-
-
-def _wait_for_epoch(path: Path, epoch: int, deadline: float) -> float:
-    """Poll until the checkpoint holds `epoch`; returns when it was seen."""
-    while time.monotonic() < deadline:
-        if _checkpoint_epoch(path) >= epoch:
-            return time.monotonic()
-        time.sleep(0.02)
-    raise TimeoutError(f"no checkpoint of epoch {epoch} in time")
-
-
 @pytest.mark.parametrize("model", ["built-in", "own"])
 def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
     data: dict[str, str], tmp_path: Path, capfd: pytest.CaptureFixture[str], model: str
@@ -196,19 +161,17 @@ def test_a_killed_rank_is_restarted_and_resumes_from_the_checkpoint(
     thread.start()
     checkpoint, deadline = workdir / "checkpoint.pt", time.monotonic() + 240
     try:
-        first = _wait_for_epoch(checkpoint, 1, deadline)
-        second = _wait_for_epoch(checkpoint, 2, deadline)
+        first = wait_for_epoch(checkpoint, 1, deadline)
+        second = wait_for_epoch(checkpoint, 2, deadline)
         time.sleep((second - first) / 2)  # halfway through epoch 3
-        pid = _worker_pid(workdir / "spec.json", rank=1)
+        pid, _ = rank_processes(workdir / "spec.json", rank=1)
         assert pid is not None, "rank 1 not found"
         os.kill(pid, signal.SIGKILL)
-        assert _checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
+        assert checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
         thread.join(timeout=max(1.0, deadline - time.monotonic()))
         assert not thread.is_alive(), "the restarted run did not finish in time"
     finally:  # a failed or hung run leaves no processes behind
-        for leftover in _processes_of(workdir / "spec.json"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(leftover, signal.SIGKILL)
+        kill_leftovers(workdir / "spec.json")
     assert "result" in outcome, outcome
 
     log = capfd.readouterr().out

@@ -22,11 +22,12 @@ def test_kubectl_kustomize_renders_valid_pipeline_resources() -> None:
     )
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert sorted(d["kind"] for d in docs) == ["Pipeline"] * 5 + ["PipelineVersion"] * 5
+    assert sorted(d["kind"] for d in docs) == ["Pipeline"] * 6 + ["PipelineVersion"] * 6
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "Pipeline"}
     assert names == {
         "kubeloop-training",
         "kubeloop-training-gpu",
+        "kubeloop-training-images-gpu",
         "kubeloop-recalibrate",
         "kubeloop-retraining",
         "kubeloop-monitoring",

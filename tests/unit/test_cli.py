@@ -46,6 +46,8 @@ def test_compile_writes_ir_manifests_and_kustomization(tmp_path: Path) -> None:
         "kubeloop-retraining.yaml",
         "kubeloop-training-gpu.k8s.yaml",
         "kubeloop-training-gpu.yaml",
+        "kubeloop-training-images-gpu.k8s.yaml",
+        "kubeloop-training-images-gpu.yaml",
         "kubeloop-training.k8s.yaml",
         "kubeloop-training.yaml",
         "kustomization.yaml",

@@ -20,7 +20,8 @@ from components.common.images import (
     SERVING_IMAGE_ENV,
     TRAINING_GPU_IMAGE,
 )
-from pipelines.compile import compile_all
+from components.common.modalities.image_batches import PREFETCH
+from pipelines.compile import CLUSTER_IMAGES_DATASET, CLUSTER_STORE, compile_all
 from tests.conftest import REPO
 from tests.k8s import load_crds, validate_object
 
@@ -50,9 +51,12 @@ def test_compiled_output_matches_the_golden_files(compiled: Path) -> None:
             )
 
 
-def test_ir_loads_back_as_a_pipeline(compiled: Path) -> None:
-    loaded = components.load_component_from_file(str(compiled / "kubeloop-training.yaml"))
-    assert loaded.name == "kubeloop-training"
+@pytest.mark.parametrize(
+    "name", ["kubeloop-training", "kubeloop-training-gpu", "kubeloop-training-images-gpu"]
+)
+def test_ir_loads_back_as_a_pipeline(compiled: Path, name: str) -> None:
+    loaded = components.load_component_from_file(str(compiled / f"{name}.yaml"))
+    assert loaded.name == name
     assert set(loaded.component_spec.inputs or {}) == {
         "config_json",
         "store_uri",
@@ -95,6 +99,18 @@ def _train_executor(compiled: Path, name: str) -> tuple[dict[str, Any], dict[str
     return container, platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
 
 
+def _default_config(compiled: Path, name: str) -> dict[str, Any]:
+    """The config a run of the compiled pipeline gets when it names none."""
+    spec = yaml.safe_load((compiled / f"{name}.yaml").read_text().split("\n---\n")[0])
+    return dict(json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"]))
+
+
+def _bytes(quantity: str) -> int:
+    """A Kubernetes binary quantity (16Gi, 512Mi) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    return int(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else int(quantity)
+
+
 def test_the_gpu_variant_asks_for_gpus_placement_and_shared_memory(compiled: Path) -> None:
     container, pod = _train_executor(compiled, "kubeloop-training-gpu")
     accelerator = container["resources"]["accelerator"]
@@ -106,13 +122,54 @@ def test_the_gpu_variant_asks_for_gpus_placement_and_shared_memory(compiled: Pat
         {"volumeName": "dshm", "mountPath": "/dev/shm", "medium": "Memory", "sizeLimit": "16Gi"}
     ]
     spec = yaml.safe_load((compiled / "kubeloop-training-gpu.yaml").read_text().split("\n---\n")[0])
-    config = json.loads(spec["root"]["inputDefinitions"]["parameters"]["config_json"]["defaultValue"])
+    config = _default_config(compiled, "kubeloop-training-gpu")
     assert config["training"]["nproc"] == 4  # one torchrun process per requested GPU
     # CUDA PyTorch for the GPU pod (and its PyTorchJob workers); every other step keeps the main image.
     assert container["image"] == TRAINING_GPU_IMAGE
     assert {"name": CUDA_IMAGE_ENV, "value": TRAINING_GPU_IMAGE} in container["env"]
     executors = spec["deploymentSpec"]["executors"]
     others = {e["container"]["image"] for n, e in executors.items() if n != "exec-train"}
+    assert others == {IMAGE}
+
+
+def test_the_image_gpu_variant_asks_for_gpus_cpus_for_its_loaders_and_shared_memory_for_their_batches(
+    compiled: Path,
+) -> None:
+    name = "kubeloop-training-images-gpu"
+    container, pod = _train_executor(compiled, name)
+    config = _default_config(compiled, name)
+    dataset, training = config["dataset"], config["training"]
+    assert dataset["modality"] == "images" and dataset["path"] == CLUSTER_IMAGES_DATASET
+    assert config["store"] == CLUSTER_STORE
+    accelerator = container["resources"]["accelerator"]
+    gpus = training["resources"]["gpus"]
+    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", str(gpus))
+    assert training["nproc"] == gpus == 4 and training["device"] == "cuda"
+    # Each GPU's torchrun process decodes through its own DataLoader workers: a CPU for the
+    # process and one per worker.
+    workers = dataset["image"]["workers"]
+    assert workers >= 1
+    assert int(container["resources"]["resourceCpuRequest"]) == gpus * (1 + workers)
+    assert _bytes(container["resources"]["resourceMemoryRequest"]) >= 64 * 2**30
+    assert pod["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    ((shm),) = pod["emptyDirMounts"]
+    assert (shm["mountPath"], shm["medium"]) == ("/dev/shm", "Memory")
+    # The workers' prefetched batches wait in /dev/shm: room for them four times over (NCCL's
+    # buffers and the validation loaders' batches share it).
+    channels, (height, width) = dataset["image"]["channels"], dataset["image"]["size"]
+    in_flight = gpus * workers * PREFETCH * training["batch_size"] * channels * height * width * 4
+    assert _bytes(shm["sizeLimit"]) >= 4 * in_flight
+    # The CUDA image, derived from the GPUs as for the table variant (no image of the team's).
+    assert training["resources"]["image"] is None
+    tables, _ = _train_executor(compiled, "kubeloop-training-gpu")
+    assert container["image"] == tables["image"] == TRAINING_GPU_IMAGE
+    assert {"name": CUDA_IMAGE_ENV, "value": TRAINING_GPU_IMAGE} in container["env"]
+    assert {"name": IMAGE_ENV, "value": IMAGE} in container["env"]
+    spec = yaml.safe_load((compiled / f"{name}.yaml").read_text().split("\n---\n")[0])
+    others = {
+        e["container"]["image"] for n, e in spec["deploymentSpec"]["executors"].items() if n != "exec-train"
+    }
     assert others == {IMAGE}
 
 
@@ -140,6 +197,7 @@ def test_recalibrate_pipeline_evaluates_before_it_registers(compiled: Path) -> N
     [
         "kubeloop-training",
         "kubeloop-training-gpu",
+        "kubeloop-training-images-gpu",
         "kubeloop-recalibrate",
         "kubeloop-retraining",
         "kubeloop-monitoring",

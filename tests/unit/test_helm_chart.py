@@ -155,17 +155,19 @@ def test_pinned_values_pin_every_image_everywhere(renders: dict[str, list[dict[s
 def test_the_gpu_pool_places_the_train_step_in_the_cuda_image(
     renders: dict[str, list[dict[str, Any]]],
 ) -> None:
+    gpu_pipelines = {"kubeloop-training-gpu", "kubeloop-training-images-gpu"}
     default = {o["metadata"]["name"] for o in named(renders["default"], "Pipeline")}
-    assert "kubeloop-training-gpu" not in default
+    assert default and not default & gpu_pipelines
     values = yaml.safe_load((CHART / "ci" / "gpu-values.yaml").read_text())["gpu"]
-    version = named(renders["gpu-values"], "PipelineVersion", "kubeloop-training-gpu-v0-1-0")[0]
-    platform = version["spec"]["platformSpec"]["platforms"]["kubernetes"]
-    train = platform["deploymentSpec"]["executors"]["exec-train"]
-    assert train["nodeSelector"] == {"labels": values["nodeSelector"]}
-    assert train["tolerations"] == values["tolerations"]
-    executor = version["spec"]["pipelineSpec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
-    assert executor["image"] == TRAINING_GPU_IMAGE
-    assert executor["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    for name in sorted(gpu_pipelines):
+        version = named(renders["gpu-values"], "PipelineVersion", f"{name}-v0-1-0")[0]
+        platform = version["spec"]["platformSpec"]["platforms"]["kubernetes"]
+        train = platform["deploymentSpec"]["executors"]["exec-train"]
+        assert train["nodeSelector"] == {"labels": values["nodeSelector"]}
+        assert train["tolerations"] == values["tolerations"]
+        executor = version["spec"]["pipelineSpec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
+        assert executor["image"] == TRAINING_GPU_IMAGE
+        assert executor["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
 
 
 def test_bundled_minio_is_the_store_with_generated_credentials_kept_in_a_secret(

@@ -142,6 +142,42 @@ def test_streamed_batches_cover_the_split_once_per_epoch_with_workers(manifest: 
     np.testing.assert_allclose(images.numpy(), modality.arrays(inputs, frame.head(10)), atol=0)
 
 
+def test_augmentation_depends_on_the_seed_the_epoch_and_the_row_alone(manifest: Path) -> None:
+    """What resuming relies on: a second epoch read by fresh workers equals the second epoch of
+    workers that read the first, whatever the worker count, and reading leaves the global
+    generator (the model's dropout) alone."""
+    augment = {"horizontal_flip": True, "gamma": 0.3, "noise_std": 0.05}
+    targets = np.arange(30, dtype=np.int64)
+
+    def batches(workers: int, seed: int = 3):  # type: ignore[no-untyped-def]
+        modality, frame, inputs = _fitted(manifest, size=(24, 24), workers=workers, augment=augment)
+        data = modality.training_batches(
+            inputs, (frame, frame.head(10)), (targets, targets[:10]), TrainingConfig()
+        )
+        data.to(torch.device("cpu"), seed=seed)
+        return data, modality.arrays(inputs, frame)
+
+    def read(data, epoch: int) -> tuple[list[int], torch.Tensor]:  # type: ignore[no-untyped-def]
+        pairs = list(data.epoch(epoch, 8))
+        return [t for _, y in pairs for t in y.tolist()], torch.cat([x for x, _ in pairs])
+
+    went_on, plain = batches(workers=2)
+    read(went_on, 1)
+    rows, second = read(went_on, 2)
+    resumed, _ = batches(workers=0)
+    before = torch.get_rng_state()
+    again_rows, again = read(resumed, 2)
+    list(resumed.whole("validation"))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert again_rows == rows and torch.equal(again, second)
+    assert not np.allclose(second.numpy(), plain[rows], atol=1e-3)  # the images were augmented
+    third_rows, third = read(resumed, 3)
+    by_row = {r: i for i, r in enumerate(third_rows)}
+    assert not torch.equal(third[[by_row[r] for r in rows]], second)  # each epoch draws anew
+    other_rows, other = read(batches(workers=0, seed=4)[0], 2)
+    assert not torch.equal(other[[other_rows.index(r) for r in rows]], second)  # and each seed
+
+
 def test_the_small_cnn_learns_and_exports_with_parity(manifest: Path, tmp_path: Path) -> None:
     from tests.specs import fit
 

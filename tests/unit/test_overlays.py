@@ -85,21 +85,23 @@ def test_dev_drops_the_gpu_pipeline_and_makes_the_operator_verbose(
     assert "--verbose" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
-def test_gpu_places_the_train_pod_on_the_pool(built: dict[str, list[dict[str, Any]]]) -> None:
-    version = next(
-        o
+def test_gpu_places_the_train_pods_on_the_pool(built: dict[str, list[dict[str, Any]]]) -> None:
+    versions = {
+        o["metadata"]["name"]: o
         for o in built["gpu"]
         if o["kind"] == "PipelineVersion" and o["metadata"]["name"].endswith("-gpu-v0-1-0")
-    )
-    train = version["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
-        "exec-train"
-    ]
-    assert train["nodeSelector"]["labels"]["kubeloop.dev/pool"] == "training-gpu"
-    assert {
-        "key": "kubeloop.dev/pool",
-        "operator": "Equal",
-        "value": "training-gpu",
-        "effect": "NoSchedule",
-    } in (train["tolerations"])
-    container = version["spec"]["pipelineSpec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
-    assert container["image"] == TRAINING_GPU_IMAGE
+    }
+    assert set(versions) == {"kubeloop-training-gpu-v0-1-0", "kubeloop-training-images-gpu-v0-1-0"}
+    for version in versions.values():
+        train = version["spec"]["platformSpec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"][
+            "exec-train"
+        ]
+        assert train["nodeSelector"]["labels"]["kubeloop.dev/pool"] == "training-gpu"
+        assert {
+            "key": "kubeloop.dev/pool",
+            "operator": "Equal",
+            "value": "training-gpu",
+            "effect": "NoSchedule",
+        } in (train["tolerations"])
+        container = version["spec"]["pipelineSpec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
+        assert container["image"] == TRAINING_GPU_IMAGE

@@ -4,16 +4,30 @@ Each rank's DataLoader reads its DistributedSampler share: worker processes read
 fit the images (`image_prep.load`) and apply the training augmentation; the loop receives
 (N, C, H, W) float32 batches on the device (pinned memory, non-blocking copies and
 channels_last on a GPU).
+
+Augmentation is a function of (seed, epoch, image) alone: each training image is augmented
+under a generator seeded from the three, so neither the worker that reads it nor what that
+worker read before matters (nor how many workers or ranks there are). A run resumed from its
+checkpoint after its workers were killed therefore sees exactly the batches an uninterrupted
+run saw. The loaders draw their worker seeds from a generator of their own, never from the
+global one the model's dropout uses (which the checkpoint saves and restores).
+
+Workers start from a forkserver, never by forking the training process (see `worker_processes`).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from components.common.image_config import ImageAugmentation
@@ -22,6 +36,19 @@ from components.common.modalities.image_prep import ImageInputs, load
 
 VALIDATION_BATCH = 256
 """Images per validation batch (no gradients: larger than training's)."""
+PREFETCH = 4
+"""Batches each DataLoader worker reads ahead (they wait in shared memory: size /dev/shm for them)."""
+
+
+Key = int | tuple[int, int]
+"""A manifest row, or (epoch, row) for an augmented read."""
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of one image in one epoch: a hash of the three (SeedSequence), so
+    neighbouring rows and epochs get unrelated draws."""
+    state = np.random.SeedSequence([seed % 2**64, epoch, index]).generate_state(1, np.uint64)
+    return int(state[0])
 
 
 class ImageFiles(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -33,21 +60,46 @@ class ImageFiles(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         targets: np.ndarray,
         inputs: ImageInputs,
         augment: ImageAugmentation | None = None,
+        seed: int = 0,
     ) -> None:
-        """Rows to read; `augment` only for training."""
+        """Rows to read; `augment` (only for training) draws from `seed`, the epoch and the row."""
         self.locations = list(locations)
         self.targets = torch.from_numpy(np.ascontiguousarray(targets))
         self.inputs = inputs
         self.transform = augmentation(augment, inputs.size) if augment is not None else None
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.locations)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: Key) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row `key`, or (epoch, row): augmented as `sample_seed(seed, epoch, row)` decides."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         image = torch.from_numpy(load(self.locations[index], self.inputs))
         if self.transform is not None:
-            image = self.transform(image)
+            # torchvision draws from the global CPU generator: seed it for this image, and put
+            # back what it held (with 0 workers it is the training process's own). Seeding the
+            # generator itself costs ~1 us; torch.manual_seed also visits every accelerator (~70 us).
+            with torch.random.fork_rng(devices=[]):
+                torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
+                image = self.transform(image)
         return image, self.targets[index]
+
+
+class EpochRows(Sampler[tuple[int, int]]):
+    """A DistributedSampler's rows for the epoch it is set to, each as (epoch, row): the epoch
+    travels with the row to the worker that reads it (persistent workers keep their own copy
+    of the dataset, which the training process cannot tell the epoch)."""
+
+    def __init__(self, rows: DistributedSampler[Any]) -> None:
+        self.rows = rows
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.rows.epoch
+        return ((epoch, int(row)) for row in self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def augmentation(settings: ImageAugmentation, size: tuple[int, int]) -> Any:
@@ -84,6 +136,48 @@ class RandomGamma(torch.nn.Module):
         return image.clamp(0.0, 1.0) ** gamma
 
 
+def worker_processes(augmented: bool) -> Any:
+    """How DataLoader workers start: forked from a forkserver that has imported what they run.
+
+    By the time a loader starts its workers, the training process runs threads (gloo's,
+    pyarrow's allocator's, the queue feeders of the loaders already running). A fork copies
+    every lock one of them held at that instant, and a worker can then wait on it forever: here
+    a validation loader's worker hung in a futex right after fork in about one resumed run in
+    fifteen, and its rank with it. The forkserver is a fresh single-threaded interpreter, started
+    once per process by fork and exec. A worker imports the main module again (as every
+    non-fork start does: a script needs its `if __name__ == "__main__"` guard); with that module,
+    torch, this module and torchvision's transforms (when augmenting) imported in the server
+    first, a worker forked from it starts in milliseconds. The workers end with their training
+    process, however it ends (`end_with_the_training_process`).
+    """
+    main = getattr(sys.modules["__main__"].__spec__, "name", None)  # `python -m`: the module
+    preload = [main] if main and not main.endswith("__main__") else []
+    preload += [__name__, *(["torchvision.transforms.v2"] if augmented else [])]
+    context = torch.multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(preload)
+    return context
+
+
+def end_with_the_training_process(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: exit when the training process that asked for this worker
+    dies, even by SIGKILL.
+
+    torch's workers watch their parent process, which under a forkserver is the server; the
+    server in turn lives while any worker does, so a killed rank would leave its workers
+    waiting forever. This watches the pipe the training process holds open instead
+    (`multiprocessing.parent_process`), which the kernel closes however it ends.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing (workers=0 runs no worker)
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)  # the batches in flight have no reader left
+
+    threading.Thread(target=watch, name="training-process-watch", daemon=True).start()
+
+
 class ImageBatches(TrainingBatches):
     """Both splits as DataLoaders over the image files."""
 
@@ -102,20 +196,24 @@ class ImageBatches(TrainingBatches):
         self.train_plain = ImageFiles(locations[0], targets[0], inputs)  # unaugmented, for split losses
         self.workers = workers
         self.device = torch.device("cpu")
-        self.sampler: DistributedSampler[Any] | None = None
+        self.sampler: EpochRows | None = None
         self._loaders: dict[Any, DataLoader[Any]] = {}
 
     def to(self, device: torch.device, seed: int) -> None:
-        """Shuffle with `seed` (DistributedSampler); batches go to `device`."""
+        """Shuffle with `seed` (DistributedSampler) and augment with it; batches go to `device`."""
         rank, size = world()
         self.device = device
-        self.sampler = DistributedSampler(self.train, num_replicas=size, rank=rank, shuffle=True, seed=seed)
+        shuffled: DistributedSampler[Any] = DistributedSampler(
+            self.train, num_replicas=size, rank=rank, shuffle=True, seed=seed
+        )
+        self.sampler = EpochRows(shuffled)
+        self.train.seed = seed  # before the first loader: its workers copy the dataset
 
     def rows_per_rank(self) -> int:
         """The sampler's length."""
         return len(self._sampler())
 
-    def _sampler(self) -> DistributedSampler[Any]:
+    def _sampler(self) -> EpochRows:
         if self.sampler is None:
             raise RuntimeError("ImageBatches.to(device, seed) must run before the batches are read")
         return self.sampler
@@ -133,7 +231,13 @@ class ImageBatches(TrainingBatches):
                 # The training loader's workers live across epochs (no start-up per epoch);
                 # the whole-split loaders run once an epoch and let theirs go.
                 persistent_workers=self.workers > 0 and sampler is not None,
-                prefetch_factor=4 if self.workers > 0 else None,
+                prefetch_factor=PREFETCH if self.workers > 0 else None,
+                multiprocessing_context=(
+                    worker_processes(self.train.transform is not None) if self.workers > 0 else None
+                ),
+                worker_init_fn=end_with_the_training_process if self.workers > 0 else None,
+                # Worker seeds from the loader's own generator: the global one stays untouched.
+                generator=torch.Generator().manual_seed(self.train.seed),
             )
         return self._loaders[key]
 
@@ -148,7 +252,7 @@ class ImageBatches(TrainingBatches):
     def epoch(self, epoch: int, batch_size: int) -> Iterator[Batch]:
         """This rank's shuffled, augmented batches for `epoch`."""
         sampler = self._sampler()
-        sampler.set_epoch(epoch)
+        sampler.rows.set_epoch(epoch)
         return self._on_device(self._loader(("train", batch_size), self.train, batch_size, sampler))
 
     def whole(self, split: Split) -> Iterator[Batch]:
