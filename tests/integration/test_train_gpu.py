@@ -81,3 +81,22 @@ def test_resuming_on_the_gpu_restores_the_device_generator(tmp_path: Path) -> No
     )
     assert lines[0] == "resumed from checkpoint.pt after epoch 2"
     assert resumed[-1]["val_loss"] == pytest.approx(straight[-1]["val_loss"], abs=1e-5)
+
+
+@needs_gpu
+def test_jpeg_batches_decoded_by_nvjpeg_match_the_cpu_preparation(tmp_path: Path) -> None:
+    """nvJPEG's IDCT may round differently from libjpeg's: within 2 grey levels of what
+    serving prepares on a CPU."""
+    import numpy as np
+
+    from components.common.modalities.image_gpu import decode_batch
+    from components.common.modalities.image_prep import ImageInputs, load
+    from tests.unit.test_image_gpu import _files
+
+    paths = _files(tmp_path)
+    inputs = ImageInputs(size=(48, 40), channels=1, fit="letterbox", mean=[0.0], std=[1.0])
+    blobs = [torch.frombuffer(bytearray(p.read_bytes()), dtype=torch.uint8) for p in paths]
+    batch = decode_batch(blobs, inputs, torch.device("cuda"))
+    assert batch.is_cuda
+    expected = np.stack([load(str(p), inputs) for p in paths])
+    np.testing.assert_allclose(batch.cpu().numpy(), expected, atol=2 / 255)

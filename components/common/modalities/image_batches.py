@@ -13,6 +13,10 @@ run saw. The loaders draw their worker seeds from a generator of their own, neve
 global one the model's dropout uses (which the checkpoint saves and restores).
 
 Workers start from a forkserver, never by forking the training process (see `worker_processes`).
+
+On a GPU, a split of JPEG files is decoded there (`dataset.image.gpu_decode`, `image_gpu`): the
+workers only read the bytes, and the training process decodes, fits and augments each batch
+on the device, each image under the same seed as a worker would use.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from components.common.image_config import ImageAugmentation
 from components.common.modalities.batches import Batch, Split, TrainingBatches, world
+from components.common.modalities.image_gpu import EncodedFiles, all_jpeg, collate_encoded, decode_batch
 from components.common.modalities.image_prep import ImageInputs, load
 
 VALIDATION_BATCH = 256
@@ -77,13 +82,23 @@ class ImageFiles(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         image = torch.from_numpy(load(self.locations[index], self.inputs))
         if self.transform is not None:
-            # torchvision draws from the global CPU generator: seed it for this image, and put
-            # back what it held (with 0 workers it is the training process's own). Seeding the
-            # generator itself costs ~1 us; torch.manual_seed also visits every accelerator (~70 us).
-            with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed(sample_seed(self.seed, epoch, index))
-                image = self.transform(image)
+            image = augment_seeded(self.transform, image, sample_seed(self.seed, epoch, index))
         return image, self.targets[index]
+
+
+def augment_seeded(transform: Any, image: torch.Tensor, seed: int) -> torch.Tensor:
+    """`transform(image)` drawing from generators seeded with `seed`, whose states are put back.
+
+    torchvision draws its parameters from the global CPU generator (with 0 workers it is the
+    training process's own), and noise on a GPU tensor from that device's. Seeding the CPU
+    generator itself costs ~1 us; torch.manual_seed also visits every accelerator (~70 us).
+    """
+    devices = [image.device.index or 0] if image.is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)
+        if image.is_cuda:
+            torch.cuda.manual_seed(seed)
+        return transform(image)
 
 
 class EpochRows(Sampler[tuple[int, int]]):
@@ -188,8 +203,15 @@ class ImageBatches(TrainingBatches):
         targets: tuple[np.ndarray, np.ndarray],
         augment: ImageAugmentation,
         workers: int,
+        gpu_decode: bool = True,
     ) -> None:
-        """The prepared-input spec, each split's image locations and loss targets."""
+        """The prepared-input spec, each split's image locations and loss targets; with
+        `gpu_decode`, JPEG splits are decoded on a GPU (`image_gpu`) when training runs on one."""
+        self.inputs = inputs
+        self.gpu_decode = gpu_decode
+        self.decode_on_device = False
+        """Whether the workers hand over file bytes and the device decodes (set by `to`)."""
+        self.encoded = (EncodedFiles(locations[0], targets[0]), EncodedFiles(locations[1], targets[1]))
         self.targets = targets[0]
         self.train = ImageFiles(locations[0], targets[0], inputs, augment)
         self.validation = ImageFiles(locations[1], targets[1], inputs)
@@ -208,6 +230,11 @@ class ImageBatches(TrainingBatches):
         )
         self.sampler = EpochRows(shuffled)
         self.train.seed = seed  # before the first loader: its workers copy the dataset
+        self.decode_on_device = (
+            self.gpu_decode
+            and device.type == "cuda"
+            and all(all_jpeg(files.locations) for files in self.encoded)
+        )
 
     def rows_per_rank(self) -> int:
         """The sampler's length."""
@@ -221,9 +248,13 @@ class ImageBatches(TrainingBatches):
     def _loader(self, key: Any, dataset: ImageFiles, batch_size: int, sampler: Any = None) -> DataLoader[Any]:
         if key not in self._loaders:
             cuda = self.device.type == "cuda"
+            source: Dataset[Any] = dataset
+            if self.decode_on_device:
+                source = self.encoded[1] if dataset is self.validation else self.encoded[0]
             self._loaders[key] = DataLoader(
-                dataset,
+                source,
                 batch_size=batch_size,
+                collate_fn=collate_encoded if self.decode_on_device else None,
                 sampler=sampler,
                 shuffle=False,
                 num_workers=self.workers,
@@ -241,19 +272,38 @@ class ImageBatches(TrainingBatches):
             )
         return self._loaders[key]
 
-    def _on_device(self, loader: DataLoader[Any]) -> Iterator[Batch]:
+    def _on_device(self, loader: DataLoader[Any], transform: Any = None) -> Iterator[Batch]:
         cuda = self.device.type == "cuda"
-        for images, targets in loader:
-            images = images.to(self.device, non_blocking=cuda)
+        for batch in loader:
+            if self.decode_on_device:
+                images, targets = self._decoded(batch, transform)
+            else:
+                images, targets = batch
+                images = images.to(self.device, non_blocking=cuda)
             if cuda:
                 images = images.contiguous(memory_format=torch.channels_last)
             yield images, targets.to(self.device, non_blocking=cuda)
+
+    def _decoded(self, batch: Any, transform: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of file bytes decoded and fitted on the device, augmented image by image
+        under the same seeds as in the workers."""
+        blobs, targets, epochs, rows = batch
+        images = decode_batch(blobs, self.inputs, self.device)
+        if transform is not None:
+            images = torch.stack(
+                [
+                    augment_seeded(transform, image, sample_seed(self.train.seed, epoch, row))
+                    for image, epoch, row in zip(images, epochs, rows, strict=True)
+                ]
+            )
+        return images, targets
 
     def epoch(self, epoch: int, batch_size: int) -> Iterator[Batch]:
         """This rank's shuffled, augmented batches for `epoch`."""
         sampler = self._sampler()
         sampler.rows.set_epoch(epoch)
-        return self._on_device(self._loader(("train", batch_size), self.train, batch_size, sampler))
+        loader = self._loader(("train", batch_size), self.train, batch_size, sampler)
+        return self._on_device(loader, self.train.transform)
 
     def whole(self, split: Split) -> Iterator[Batch]:
         """Every image of a split in manifest order, unaugmented."""

@@ -13,10 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
-from components.common.modalities.image_prep import GREY_WEIGHTS, ImageInputs, decode_scaled, prepare
+from components.common.modalities.image_prep import (
+    GREY_WEIGHTS,
+    ImageInputs,
+    decode_scaled,
+    prepare,
+    read_location,
+)
 
 JPEG_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif")
 
@@ -25,6 +33,39 @@ def all_jpeg(locations: Sequence[str]) -> bool:
     """Whether every location names a JPEG file (the gate has checked extensions against the
     magic bytes; a file that lies still decodes, on the CPU)."""
     return bool(locations) and all(str(v).lower().endswith(JPEG_EXTENSIONS) for v in locations)
+
+
+Encoded = tuple[torch.Tensor, torch.Tensor, int, int]
+"""(the file's bytes, target, epoch, row): what a worker hands over for the device to decode."""
+
+
+class EncodedFiles(Dataset[Encoded]):
+    """Each row's file bytes, read in a DataLoader worker; decoding waits for the device."""
+
+    def __init__(self, locations: Sequence[str], targets: np.ndarray) -> None:
+        self.locations = list(locations)
+        self.targets = torch.from_numpy(np.ascontiguousarray(targets))
+
+    def __len__(self) -> int:
+        return len(self.locations)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Encoded:
+        """Row `key`, or (epoch, row) as the training sampler gives it."""
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        data = read_location(self.locations[index])
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8), self.targets[index], epoch, index
+
+
+def collate_encoded(
+    rows: Sequence[Encoded],
+) -> tuple[list[torch.Tensor], torch.Tensor, list[int], list[int]]:
+    """A batch of encoded rows: the files stay a list (their lengths differ)."""
+    return (
+        [row[0] for row in rows],
+        torch.stack([row[1] for row in rows]),
+        [row[2] for row in rows],
+        [row[3] for row in rows],
+    )
 
 
 def decode_batch(blobs: Sequence[torch.Tensor], inputs: ImageInputs, device: torch.device) -> torch.Tensor:

@@ -169,6 +169,7 @@ class ImagesModality(Modality):
             targets,
             self.settings.augment,
             self.settings.workers,
+            self.settings.gpu_decode,
         )
 
     def baseline_arrays(self, inputs: Inputs, frame: pd.DataFrame) -> np.ndarray:
