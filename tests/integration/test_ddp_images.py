@@ -5,6 +5,7 @@ an uninterrupted run ends (shuffling, augmentation and dropout all replay)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -113,15 +114,15 @@ def test_a_killed_image_rank_and_its_loader_workers_resume_to_the_uninterrupted_
     thread.start()
     checkpoint, deadline = workdir / "checkpoint.pt", time.monotonic() + 150
     try:
-        first = wait_for_epoch(checkpoint, 1, deadline)
-        second = wait_for_epoch(checkpoint, 2, deadline)
-        time.sleep((second - first) / 2)  # halfway through epoch 3
+        wait_for_epoch(checkpoint, 2, deadline)
+        # At once: rank 1 is in epoch 3's first steps, its workers prefetching. Half an epoch
+        # later (the first version) was past the epoch's end in 1 of 4 runs on a loaded machine.
         rank, below = rank_processes(spec_path, rank=1)
         assert rank is not None, "rank 1 not found"
         # Its DataLoader workers name themselves; they run under its forkserver.
         assert any(command_name(pid) == "pt_data_worker" for pid in below), "rank 1 has no loader workers"
         os.kill(rank, signal.SIGKILL)
-        assert checkpoint_epoch(checkpoint) == 2, "rank 1 died after epoch 3 ended, not in the middle of it"
+        assert checkpoint_epoch(checkpoint) in (2, 3), "rank 1 died after the run's last epochs"
         thread.join(timeout=max(1.0, deadline - time.monotonic()))
         assert not thread.is_alive(), "the restarted run did not finish in time"
         orphans = [pid for pid in below if running(pid)]
@@ -131,7 +132,10 @@ def test_a_killed_image_rank_and_its_loader_workers_resume_to_the_uninterrupted_
     assert "result" in outcome, outcome
 
     printed = capfd.readouterr().out
-    assert "resumed from checkpoint.pt after epoch 2" in printed, printed[-4000:]
+    # Rank 1 died in epoch 3; rank 0 may still write that epoch's checkpoint when rank 1 had
+    # passed the epoch's last collective (seen under load): either is a resume mid-run.
+    resumed_after = re.findall(r"resumed from checkpoint\.pt after epoch (\d+)", printed)
+    assert resumed_after in (["2"], ["3"]), printed[-4000:]
     resumed = outcome["result"]
     assert [int(h["epoch"]) for h in resumed["history"]] == [1, 2, 3, 4, 5]
     for ours, theirs in zip(resumed["history"], straight["history"], strict=True):
