@@ -55,8 +55,9 @@ def _status_common() -> dict[str, Any]:
     }
 
 
-ANALYSIS_DURATIONS = {"interval_seconds": "interval"}
-"""The analysis field the spec writes as a duration string (`interval: 5m`), not in seconds."""
+ANALYSIS_DURATIONS = {"interval_seconds": "interval", "max_step_seconds": "maxStep"}
+"""The analysis fields the spec writes as duration strings (`interval: 5m`, `maxStep: 14d`), not in
+seconds (labelDelaySeconds stays a number: its default, 0, is no duration)."""
 ANALYSIS_FIELDS = spec_names(RolloutAnalysis, durations=ANALYSIS_DURATIONS)
 """spec.analysis name -> `deployment.analysis` field (camelCase to the config's names)."""
 
@@ -151,6 +152,12 @@ def model_rollout_crd() -> dict[str, Any]:
                 "type": "array",
                 "description": "Every check of the last verdict with its numbers.",
                 "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+            "needs": {
+                "type": "object",
+                "description": "The labeled evidence a held step still needs (the power calculation): "
+                "labeled_rows, positives, have_rows, have_positives, requests, eta_seconds.",
+                "x-kubernetes-preserve-unknown-fields": True,
             },
             "history": {"type": "array", "maxItems": 100, "items": _history_entry()},
             "applied": {

@@ -93,8 +93,9 @@ def _analysis(analysis: Mapping[str, Any]) -> RolloutAnalysis:
     """
     try:
         values = section_values(RolloutAnalysis, analysis, ANALYSIS_DURATIONS)
-    except ValueError as exc:  # the one duration
-        raise SpecError(f"spec.analysis.interval: {exc}") from None
+    except ValueError as exc:  # a duration: name the one that failed
+        bad = next(k for k in ANALYSIS_DURATIONS.values() if k in analysis and str(analysis[k]) in str(exc))
+        raise SpecError(f"spec.analysis.{bad}: {exc}") from None
     try:
         return RolloutAnalysis(**values)
     except ValidationError as exc:
@@ -158,7 +159,7 @@ def status_of(
     }
     if rollout.production is not None:
         status["production"] = rollout.production
-    for key in ("lastAnalysisAt", "lastVerdict", "lastReason", "checks", "observedGeneration"):
+    for key in ("lastAnalysisAt", "lastVerdict", "lastReason", "checks", "needs", "observedGeneration"):
         if key in previous and previous.get("candidate") == rollout.candidate:
             status[key] = previous[key]
     if verdict is not None:
@@ -166,6 +167,10 @@ def status_of(
         status["lastVerdict"] = verdict.decision
         status["lastReason"] = "; ".join(verdict.reasons)
         status["checks"] = verdict.checks
+        if verdict.needs:
+            status["needs"] = verdict.needs
+        else:
+            status.pop("needs", None)
     return status
 
 

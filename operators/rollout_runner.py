@@ -128,7 +128,7 @@ def run_rollout(
         raise refuse(cluster, body, "UnknownVersion", message, now)
 
     def judge(rollout: Rollout) -> Any:
-        return analyse_logs(store, model, rollout, spec.analysis)
+        return analyse_logs(store, model, rollout, spec.analysis, now)
 
     plan = reconcile(spec, status, production, now, judge, body["metadata"].get("generation"))
     if plan.status != status:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from components.common.artifacts import DatasetSchema, schema_key, version_prefix
 from components.common.config import KubeloopConfig
@@ -23,7 +26,8 @@ from components.common.labels import read_labels
 from components.common.registry import Registry
 from components.common.store import ConflictError, NotFoundError, Store
 from components.common.tasks import Task, default_task
-from components.deploy.analysis import AnalysisSettings, Verdict, analyse_canary, analyse_shadow, read_logs
+from components.deploy.analysis import AnalysisSettings, Verdict, read_logs
+from components.deploy.judge import Evidence, judge
 from components.deploy.request_log import window_start
 from components.deploy.rollout import Rollout, advance, apply_stages, start
 from components.deploy.seldondeployment import ServingSettings, render_seldondeployment
@@ -136,29 +140,54 @@ def analyse(store: Store, config: KubeloopConfig, rollout: Rollout) -> Verdict:
     return analyse_logs(store, config.name, rollout, config.deployment.analysis)
 
 
-def analyse_logs(store: Store, model: str, rollout: Rollout, settings: AnalysisSettings) -> Verdict:
-    """The verdict on the logs of the current step (each side's own version only), and their labels.
+def analyse_logs(
+    store: Store, model: str, rollout: Rollout, settings: AnalysisSettings, now: datetime | None = None
+) -> Verdict:
+    """The verdict on the rollout's logs and labels (judge.py), each side's own version only.
 
-    Each canary weight is judged on its own traffic, as Flagger does per interval: rows logged
-    before the last weight change say nothing about the candidate at the new weight. The
-    candidate version's task reads both sides' answers and the labels.
+    Guardrails judge the current step's requests, as Flagger does per weight; quality judges
+    every labeled row since the rollout started, paired where the candidate shadowed main.
     """
-    since = datetime.fromisoformat(rollout.step_started)
-    name = "shadow" if rollout.shadowing else "canary"
+    since = window_start(rollout.started, 60)
 
-    def rows(predictor: str, version: str | None) -> list[dict[str, Any]]:
-        return [
-            r
-            for r in read_logs(store, model, predictor, window_start(rollout.step_started, 60))
-            if r.get("model_version") == version and datetime.fromisoformat(r["time"]) >= since
-        ]
+    def rows(predictor: str) -> list[dict[str, Any]]:
+        return read_logs(store, model, predictor, since)
 
-    main, candidate = rows("main", rollout.production), rows(name, rollout.candidate)
     task = version_task(store, model, rollout.candidate)
-    labels = labels_by_row(store, model, task)
-    if rollout.shadowing:
-        return analyse_shadow(main, candidate, settings, labels, task)
-    return analyse_canary(main, candidate, settings, labels, task)
+    return judge(
+        rollout,
+        rows("main"),
+        rows("shadow") + rows("canary"),
+        labels_by_row(store, model, task),
+        settings,
+        now or datetime.now(UTC),
+        task,
+        version_evidence(store, model, rollout.candidate, task, settings.quality_metric),
+    )
+
+
+def version_evidence(store: Store, model: str, version: str, task: Task, metric: str) -> Evidence:
+    """What a version's registration says about it: its validation answers (predictions.parquet),
+    the prevalence and quality of its evaluation, and whether the monitor's drift evidence made
+    it (lineage trigger `drift`: main drifted)."""
+    prefix = version_prefix(model, version)
+    reference = prevalence = expected = None
+    if store.exists(f"{prefix}/predictions.parquet"):
+        with store.local_copy(f"{prefix}/predictions.parquet") as path:
+            frame = pd.read_parquet(path)
+        validation = frame[frame["split"] == "validation"]
+        if all(name in validation for name in task.answer_names) and len(validation):
+            reference = validation[list(task.answer_names)].to_numpy(np.float64)
+        if "label" in frame and len(validation):
+            labels = validation["label"].to_numpy()
+            prevalence = task.labeled_positives(labels) / len(labels) or None
+    metrics_key = f"{prefix}/metrics.json"
+    if store.exists(metrics_key):
+        value = store.read_json(metrics_key).get(metric)  # the test split's, as evaluate measured
+        expected = float(value) if isinstance(value, int | float) else None
+    lineage_key = f"{prefix}/lineage.json"
+    trigger = store.read_json(lineage_key).get("trigger") if store.exists(lineage_key) else None
+    return Evidence(reference, trigger == "drift", prevalence, expected)
 
 
 def version_task(store: Store, model: str, version: str) -> Task:

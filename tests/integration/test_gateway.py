@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ import numpy as np
 import pytest
 
 from components.common.store import LocalStore
-from components.deploy.analysis import AnalysisSettings, analyse_shadow, read_logs
+from components.deploy.analysis import AnalysisSettings, read_logs
 from components.deploy.gateway import Gateway, Route, serve
+from components.deploy.judge import judge
+from components.deploy.rollout import Rollout
 from components.deploy.seldondeployment import Predictor, render_seldondeployment
 from tests.conftest import free_port
 from tests.serving import logged_rows, microservice, registered_version
@@ -195,9 +198,18 @@ def test_a_real_shadow_pairs_with_main_in_the_logs(predictors: dict[str, Any]) -
             break
         time.sleep(0.2)
     assert len(shadow) == 60 and len(main) == 60
-    verdict = analyse_shadow(main, shadow, AnalysisSettings(min_requests=50))
-    assert verdict.decision == "promote", verdict.reasons  # the same model agrees with itself
-    assert "same decision on 100.00% of 60 paired rows" in verdict.reasons[0]
+    started = min(datetime.fromisoformat(r["time"]) for r in main + shadow) - timedelta(seconds=1)
+    begin = {"time": started.isoformat(), "action": "start", "weight": 0, "reason": "test"}
+    rollout = Rollout(
+        "screening", "shadow", "7", "9", (10, 50, 100), started=started.isoformat(), history=(begin,)
+    )
+    settings = AnalysisSettings(
+        min_requests=50, label_share=0, on_no_labels="guardrails", max_error_increase=0.1
+    )
+    verdict = judge(rollout, main, shadow, {}, settings, datetime.now(UTC))
+    agreement = next(c for c in verdict.checks if c["check"] == "agreement")
+    assert "same decision as main on 100.0% of 60 paired rows" in agreement["detail"]  # the same model
+    assert verdict.decision == "promote", verdict.reasons  # its own mirrored calls within the guardrails
     gateway.update(route_for([Predictor("main", "7")], urls))
 
 

@@ -1,4 +1,5 @@
-"""Multi-class rollout analysis: labels judge macro ROC AUC and class floors, PSI is taken per class."""
+"""Multi-class rollout analysis: non-inferiority on macro ROC AUC, class floors, and score shifts
+taken per class."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from components.common.registry import Registry
 from components.common.rollout_config import RolloutAnalysis
 from components.common.store import LocalStore
 from components.common.tasks import MulticlassTask
-from components.deploy.analysis import analyse_canary, analyse_shadow
+from components.deploy.analysis import Verdict
+from components.deploy.judge import Evidence, judge
 from components.deploy.request_log import window_start
 from components.deploy.rollout import start
 from components.deploy.rollout_store import analyse_logs, labels_by_row, version_task
+from tests.unit.test_rollout_analysis import NOW, rollout
 
 CLASSES = ["benign", "atypical", "malignant"]
 TASK = MulticlassTask("grade", None, CLASSES)
@@ -53,6 +56,8 @@ def records(p: np.ndarray, predictor: str, rows: range, decisions: np.ndarray | 
             "request_id": f"q{i}",
             "row": 0,
             "predictor": predictor,
+            "model_version": "1" if predictor == "main" else "2",
+            "time": "2026-11-23T10:00:00+00:00",
             "status": 200,
             "latency_ms": 2.0,
             **{f"probability_{c}": float(p[i, k]) for k, c in enumerate(CLASSES)},
@@ -64,6 +69,21 @@ def records(p: np.ndarray, predictor: str, rows: range, decisions: np.ndarray | 
 
 def label_map(y: np.ndarray) -> dict[tuple[str, int], int]:
     return {(f"q{i}", 0): int(y[i]) for i in range(ROWS)}
+
+
+GUARDED = RolloutAnalysis(min_requests=100)
+
+
+def verdict(
+    main: list[dict],
+    candidate: list[dict],
+    labels: dict | None = None,
+    task: MulticlassTask = TASK,
+    settings: RolloutAnalysis = GUARDED,
+    strategy: str = "canary",
+    reference: np.ndarray | None = None,
+) -> Verdict:
+    return judge(rollout(strategy), main, candidate, labels or {}, settings, NOW, task, Evidence(reference))
 
 
 def test_the_ranking_score_is_scikit_learns_macro_one_vs_rest_auc() -> None:
@@ -78,51 +98,48 @@ def test_a_scrambled_canary_is_rolled_back_once_labels_judge_and_an_equal_one_pr
     y = labels_of()
     main = records(model(y, 1), "main", range(HALF))
     labels = label_map(y)
-    bad = analyse_canary(
-        main, records(scrambled(model(y, 2), 5), "canary", range(HALF, ROWS)), RolloutAnalysis(), labels, TASK
-    )
-    assert bad.decision == "rollback" and bad.reasons[0].startswith("roc_auc"), bad.reasons
-    auc = next(c for c in bad.checks if c["check"] == "roc_auc")
-    assert auc["observed"] < -0.2 and f"{HALF} canary and {HALF} main labeled rows" in auc["detail"]
-    good = analyse_canary(
-        main, records(model(y, 2), "canary", range(HALF, ROWS)), RolloutAnalysis(), labels, TASK
-    )
+    bad = verdict(main, records(scrambled(model(y, 2), 5), "canary", range(HALF, ROWS)), labels)
+    assert bad.decision == "rollback" and bad.reasons[0].startswith("macro ROC AUC"), bad.reasons
+    quality = next(c for c in bad.checks if c["check"] == "quality")
+    assert quality["observed"] < -0.2 and f"{HALF} canary" in quality["detail"]
+    good = verdict(main, records(model(y, 2), "canary", range(HALF, ROWS)), labels)
     assert good.decision == "promote", good.reasons
     by_name = {c["check"]: c for c in good.checks}
-    assert by_name["recall"]["detail"].startswith("macro recall") and by_name["recall"]["passed"]
-    assert "not judged" in by_name["score shift"]["detail"]
+    assert by_name["quality"]["status"] == "pass" and by_name["score shift vs main"]["status"] == "info"
 
 
 def test_a_paired_shadow_is_judged_on_the_same_labeled_rows() -> None:
     y = labels_of()
     main, labels = records(model(y, 1), "main", range(ROWS)), label_map(y)
-    good = analyse_shadow(main, records(model(y, 2), "shadow", range(ROWS)), RolloutAnalysis(), labels, TASK)
+    same = records(model(y, 1) * 0.98 + model(y, 2) * 0.02, "shadow", range(ROWS))  # a near-copy of main
+    good = verdict(main, same, labels, strategy="shadow")
     assert good.decision == "promote", good.reasons
-    assert (
-        f"the same {ROWS} labeled rows" in next(c for c in good.checks if c["check"] == "roc_auc")["detail"]
-    )
+    quality = next(c for c in good.checks if c["check"] == "quality")
+    assert f"the same {ROWS} labeled rows" in quality["detail"] and quality["status"] == "pass"
     shuffled = records(scrambled(model(y, 2), 5), "shadow", range(ROWS))
-    bad = analyse_shadow(main, shuffled, RolloutAnalysis(), labels, TASK)
-    assert bad.decision == "rollback" and bad.reasons[0].startswith("roc_auc"), bad.reasons
-    unlabeled = analyse_shadow(main, shuffled, RolloutAnalysis(), None, TASK)
+    bad = verdict(main, shuffled, labels, strategy="shadow")
+    assert bad.decision == "rollback" and bad.reasons[0].startswith("macro ROC AUC"), bad.reasons
+    unlabeled = verdict(main, shuffled, strategy="shadow")
     correlation = next(c for c in unlabeled.checks if c["check"] == "score correlation")
-    assert not correlation["passed"] and "the lowest" in correlation["detail"]
+    assert unlabeled.decision == "hold" and correlation["status"] == "info" and correlation["observed"] < 0.5
 
 
-def test_psi_per_class_catches_one_shifted_class() -> None:
+def test_the_own_score_shift_is_taken_per_class() -> None:
     y = labels_of()
     main = records(model(y, 1), "main", range(HALF))
-    same = analyse_canary(
-        main, records(model(y, 2), "canary", range(HALF, ROWS)), RolloutAnalysis(), task=TASK
+    reference = model(labels_of(7), 8)  # its validation answers
+    settings = RolloutAnalysis(min_requests=100, label_share=0, on_no_labels="guardrails")
+    same = verdict(
+        main, records(model(y, 2), "canary", range(HALF, ROWS)), settings=settings, reference=reference
     )
     assert same.decision == "promote", same.reasons
     p = model(y, 2)
     p[:, 2] *= 4.0  # the malignant share inflated, the others renormalised
     p /= p.sum(axis=1, keepdims=True)
-    shifted = analyse_canary(main, records(p, "canary", range(HALF, ROWS)), RolloutAnalysis(), task=TASK)
-    shift = next(c for c in shifted.checks if c["check"] == "score shift")
-    assert shifted.decision == "rollback" and not shift["passed"]
-    assert "(probability_malignant, the largest of:" in shift["detail"]
+    shifted = verdict(main, records(p, "canary", range(HALF, ROWS)), settings=settings, reference=reference)
+    shift = next(c for c in shifted.checks if c["check"] == "own score shift")
+    assert shifted.decision == "rollback" and shift["status"] == "fail"
+    assert "probability_malignant the largest of:" in shift["detail"]
 
 
 def test_the_recall_floor_reads_the_class_the_operating_point_thresholds() -> None:
@@ -133,15 +150,28 @@ def test_the_recall_floor_reads_the_class_the_operating_point_thresholds() -> No
     never_malignant = others.argmax(axis=1)  # a candidate that never calls the class of interest
     main, labels = records(model(y, 1), "main", range(HALF)), label_map(y)
     canary = records(p, "canary", range(HALF, ROWS), never_malignant)
-    settings = RolloutAnalysis(min_recall=0.4)
-    macro = analyse_canary(main, canary, settings, labels, TASK)
+    settings = RolloutAnalysis(min_requests=100, min_recall=0.4)
+    macro = verdict(main, canary, labels, settings=settings)
     assert macro.decision == "promote", macro.reasons  # two classes of three found: macro recall passes
+    assert next(c for c in macro.checks if c["check"] == "recall")["status"] == "pass"
     focused = TASK.for_point({"class": "malignant", "threshold": 0.3})
     assert focused.class_of_interest == "malignant" and TASK.class_of_interest is None
-    judged = analyse_canary(main, canary, settings, labels, focused)
+    judged = verdict(main, canary, labels, focused, settings)
     assert judged.decision == "rollback"
     recall = next(c for c in judged.checks if c["check"] == "recall")
     assert recall["observed"] == 0 and recall["detail"].startswith("recall of malignant 0.000")
+
+
+def test_recall_of_the_class_of_interest_can_be_the_quality_metric() -> None:
+    y = labels_of()
+    main, labels = records(model(y, 1), "main", range(ROWS)), label_map(y)
+    focused = TASK.for_point({"class": "malignant", "threshold": 0.3})
+    settings = RolloutAnalysis(min_requests=100, quality_metric="recall", margin=0.1)
+    never = model(y, 2)
+    never[:, 2] = -1.0
+    missing = records(model(y, 2), "shadow", range(ROWS), never.argmax(axis=1))
+    bad = verdict(main, missing, labels, focused, settings, "shadow")
+    assert bad.decision == "rollback" and bad.reasons[0].startswith("recall of malignant"), bad.reasons
 
 
 def _register(store: LocalStore, point_class: str | None) -> None:
@@ -176,7 +206,7 @@ def test_a_multiclass_rollout_joins_its_labels_from_the_store(tmp_path: object) 
     store.write_bytes("labels/grades/batch.csv", frame.to_csv(index=False).encode())
     joined = labels_by_row(store, "grades", version_task(store, "grades", "2"))
     assert joined == label_map(y)  # class names to indices; an unknown class and a missing label left out
-    verdict = analyse_logs(store, "grades", rollout, RolloutAnalysis())
-    assert verdict.decision == "rollback" and verdict.reasons[0].startswith("roc_auc"), verdict.reasons
-    recall = next(c for c in verdict.checks if c["check"] == "recall")
+    judged = analyse_logs(store, "grades", rollout, RolloutAnalysis(min_requests=100, min_recall=0.0))
+    assert judged.decision == "rollback" and judged.reasons[0].startswith("macro ROC AUC"), judged.reasons
+    recall = next(c for c in judged.checks if c["check"] == "recall")
     assert recall["detail"].startswith("recall of malignant")

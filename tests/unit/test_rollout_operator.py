@@ -37,7 +37,14 @@ def example(**spec: Any) -> dict[str, Any]:
     """The shipped example, with spec changes, defaulted as the API server would store it."""
     body = yaml.safe_load(EXAMPLE.read_text())
     body["spec"].update(spec)
-    body["spec"]["analysis"] = {**body["spec"]["analysis"], "minRequests": 300, "interval": "5m"}
+    # Guardrails alone (these logs carry no labels): the operator's part is under test here.
+    guardrails = {"labelShare": 0, "onNoLabels": "guardrails", "maxErrorIncrease": 0.01}
+    body["spec"]["analysis"] = {
+        **body["spec"]["analysis"],
+        "minRequests": 300,
+        "interval": "5m",
+        **guardrails,
+    }
     return dict(apply_defaults(body, crd_schema(model_rollout_crd())))
 
 

@@ -253,6 +253,15 @@ class Task(ABC):
         has no row."""
 
     @abstractmethod
+    def quality_influence(
+        self, metric: str, targets: np.ndarray, probabilities: np.ndarray, decisions: np.ndarray
+    ) -> tuple[float, np.ndarray, str]:
+        """The rollout's quality metric on labeled rows, each row's influence on it (their
+        squares sum to its variance; paired rows' differences give a difference's variance) and
+        what it is in words. `metric`: roc_auc (binary: ROC AUC; multi-class: macro one-vs-rest)
+        or recall (of the class of interest at the operating point, else macro)."""
+
+    @abstractmethod
     def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
         """What the rollout floors hold decisions to: `recall` and `specificity` -> (rate, rows it
         is measured on, what it is in words), for the class of interest."""

@@ -240,6 +240,17 @@ class BinaryTask(Task):
 
         return roc_auc(targets, probabilities)
 
+    def quality_influence(
+        self, metric: str, targets: np.ndarray, probabilities: np.ndarray, decisions: np.ndarray
+    ) -> tuple[float, np.ndarray, str]:
+        """ROC AUC of the probability, or recall at the operating point, per row."""
+        from components.common.tasks.ranking import auc_influence, rate_influence
+
+        y = np.asarray(targets) == 1
+        if metric == "recall":
+            return (*rate_influence(np.asarray(decisions) == 1, y), "recall")
+        return (*auc_influence(y, self.output_array(probabilities)), "ROC AUC")
+
     def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
         """Recall on the positive rows, specificity on the negative ones."""
         y, d = np.asarray(targets), np.asarray(decisions)

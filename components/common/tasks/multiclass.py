@@ -304,6 +304,27 @@ class MulticlassTask(Task):
         y, p = np.asarray(targets), np.asarray(probabilities, dtype=np.float64)
         return float(np.mean([roc_auc(y == c, p[:, c]) for c in range(self.n_outputs)]))
 
+    def quality_influence(
+        self, metric: str, targets: np.ndarray, probabilities: np.ndarray, decisions: np.ndarray
+    ) -> tuple[float, np.ndarray, str]:
+        """Macro one-vs-rest ROC AUC, or the recall of the class of interest (macro recall
+        without one), per row: a mean of per-class values has the mean of their influences."""
+        from components.common.tasks.ranking import auc_influence, rate_influence
+
+        y, d = np.asarray(targets), np.asarray(decisions)
+        if metric == "recall":
+            if self.chosen_class in self.classes:
+                c = self.classes.index(self.chosen_class)
+                return (*rate_influence(d == c, y == c), f"recall of {self.chosen_class}")
+            parts = [rate_influence(d == c, y == c) for c in range(self.n_outputs)]
+            what = "macro recall"
+        else:
+            p = np.asarray(probabilities, dtype=np.float64).reshape(len(y), self.n_outputs)
+            parts = [auc_influence(y == c, p[:, c]) for c in range(self.n_outputs)]
+            what = "macro ROC AUC"
+        value = float(np.mean([v for v, _ in parts]))
+        return value, np.mean([i for _, i in parts], axis=0), what
+
     def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
         """One-vs-rest recall and specificity of the class of interest; without one (or one
         outside the classes), their macro averages over the classes present."""

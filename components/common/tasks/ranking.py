@@ -99,3 +99,40 @@ class Ranking:
         )
         pr = ratio(np.einsum("bm,bm->b", wp, precision), positives)
         return roc, pr
+
+
+def auc_influence(positive: np.ndarray, score: np.ndarray) -> tuple[float, np.ndarray]:
+    """ROC AUC and each row's influence on it (DeLong's structural components, centred and
+    scaled): their sum of squares is DeLong's variance, and a difference of two AUCs on the
+    same rows has the variance of the rows' differences. NaN and zeros without both classes."""
+    y = np.asarray(positive, dtype=bool)
+    s = np.asarray(score, dtype=np.float64)
+    pos, neg = s[y], s[~y]
+    influence = np.zeros(len(s))
+    if not len(pos) or not len(neg):
+        return float("nan"), influence
+    neg_sorted, pos_sorted = np.sort(neg), np.sort(pos)
+    # Each positive: the share of negatives below it, ties counting half (and each negative:
+    # the share of positives above it).
+    below = (np.searchsorted(neg_sorted, pos, "left") + np.searchsorted(neg_sorted, pos, "right")) / 2
+    above = (
+        len(pos) - (np.searchsorted(pos_sorted, neg, "left") + np.searchsorted(pos_sorted, neg, "right")) / 2
+    )
+    v10, v01 = below / len(neg), above / len(pos)
+    auc = float(v10.mean())
+    influence[y] = (v10 - auc) / len(pos)
+    influence[~y] = (v01 - auc) / len(neg)
+    return auc, influence
+
+
+def rate_influence(hit: np.ndarray, counted: np.ndarray) -> tuple[float, np.ndarray]:
+    """A rate over the counted rows (recall: decided positive among the positives) and each
+    row's influence on it; NaN and zeros without a counted row."""
+    counted = np.asarray(counted, dtype=bool)
+    influence = np.zeros(len(counted))
+    if not counted.any():
+        return float("nan"), influence
+    hits = np.asarray(hit, dtype=np.float64)[counted]
+    rate = float(hits.mean())
+    influence[counted] = (hits - rate) / counted.sum()
+    return rate, influence

@@ -1,0 +1,210 @@
+"""The candidate's quality on labeled served rows: non-inferiority to main, floors, and proxies.
+
+Promotion puts the burden of proof on the candidate: its quality metric (`Task.quality_influence`:
+ROC AUC, macro ROC AUC, or recall of the class of interest) minus main's must have an
+always-valid lower bound (sequential.py) above -margin. A rollback needs the upper bound below
+-margin: evidence of harm beyond the margin. In a shadow both versions answered the same rows,
+so the difference is taken row by row (paired, far fewer rows needed); in a canary each side's
+own labeled rows are compared (unpaired).
+
+Agreement with main, the correlation of the scores and their shift against main's are kept as
+information only: they assume main is right, and a candidate retrained because main drifted is
+meant to disagree with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from components.common.rollout_config import RolloutAnalysis
+from components.common.tasks import Task
+from components.deploy.sequential import Bounds, bounds, planned_se
+
+Key = tuple[str, int]
+Outcome = tuple[tuple[float, ...], int]
+"""A served row's answer fields (`Task.answer_names`) and its decision."""
+Check = dict[str, Any]
+METRIC_WORDS = {"roc_auc": "ROC AUC", "recall": "recall"}
+
+
+def outcomes(records: Iterable[Mapping[str, Any]], task: Task) -> dict[Key, Outcome]:
+    """(request id, row) -> (answer fields, decision) of every answered row that logged them all."""
+    names = task.answer_names
+    return {
+        (str(r["request_id"]), int(r["row"])): (tuple(float(r[n]) for n in names), int(r["decision"]))
+        for r in records
+        if int(r.get("status", 200)) == 200 and "decision" in r and all(n in r for n in names)
+    }
+
+
+def columns(task: Task, side: Mapping[Key, Outcome], keys: Iterable[Key]) -> np.ndarray:
+    """The rows' answer fields as columns: (n, len(Task.answer_names))."""
+    rows = [side[k][0] for k in keys]
+    return np.array(rows, dtype=float).reshape(len(rows), len(task.answer_names))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One side's quality metric on its labeled rows, with each row's influence on it."""
+
+    value: float
+    influence: np.ndarray
+    what: str
+    rows: int
+    positives: int
+
+
+def measure(
+    task: Task, metric: str, side: Mapping[Key, Outcome], labels: Mapping[Key, int], keys: list[Key]
+) -> Measured:
+    """The metric on the labeled `keys` of one side."""
+    y = np.array([labels[k] for k in keys], dtype=int)
+    d = np.array([side[k][1] for k in keys], dtype=int)
+    p = task.output_array(columns(task, side, keys))
+    if not len(y):
+        return Measured(math.nan, np.zeros(0), METRIC_WORDS.get(metric, metric), 0, 0)
+    value, influence, what = task.quality_influence(metric, y, p, d)
+    return Measured(value, influence, what, len(y), task.labeled_positives(y))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate - main on labeled rows, with its always-valid bounds (None: too few positives)."""
+
+    candidate: Measured
+    main: Measured
+    paired: bool
+    bounds: Bounds | None
+
+    @property
+    def rows(self) -> int:
+        """Labeled rows on the candidate's side."""
+        return self.candidate.rows
+
+
+def compare(
+    task: Task,
+    main: Mapping[Key, Outcome],
+    candidate: Mapping[Key, Outcome],
+    labels: Mapping[Key, int],
+    s: RolloutAnalysis,
+    paired: bool,
+) -> Comparison:
+    """The candidate against main: on the same labeled rows (paired) or each on its own."""
+    if paired:
+        keys = [k for k in candidate if k in main and k in labels]
+        c = measure(task, s.quality_metric, candidate, labels, keys)
+        m = measure(task, s.quality_metric, main, labels, keys)
+        variance = float(np.sum((c.influence - m.influence) ** 2))
+    else:
+        c = measure(task, s.quality_metric, candidate, labels, [k for k in candidate if k in labels])
+        m = measure(task, s.quality_metric, main, labels, [k for k in main if k in labels])
+        variance = float(np.sum(c.influence**2) + np.sum(m.influence**2))
+    enough = min(c.positives, m.positives) >= s.min_labeled_positives
+    defined = math.isfinite(c.value) and math.isfinite(m.value)
+    if not (enough and defined):
+        return Comparison(c, m, paired, None)
+    planned = planned_se(s.margin, s.alpha, s.power)
+    # A variance of 0 (every row ranked alike) is not certainty: floor it at one row's worth.
+    se = max(math.sqrt(variance), 1 / max(c.rows, 1))
+    return Comparison(c, m, paired, bounds(c.value - m.value, se, s.alpha, planned))
+
+
+def quality_check(comparison: Comparison, s: RolloutAnalysis) -> Check:
+    """pass: no worse than main by the margin; fail: worse beyond it; pending: not yet known."""
+    c, m, b = comparison.candidate, comparison.main, comparison.bounds
+    how = "on the same" if comparison.paired else "on each side's own"
+    rows = (
+        f"{c.rows} labeled rows ({c.positives} positives)"
+        if comparison.paired
+        else (
+            f"{c.rows} canary ({c.positives} positives) and {m.rows} main ({m.positives} positives) "
+            "labeled rows"
+        )
+    )
+    check: Check = {
+        "check": "quality",
+        "metric": c.what,
+        "margin": s.margin,
+        "rows": c.rows,
+        "limit": -s.margin,
+    }
+    if b is None:
+        short = min(c.positives, m.positives)
+        return {
+            **check,
+            "status": "pending",
+            "passed": True,
+            "observed": None,
+            "detail": f"{c.what}: {short} labeled positives on the smaller side; the bounds need "
+            f"{s.min_labeled_positives}",
+        }
+    level = f"{100 * (1 - s.alpha):g}%"
+    detail = (
+        f"{c.what} {c.value:.3f} vs main {m.value:.3f} {how} {rows}: difference {b.estimate:+.3f}, "
+        f"always-valid {level} bounds [{b.lower:+.3f}, {b.upper:+.3f}], margin -{s.margin:g}"
+    )
+    if b.lower >= -s.margin:
+        status, verdict = "pass", "non-inferior"
+    elif b.upper < -s.margin:
+        status, verdict = "fail", "worse than main beyond the margin"
+    else:
+        status, verdict = "pending", "not yet known"
+    return {
+        **check,
+        "status": status,
+        "passed": status != "fail",
+        "observed": round(b.estimate, 6),
+        "bounds": [round(b.lower, 6), round(b.upper, 6)],
+        "detail": f"{detail}: {verdict}",
+    }
+
+
+def floor_checks(
+    task: Task, candidate: Mapping[Key, Outcome], labels: Mapping[Key, int], s: RolloutAnalysis
+) -> list[Check]:
+    """Recall and specificity floors: a rollback when the rate's upper bound is below the floor."""
+    keys = [k for k in candidate if k in labels]
+    if not keys:
+        return []
+    y = np.array([labels[k] for k in keys], dtype=int)
+    d = np.array([candidate[k][1] for k in keys], dtype=int)
+    checks = []
+    for name, (rate, rows, what) in task.floor_rates(y, d).items():
+        floor = {"recall": s.min_recall, "specificity": s.min_specificity}[name]
+        if floor is None or rows < s.min_labeled_positives or not math.isfinite(rate):
+            continue
+        se = max(math.sqrt(rate * (1 - rate) / rows), 1 / rows)
+        b = bounds(rate, se, s.alpha, se)
+        below = b.upper < floor
+        checks.append(
+            {
+                "check": name,
+                "status": "fail" if below else "pass",
+                "passed": not below,
+                "observed": round(rate, 6),
+                "limit": floor,
+                "bounds": [round(b.lower, 6), round(b.upper, 6)],
+                "rows": rows,
+                "detail": f"{what} {rate:.3f} on {rows} labeled rows (upper bound {b.upper:.3f}), "
+                f"floor {floor}" + (": below it" if below else ""),
+            }
+        )
+    return checks
+
+
+def information(name: str, observed: float, detail: str, why: str) -> Check:
+    """A number kept for the record that decides nothing."""
+    return {
+        "check": name,
+        "status": "info",
+        "passed": True,
+        "observed": round(observed, 6),
+        "limit": None,
+        "detail": f"{detail} (information only: {why})",
+    }
