@@ -116,11 +116,13 @@ def _stage_html(store: Store, model: str, stage: Stage) -> str:
     if stage.facts.get("history"):
         rows = "".join(
             f"<tr><td>{html.escape(h['time'][11:19])}</td><td>{html.escape(h['action'])}</td>"
-            f"<td>{h.get('weight', '')}%</td><td>{html.escape(h['reason'])}</td></tr>"
+            f"<td>{h.get('weight', '')}%</td><td>{_evidence_html(h)}</td>"
+            f"<td>{html.escape(h['reason'])}</td></tr>"
             for h in stage.facts["history"]
         )
         parts.append(
-            f"<table><tr><th>time</th><th>action</th><th>candidate</th><th>why</th></tr>{rows}</table>"
+            "<table><tr><th>time</th><th>action</th><th>candidate</th><th>evidence</th><th>why</th></tr>"
+            f"{rows}</table>"
         )
     version = stage.facts.get("version")
     if version:
@@ -134,6 +136,32 @@ def _stage_html(store: Store, model: str, stage: Stage) -> str:
         parts.append(_image(store, stage.links["rollout plot"], "traffic per predictor during the rollout"))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _number(value: Any) -> str:
+    return f"{value:+.4g}" if isinstance(value, float) else str(value)
+
+
+def _evidence_html(entry: dict[str, Any]) -> str:
+    """What a verdict rested on: each judged check's estimate, bounds and limit; what a hold needed."""
+    lines = []
+    for check in entry.get("evidence", []):
+        bounds = check.get("bounds")
+        span = f" [{_number(bounds[0])}, {_number(bounds[1])}]" if bounds else ""
+        rows = f", {check['rows']:,} rows" if "rows" in check else ""
+        colour = "#1a7f37" if check["status"] == "pass" else "#cf222e"
+        lines.append(
+            f'<span style="color:{colour}">{html.escape(check["check"])} {check["status"]}</span>: '
+            f"{_number(check.get('observed'))}{span}, limit {_number(check.get('limit'))}{rows}"
+        )
+    needs = entry.get("needs")
+    if needs:
+        lines.append(
+            f"needs {needs['labeled_rows']:,} labeled rows ({needs['positives']:,} positives) for a "
+            f"{needs['margin']:g} {html.escape(str(needs['metric']))} margin; had {needs['have_rows']:,} "
+            f"({needs['have_positives']:,})"
+        )
+    return "<br>".join(lines)
 
 
 STYLE = """

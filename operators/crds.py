@@ -86,6 +86,16 @@ def _history_entry() -> dict[str, Any]:
             "weight": {"type": "integer", "description": "The candidate's traffic share after it."},
             "reason": _string("Why, one line per check that decided it."),
             "count": {"type": "integer", "description": "Holds in a row (one entry per run of holds)."},
+            "evidence": {
+                "type": "array",
+                "description": "Each judged check: its estimate, always-valid bounds, limit and rows.",
+                "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            },
+            "needs": {
+                "type": "object",
+                "description": "What a hold waited for: labeled rows and positives needed and had.",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
         },
     }
 
@@ -107,7 +117,7 @@ def model_rollout_crd() -> dict[str, Any]:
             "candidate": _string("The registered version to roll out.", pattern=r"^[0-9]+$"),
             "strategy": _string(
                 "shadow (mirrored, answers nobody), canary (weighted steps), replace (at once) or "
-                "shadow-canary (a shadow, then the canary's steps once it agrees).",
+                "shadow-canary (a shadow, then the canary's steps once its verdict is promote).",
                 enum=["shadow", "canary", "replace", "shadow-canary"],
                 default="canary",
             ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from components.common.config import TrainingConfig
@@ -62,6 +63,14 @@ def registered_version(folder: Path) -> dict[str, Any]:
         ("validation", p[2000:2500], labels[2000:2500]), ("test", p[2500:], labels[2500:]), 0.9, None, 0.5
     )
     (folder / "calibration.json").write_text(json.dumps(record))
+    # What calibration stores: the rollout analysis compares served scores with the validation ones.
+    threshold = record["operating_point"]["threshold"]
+    splits = np.where(np.arange(len(p)) < 2500, "validation", "test")[2000:]
+    pd.DataFrame(
+        {"split": splits, "logit": logits[2000:], "probability": p[2000:], "label": labels[2000:]}
+    ).assign(decision=lambda f: (f["probability"] >= threshold).astype(int)).to_parquet(
+        folder / "predictions.parquet", index=False
+    )
     (folder / "preprocessing.json").write_text(json.dumps(prep.to_dict()))
     schema = {"features": features, "categorical": ["scanner"], "label": "label", "positive_value": 1}
     (folder / "schema.json").write_text(json.dumps(schema))

@@ -414,7 +414,7 @@ class DeploymentConfig(Section):
     """The training pipeline's deploy step rolls each registered version out (else it skips)."""
     strategy: Literal["shadow", "canary", "replace", "shadow-canary"] = "canary"
     """shadow: mirror traffic, never answer; canary: shift traffic in steps; replace: at once;
-    shadow-canary: a shadow first, then the canary's steps once it agrees with production."""
+    shadow-canary: a shadow first, then the canary's steps once its verdict is promote."""
     canary_steps: list[int] = Field(default_factory=lambda: [10, 50, 100])
     """Traffic percentages of the canary, in order; the last must be 100."""
     namespace: str = "kubeloop"

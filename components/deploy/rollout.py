@@ -1,8 +1,9 @@
 """The rollout state machine: which predictors serve at each step, and what a verdict does.
 
-Strategies: `shadow` (mirrored, answers nobody; promoted when it agrees), `canary` (weighted
-steps), `replace` (at once) and `shadow-canary`: a shadow first, then, once it agrees, the
-canary's steps, as Flagger mirrors traffic before it shifts any. Its steps start with a 0,
+Strategies: `shadow` (mirrored, answers nobody; promoted when its verdict is promote), `canary` (weighted
+steps), `replace` (at once) and `shadow-canary`: a shadow first, then, once it passes, the
+canary's steps, as Flagger mirrors traffic before it shifts any (judge.py: non-inferiority is shown
+on the shadow's paired rows before any patient gets the candidate's answers). Its steps start with a 0,
 the shadow step.
 
 Pure: the state is a small JSON record (kept at `deployments/<model>/rollout.json`); the CLI
@@ -122,37 +123,69 @@ def _stamp(now: datetime | None) -> str:
     return now_iso() if now is None else now.isoformat(timespec="milliseconds")
 
 
-def _record(rollout: Rollout, action: str, reason: str, now: datetime | None = None) -> Rollout:
-    entry = {"time": _stamp(now), "action": action, "weight": rollout.weight, "reason": reason}
+def _record(
+    rollout: Rollout,
+    action: str,
+    reason: str,
+    now: datetime | None = None,
+    facts: dict[str, Any] | None = None,
+) -> Rollout:
+    entry = {
+        "time": _stamp(now),
+        "action": action,
+        "weight": rollout.weight,
+        "reason": reason,
+        **(facts or {}),
+    }
     return replace(rollout, history=(*rollout.history, entry))
+
+
+EVIDENCE_FIELDS = ("check", "status", "observed", "bounds", "limit", "rows")
+
+
+def evidence(verdict: Verdict) -> dict[str, Any]:
+    """What a verdict rested on, for the history: each judged check's estimate, bounds, limit and
+    rows (pass and fail; pending and information checks decide nothing), and what a hold needs."""
+    judged = [
+        {k: c[k] for k in EVIDENCE_FIELDS if c.get(k) is not None}
+        for c in verdict.checks
+        if c.get("status") in ("pass", "fail")
+    ]
+    out: dict[str, Any] = {"evidence": judged} if judged else {}
+    if verdict.needs:
+        out["needs"] = verdict.needs
+    return out
 
 
 def advance(rollout: Rollout, verdict: Verdict, now: datetime | None = None) -> tuple[Rollout, str]:
     """Apply an analysis verdict: (new state, what happened: hold, step, promote or rollback),
-    stamped `now` (default the clock)."""
+    stamped `now` (default the clock). The history entry keeps the verdict's evidence."""
     if rollout.phase != "progressing":
         return rollout, "done"
     reason = "; ".join(verdict.reasons)
+    facts = evidence(verdict)
     if verdict.decision == "hold":
+        held = 1
         if rollout.history and rollout.history[-1]["action"] == "hold":
             # One entry per run of holds (an automatic rollout analyses every interval).
             held = int(rollout.history[-1].get("count", 1)) + 1
             rollout = replace(rollout, history=rollout.history[:-1])
-            moved = _record(rollout, "hold", reason, now)
-            return replace(moved, history=(*moved.history[:-1], {**moved.history[-1], "count": held})), "hold"
-        return _record(rollout, "hold", reason, now), "hold"
+        moved = _record(rollout, "hold", reason, now, facts)
+        if held > 1:
+            moved = replace(moved, history=(*moved.history[:-1], {**moved.history[-1], "count": held}))
+        return moved, "hold"
     if verdict.decision == "rollback":
-        return _record(replace(rollout, phase="rolled_back"), "rollback", reason, now), "rollback"
+        return _record(replace(rollout, phase="rolled_back"), "rollback", reason, now, facts), "rollback"
     last = (
         rollout.strategy == "shadow"
         or rollout.step + 1 >= len(rollout.steps)
         or rollout.steps[rollout.step + 1] >= 100
     )
     if last:
-        return _record(replace(rollout, phase="promoted"), "promote", reason, now), "promote"
+        return _record(replace(rollout, phase="promoted"), "promote", reason, now, facts), "promote"
     moved = replace(rollout, step=rollout.step + 1)
-    came_from = "shadow agreed, " if rollout.shadowing else ""
-    return _record(moved, "step", f"{came_from}canary to {moved.weight}%: {reason}", now), "step"
+    came_from = "shadow passed, " if rollout.shadowing else ""
+    return _record(moved, "step", f"{came_from}canary to {moved.weight}%: {reason}", now, facts), "step"
 
 
 def apply_stages(registry: Registry, rollout: Rollout) -> None:

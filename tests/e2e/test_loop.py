@@ -78,7 +78,7 @@ def test_the_loop_retrains_on_drift_and_promotes_the_candidate_through_shadow_an
     )  # weights moved under load
     history = store.read_json("deployments/screening/rollout.json")["history"]
     shadow_verdict = next(h["reason"] for h in history if h["action"] == "step")
-    assert shadow_verdict.startswith("shadow agreed") and "ROC AUC" in shadow_verdict  # labels judged it
+    assert shadow_verdict.startswith("shadow passed") and "ROC AUC" in shadow_verdict  # labels judged it
     stages = Registry(store).stages("screening")
     assert stages["production"] == "2" and "1" in stages["archived"]
     assert_index_links_exist(store)
@@ -92,7 +92,7 @@ def test_a_worse_candidate_forced_past_its_gate_is_rolled_back_by_the_shadow_ana
     assert decision["passed"] is False and decision["forced"] is True  # the gate failed; it was overridden
     history = store.read_json("deployments/screening/rollout.json")["history"]
     assert history[-1]["action"] == "rollback" and history[-1]["weight"] == 0
-    assert "roc_auc" in history[-1]["reason"]
+    assert any(check in history[-1]["reason"] for check in ("ROC AUC", "recall", "specificity"))  # labels
     assert all(h["weight"] == 0 for h in history)  # it never answered a client
     stages = Registry(store).stages("screening")
     assert stages["production"] == "1" and "2" in stages["archived"]

@@ -34,6 +34,9 @@ OVERRIDES = [
     "deployment.serving.flush_seconds=0.3",
     "deployment.serving.workers=1",
     "deployment.analysis.interval_seconds=1",
+    # No labels come in these tests: guardrails alone decide (the serving loop is under test).
+    "deployment.analysis.label_share=0",
+    "deployment.analysis.on_no_labels=guardrails",
 ]
 VARIANTS = ("base", "erroring", "slow", "shifted", "healthy", "agreeing", "broken")
 
@@ -191,7 +194,7 @@ def test_a_slow_canary_is_rolled_back(served: dict[str, Any]) -> None:
 
 def test_a_canary_with_shifted_scores_is_rolled_back(served: dict[str, Any]) -> None:
     reason = canary_rolled_back(served, "shifted")
-    assert reason.startswith("score shift: PSI"), reason
+    assert reason.startswith("own score shift: PSI"), reason
 
 
 def test_a_candidate_that_cannot_load_changes_nothing(served: dict[str, Any]) -> None:
@@ -229,6 +232,6 @@ def test_an_agreeing_shadow_is_promoted(served: dict[str, Any]) -> None:
     outcomes = drive(served)
     record = rollout(store)
     assert record["phase"] == "promoted", record["history"]
-    assert "same decision on 100.00%" in record["history"][-1]["reason"]
+    assert "error rate: shadow 0.00%" in record["history"][-1]["reason"]  # its mirrored calls judged
     assert {name for name, _ in outcomes} == {"main"}  # a shadow answers nobody
     assert serving_versions(store) == [("main", versions["agreeing"], 100)]
