@@ -13,6 +13,7 @@ and then render the SeldonDeployment of the new state and move the registry stag
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from components.common.registry import Registry, Stage
@@ -85,10 +86,18 @@ class Rollout:
         return cls(**{**data, "steps": tuple(data["steps"]), "history": tuple(data["history"])})
 
 
-def start(model: str, strategy: str, production: str | None, candidate: str, steps: list[int]) -> Rollout:
+def start(
+    model: str,
+    strategy: str,
+    production: str | None,
+    candidate: str,
+    steps: list[int],
+    now: datetime | None = None,
+) -> Rollout:
     """A new rollout; with nothing in production yet the candidate goes straight to main.
 
     `steps` are the canary's weights; shadow-canary puts its shadow step (0) before them.
+    `now` (timezone-aware) stamps it instead of the clock: a simulation runs on its own time.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
@@ -97,23 +106,30 @@ def start(model: str, strategy: str, production: str | None, candidate: str, ste
     weights = tuple(steps)
     if strategy == "shadow-canary" and weights[:1] != (SHADOW_STEP,):
         weights = (SHADOW_STEP, *weights)
-    rollout = Rollout(model, strategy, production, candidate, weights)
+    rollout = Rollout(model, strategy, production, candidate, weights, started=_stamp(now))
     if production is None or strategy == "replace":
         return _record(
             replace(rollout, phase="promoted"),
             "promote",
             "nothing to compare with" if production is None else "replace strategy",
+            now,
         )
-    return _record(rollout, "start", f"{strategy} of v{candidate} beside v{production}")
+    return _record(rollout, "start", f"{strategy} of v{candidate} beside v{production}", now)
 
 
-def _record(rollout: Rollout, action: str, reason: str) -> Rollout:
-    entry = {"time": now_iso(), "action": action, "weight": rollout.weight, "reason": reason}
+def _stamp(now: datetime | None) -> str:
+    """`now` as now_iso writes the clock (milliseconds, UTC offset); the clock without one."""
+    return now_iso() if now is None else now.isoformat(timespec="milliseconds")
+
+
+def _record(rollout: Rollout, action: str, reason: str, now: datetime | None = None) -> Rollout:
+    entry = {"time": _stamp(now), "action": action, "weight": rollout.weight, "reason": reason}
     return replace(rollout, history=(*rollout.history, entry))
 
 
-def advance(rollout: Rollout, verdict: Verdict) -> tuple[Rollout, str]:
-    """Apply an analysis verdict: (new state, what happened: hold, step, promote or rollback)."""
+def advance(rollout: Rollout, verdict: Verdict, now: datetime | None = None) -> tuple[Rollout, str]:
+    """Apply an analysis verdict: (new state, what happened: hold, step, promote or rollback),
+    stamped `now` (default the clock)."""
     if rollout.phase != "progressing":
         return rollout, "done"
     reason = "; ".join(verdict.reasons)
@@ -122,21 +138,21 @@ def advance(rollout: Rollout, verdict: Verdict) -> tuple[Rollout, str]:
             # One entry per run of holds (an automatic rollout analyses every interval).
             held = int(rollout.history[-1].get("count", 1)) + 1
             rollout = replace(rollout, history=rollout.history[:-1])
-            moved = _record(rollout, "hold", reason)
+            moved = _record(rollout, "hold", reason, now)
             return replace(moved, history=(*moved.history[:-1], {**moved.history[-1], "count": held})), "hold"
-        return _record(rollout, "hold", reason), "hold"
+        return _record(rollout, "hold", reason, now), "hold"
     if verdict.decision == "rollback":
-        return _record(replace(rollout, phase="rolled_back"), "rollback", reason), "rollback"
+        return _record(replace(rollout, phase="rolled_back"), "rollback", reason, now), "rollback"
     last = (
         rollout.strategy == "shadow"
         or rollout.step + 1 >= len(rollout.steps)
         or rollout.steps[rollout.step + 1] >= 100
     )
     if last:
-        return _record(replace(rollout, phase="promoted"), "promote", reason), "promote"
+        return _record(replace(rollout, phase="promoted"), "promote", reason, now), "promote"
     moved = replace(rollout, step=rollout.step + 1)
     came_from = "shadow agreed, " if rollout.shadowing else ""
-    return _record(moved, "step", f"{came_from}canary to {moved.weight}%: {reason}"), "step"
+    return _record(moved, "step", f"{came_from}canary to {moved.weight}%: {reason}", now), "step"
 
 
 def apply_stages(registry: Registry, rollout: Rollout) -> None:

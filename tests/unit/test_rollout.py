@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,18 @@ def test_stages_follow_a_rollback(tmp_path: Path) -> None:
     stages = registry.stages("screening")
     assert stages["production"] == "1" and stages["archived"] == ["2"] and stages["shadow"] is None
     assert stages["history"][-1]["reason"].startswith("rolled back: error rate")
+
+
+def test_start_and_advance_stamp_a_simulated_clock() -> None:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    rollout = start("screening", "canary", "1", "2", [10, 50, 100], now=t0)
+    rollout, _ = advance(rollout, HOLD, now=t0 + timedelta(minutes=1))
+    rollout, _ = advance(rollout, HOLD, now=t0 + timedelta(minutes=2))  # one entry per run of holds
+    rollout, _ = advance(rollout, PROMOTE, now=t0 + timedelta(minutes=3))
+    assert rollout.started == "2030-01-01T00:00:00.000+00:00"
+    assert [(h["action"], h["time"][11:19]) for h in rollout.history] == [
+        ("start", "00:00:00"),
+        ("hold", "00:02:00"),
+        ("step", "00:03:00"),
+    ]
+    assert rollout.step_started == "2030-01-01T00:03:00.000+00:00"
