@@ -16,8 +16,9 @@ Per scenario x mode x labels: promote / hold / rollback rates and the median tim
 decision. Then the false-promote rate over the worse and faulty whole rollouts, the false-rollback
 rate over the good ones with labels, the share decided without labels, and the median time to a
 decision. Last line: `decisions: false-promote F %; ratio R vs the previous analysis (BASE %)`,
-BASE the old decider's false-promote rate measured by this harness: the constants below, from
-`--decider old --seeds 200` on 2025-07-07 at commit d071d2f (`--decider old` recomputes it).
+BASE the old decider's false-promote rate measured by this harness: the BASELINE constants
+below, from `--decider old --seeds 200 --jobs 1` on 2026-12-07 at commit fc9f45c (769 s on one
+core); `--decider old` recomputes it.
 """
 
 from __future__ import annotations
@@ -51,18 +52,24 @@ from tests.benchmarks.decision_scenarios import (  # noqa: E402
     simulate,
 )
 
-DEFAULT_SEEDS = {"old": 100, "new": 5}
-"""Runs per cell, per decider, for about 10 minutes or less on 2 cores. The old decider decides
-within a few intervals. A decider that holds until labels arrive runs every labels-never cell to
---max-intervals with all records since the start: a stand-in that only filtered them each
-interval took ~90 s a seed on 2 cores."""
+DEFAULT_SEEDS = {"old": 100, "new": 4}
+"""Runs per cell, per decider, for 10 minutes or less on 2 cores. The old decider decides within
+a few intervals: 3.9 s a seed on one core, 3.5 s on 2 shared with other work (100 seeds: about
+3 to 6 minutes). A decider that holds until labels arrive runs every labels-never cell to
+--max-intervals with all the records since the start: a stand-in that did so, filtering them
+each interval and then calling the old analysis, took 174 s a seed on one core, 157 s on 2
+shared ones (the simulation alone: ~0.5 s a 240-interval run). Measure the new one's seconds
+a seed once it lands and set its count here."""
 QUICK_SEEDS, QUICK_MAX_INTERVALS = 2, 30
 PER_STEP_LABELS = ("immediate", "never")
 """The per-step modes skip delayed labels (runtime); `whole` runs all three."""
 
-BASELINE_FALSE_PROMOTE_PCT: float | None = None
-BASELINE_RUNS, BASELINE_SEEDS = 0, 0
-BASELINE_MEASURED = "not measured yet"
+BASELINE_FALSE_PROMOTE_PCT: float | None = 9.2
+"""The old decider: 553 of 6,000 worse and faulty whole rollouts promoted (worse by the margin
+28.8 %, by twice or more 9.4 %, faulty 1.3 %; every one with labels at once: 27.6 % of those,
+none with labels delayed or never, which roll back at the shadow step)."""
+BASELINE_RUNS, BASELINE_SEEDS = 6000, 200
+BASELINE_MEASURED = "2026-12-07, commit fc9f45c"
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,10 @@ class LabelPlan:
     share: float
 
 
-LABEL_PLANS = {p.name: p for p in (LabelPlan("immediate", 0, 1.0), LabelPlan("delayed", 10, 0.8))}
-LABEL_PLANS["never"] = LabelPlan("never", 0, 0.0)
+LABEL_PLANS = {
+    p.name: p
+    for p in (LabelPlan("immediate", 0, 1.0), LabelPlan("delayed", 10, 0.8), LabelPlan("never", 0, 0.0))
+}
 
 
 @dataclass(frozen=True)
