@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -76,11 +76,20 @@ class Evidence:
 def _since(
     records: Sequence[Mapping[str, Any]], version: str | None, moment: datetime
 ) -> list[Mapping[str, Any]]:
-    return [
-        r
-        for r in records
-        if r.get("model_version") == version and datetime.fromisoformat(r["time"]) >= moment
-    ]
+    """The records of `version` at or after `moment`. Times in the log's own form (UTC with
+    milliseconds, as now_iso writes them) compare as text; others are parsed."""
+    stamp = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    out = []
+    for r in records:
+        if r.get("model_version") != version:
+            continue
+        time = r["time"]
+        if len(time) == len(stamp) and time.endswith("+00:00"):
+            if time >= stamp:
+                out.append(r)
+        elif datetime.fromisoformat(time) >= moment:
+            out.append(r)
+    return out
 
 
 def judge(
@@ -110,15 +119,18 @@ def judge(
     step_started = datetime.fromisoformat(rollout.step_started)
     main_all = _since(main, rollout.production, started)
     candidate_all = _since(candidate, rollout.candidate, started)
-    main_step = [r for r in main_all if datetime.fromisoformat(r["time"]) >= step_started]
-    candidate_step = [r for r in candidate_all if datetime.fromisoformat(r["time"]) >= step_started]
+    main_step = _since(main_all, rollout.production, step_started)
+    candidate_step = _since(candidate_all, rollout.candidate, step_started)
     label = "shadow" if rollout.shadowing else "canary"
 
     checks = _guardrails(main_step, candidate_step, label, settings)
     step_answers = outcomes(candidate_step, task)
     checks.append(_own_shift(task, step_answers, evidence.reference, settings))
 
-    main_answers, candidate_answers = outcomes(main_all, task), outcomes(candidate_all, task)
+    if settings.label_share > 0:  # labels will come: every answered row since the start counts
+        main_answers, candidate_answers = outcomes(main_all, task), outcomes(candidate_all, task)
+    else:
+        main_answers, candidate_answers = {}, {}
     quality, decisive = _quality(rollout, task, main_answers, candidate_answers, labels, settings)
     checks += quality
     checks += floor_checks(task, candidate_answers, labels, settings)

@@ -24,14 +24,22 @@ PAIRED_CORRELATION = 0.7
 """Assumed correlation of two versions' metric estimates on the same rows, before data."""
 
 
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(64)
+    return x, w / w.sum()
+
+
+NODES = _nodes()
+"""Gauss-Hermite nodes and weights for expectations over a standard normal."""
+
+
 def auc_variance(auc: float, positives: float, negatives: float) -> float:
     """The variance of an ROC AUC estimate for binormal scores of equal spread: DeLong's
     asymptotic variance, var(V10) / positives + var(V01) / negatives, with the placement values'
     variances integrated exactly (Hanley and McNeil's formula, which assumes exponential scores,
     gave 1.75 times the variance simulated binormal AUCs of 0.85 showed)."""
     a = math.sqrt(2) * float(norm.ppf(min(max(auc, 0.501), 0.999)))
-    x, w = np.polynomial.hermite_e.hermegauss(64)
-    w = w / w.sum()
+    x, w = NODES
     v10, v01 = norm.cdf(a + x), norm.cdf(a - x)  # a positive's share of negatives below it; and back
     var10 = float(w @ v10**2 - (w @ v10) ** 2)
     var01 = float(w @ v01**2 - (w @ v01) ** 2)

@@ -35,11 +35,16 @@ METRIC_WORDS = {"roc_auc": "ROC AUC", "recall": "recall"}
 def outcomes(records: Iterable[Mapping[str, Any]], task: Task) -> dict[Key, Outcome]:
     """(request id, row) -> (answer fields, decision) of every answered row that logged them all."""
     names = task.answer_names
-    return {
-        (str(r["request_id"]), int(r["row"])): (tuple(float(r[n]) for n in names), int(r["decision"]))
-        for r in records
-        if int(r.get("status", 200)) == 200 and "decision" in r and all(n in r for n in names)
-    }
+    out: dict[Key, Outcome] = {}
+    for r in records:
+        if int(r.get("status", 200)) != 200 or "decision" not in r:
+            continue
+        try:
+            answer = tuple(float(r[n]) for n in names)
+        except KeyError:  # a row logged without every answer field
+            continue
+        out[(str(r["request_id"]), int(r["row"]))] = (answer, int(r["decision"]))
+    return out
 
 
 def columns(task: Task, side: Mapping[Key, Outcome], keys: Iterable[Key]) -> np.ndarray:

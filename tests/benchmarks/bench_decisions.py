@@ -24,7 +24,6 @@ core); `--decider old` recomputes it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import multiprocessing
 import os
@@ -108,7 +107,7 @@ def run_job(job: Job) -> tuple[Config, list[RunResult], float]:
     """All seeds of one cell (in a worker process): (cell, results, seconds)."""
     started = time.perf_counter()
     c = job.config
-    decider = DECIDERS[job.decider](c.scenario)
+    decider = DECIDERS[job.decider](c.scenario, c.plan)
     results = [
         simulate(
             c.scenario,
@@ -214,8 +213,8 @@ def final_line(false_promote: float, base: float) -> str:
 
 
 def default_decider() -> str:
-    """`new` where components.deploy.judge exists, else `old`."""
-    return "new" if importlib.util.find_spec("components.deploy.judge") else "old"
+    """`new`: components.deploy.judge."""
+    return "new"
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -30,8 +30,8 @@ import numpy as np
 from scipy.stats import norm
 
 from components.common.rollout_config import RolloutAnalysis
-from components.deploy.analysis import Verdict, analyse_canary, analyse_shadow
-from components.deploy.labeled import Key
+from components.deploy.analysis import Verdict
+from components.deploy.quality import Key
 from components.deploy.rollout import Rollout, advance, start
 
 MODEL = "bench"
@@ -46,7 +46,7 @@ REFERENCE_ROWS = 20_000
 """Of them, the validation probabilities passed as the reference."""
 LATENCY_MEDIAN_MS, LATENCY_SIGMA = 20.0, 0.35
 BASE_ERROR_RATE = 0.001
-MARGIN = RolloutAnalysis().max_auc_drop
+MARGIN = RolloutAnalysis().margin
 START = datetime(2030, 1, 1, tzinfo=UTC)
 
 Record = dict[str, Any]
@@ -331,19 +331,32 @@ def old_decider(
             and datetime.fromisoformat(r["time"]) >= since
         ]
 
+    from tests.benchmarks.previous_analysis import PreviousSettings, analyse_canary, analyse_shadow
+
     ours, theirs = rows(main, "main", rollout.production), rows(candidate, name, rollout.candidate)
     if rollout.shadowing:
-        return analyse_shadow(ours, theirs, RolloutAnalysis(), labels)
-    return analyse_canary(ours, theirs, RolloutAnalysis(), labels)
+        return analyse_shadow(ours, theirs, PreviousSettings(), labels)
+    return analyse_canary(ours, theirs, PreviousSettings(), labels)
 
 
-def new_decider(scenario: Scenario) -> Decider:
-    """The new analysis (components.deploy.judge): every record since the start, the candidate's
-    validation probabilities and whether main drifted."""
-    from components.deploy.judge import Evidence, judge  # written beside this benchmark
+def settings_for(plan: LabelPlan, interval_seconds: float) -> RolloutAnalysis:
+    """The defaults, with the labels described as a team would configure them: their share and
+    their delay (`deployment.analysis.label_share`, `label_delay_seconds`)."""
+    return RolloutAnalysis(label_share=plan.share, label_delay_seconds=plan.delay * interval_seconds)
 
-    evidence = Evidence(reference=models(scenario)[1].reference, main_drifted=scenario.main_drifted)
-    settings = RolloutAnalysis()
+
+def new_decider(scenario: Scenario, plan: LabelPlan) -> Decider:
+    """The analysis (components.deploy.judge): every record since the start, the candidate's
+    validation probabilities, whether main drifted, and the label plan's settings."""
+    from components.deploy.judge import Evidence, judge
+
+    evidence = Evidence(
+        reference=models(scenario)[1].reference,
+        main_drifted=scenario.main_drifted,
+        prevalence=PREVALENCE,
+        expected_metric=scenario.candidate_auc,
+    )
+    settings = settings_for(plan, RolloutAnalysis().interval_seconds)
 
     def decide(
         rollout: Rollout, main: list[Record], candidate: list[Record], labels: Labels, now: datetime
@@ -354,8 +367,8 @@ def new_decider(scenario: Scenario) -> Decider:
     return decide
 
 
-DECIDERS: dict[str, Callable[[Scenario], Decider]] = {
-    "old": lambda _: old_decider,
+DECIDERS: dict[str, Callable[[Scenario, LabelPlan], Decider]] = {
+    "old": lambda *_: old_decider,
     "new": new_decider,
 }
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from components.common.rollout_config import RolloutAnalysis
+from components.common.tasks import default_task
+from components.common.tasks.ranking import roc_auc as auc
 from components.deploy import analysis
 from components.deploy.analysis import Verdict
-from components.deploy.labeled import auc, outcomes
+from components.deploy.quality import outcomes as task_outcomes
 from components.deploy.rollout import advance, start
 from tests.benchmarks import bench_decisions
 from tests.benchmarks.decision_scenarios import (
@@ -75,8 +77,8 @@ def test_records_are_in_the_request_log_format() -> None:
         assert START + timedelta(minutes=3) <= moment < START + timedelta(minutes=4)
     assert {(r["predictor"], r["model_version"]) for r in records} == {("main", "1"), ("canary", "2")}
     # The analysis reads them: every answered row, every request with its status.
-    assert len(outcomes(records)) == len(records) - len(failed)
-    assert len(analysis._requests(traffic.candidate)) == len(traffic.candidate)
+    assert len(task_outcomes(records, default_task())) == len(records) - len(failed)
+    assert len(analysis.requests(traffic.candidate)) == len(traffic.candidate)
     assert all(0 < r["probability"] < 1 and r["decision"] in (0, 1) for r in records if r["status"] == 200)
 
 
@@ -99,7 +101,7 @@ def test_the_binormal_main_ranks_at_0_85_and_is_calibrated() -> None:
     traffic = Traffic(BY_NAME["equal"], LABEL_PLANS["immediate"], seed=3, rate=100_000)
     traffic.serve(0, 0, shadowing=True)
     labels = traffic.arrived(0)
-    answered = outcomes(traffic.main)
+    answered = task_outcomes(traffic.main, default_task())
     y = np.array([labels[k] for k in answered])
     p = np.array([answered[k][0][0] for k in answered])
     assert auc(y, p) == pytest.approx(0.85, abs=0.01)
@@ -194,7 +196,7 @@ def _spy(
         calls.append((main, candidate))
         return Verdict("hold", ["spied"])
 
-    monkeypatch.setattr(f"tests.benchmarks.decision_scenarios.{name}", spy)
+    monkeypatch.setattr(f"tests.benchmarks.previous_analysis.{name}", spy)
     return calls
 
 
@@ -231,6 +233,8 @@ def test_a_run_ends_at_a_decision_or_holds_to_the_maximum() -> None:
 class FakeEvidence:
     reference: np.ndarray
     main_drifted: bool
+    prevalence: float
+    expected_metric: float
 
 
 def test_the_new_decider_calls_judge_with_its_interface(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,10 +248,14 @@ def test_the_new_decider_calls_judge_with_its_interface(monkeypatch: pytest.Monk
     fake.Evidence, fake.judge = FakeEvidence, judge  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "components.deploy.judge", fake)
     drifted = BY_NAME["drifted-main"]
-    result = simulate(drifted, MODES["whole"], LABEL_PLANS["never"], 1, DECIDERS["new"](drifted))
+    result = simulate(
+        drifted, MODES["whole"], LABEL_PLANS["never"], 1, DECIDERS["new"](drifted, LABEL_PLANS["never"])
+    )
     assert result.decision == "promote" and result.intervals == 4
     assert [c["main"] + c["candidate"] for c in calls] == [2000, 4000, 5000, 6000]  # all since the start
-    assert calls[0]["settings"] == RolloutAnalysis() and calls[-1]["now"] == START + timedelta(minutes=4)
+    assert calls[0]["settings"] == RolloutAnalysis(label_share=0) and calls[-1]["now"] == START + timedelta(
+        minutes=4
+    )
     evidence = calls[0]["evidence"]
     assert evidence.main_drifted and evidence.reference.shape == (REFERENCE_ROWS, 1)
 
