@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
 from components.common.rollout_config import RolloutAnalysis
 from components.common.store import Store
@@ -61,18 +61,6 @@ def read_logs(store: Store, model: str, predictor: str, since_window: str = "") 
         if key.endswith(".jsonl") and window >= since_window:
             records += [json.loads(line) for line in store.read_text(key).splitlines() if line]
     return records
-
-
-def requests(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """One entry per request id: its status and latency (client errors left out)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in records:
-        status = int(r.get("status", 200))
-        if 400 <= status < 500:
-            continue  # the caller's mistake, not the model's: it says nothing about a version
-        entry = out.setdefault(r["request_id"], {"status": status, "latency_ms": float(r["latency_ms"])})
-        entry["status"] = max(entry["status"], status)
-    return out
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
@@ -137,10 +125,10 @@ def _rate(events: int, n: int) -> tuple[float, float]:
     return events / n if n else 0.0, rate * (1 - rate) / (n + 2)
 
 
-def error_check(main: dict[str, Any], other: dict[str, Any], label: str, s: RolloutAnalysis) -> Check:
-    """5xx rate of the candidate minus main's."""
-    e_main = sum(1 for r in main.values() if r["status"] >= 500)
-    e_other = sum(1 for r in other.values() if r["status"] >= 500)
+def error_check(main: pd.DataFrame, other: pd.DataFrame, label: str, s: RolloutAnalysis) -> Check:
+    """5xx rate of the candidate minus main's, over requests (logframe.requests)."""
+    e_main = int((main["status"].to_numpy() >= 500).sum())
+    e_other = int((other["status"].to_numpy() >= 500).sum())
     rate_main, var_main = _rate(e_main, len(main))
     rate_other, var_other = _rate(e_other, len(other))
     detail = (

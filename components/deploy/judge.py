@@ -20,12 +20,13 @@ non-inferiority on the shadow's paired rows before any patient gets the candidat
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeAlias
 
 import numpy as np
+import pandas as pd
 
 from components.common.rollout_config import RolloutAnalysis
 from components.common.tasks import Task, default_task
@@ -36,21 +37,11 @@ from components.deploy.analysis import (
     latency_checks,
     own_shift_check,
     psi,
-    requests,
     waiting,
 )
+from components.deploy.logframe import Key, answered, labels_frame, log_frame, requests, since, with_labels
 from components.deploy.power import Needs, duration, needs
-from components.deploy.quality import (
-    Comparison,
-    Key,
-    Outcome,
-    columns,
-    compare,
-    floor_checks,
-    information,
-    outcomes,
-    quality_check,
-)
+from components.deploy.quality import Comparison, Labeled, compare, floor_checks, information, quality_check
 from components.deploy.rollout import Rollout
 
 DEFAULT_PREVALENCE = 0.05
@@ -73,30 +64,15 @@ class Evidence:
     """Its quality metric at evaluation."""
 
 
-def _since(
-    records: Sequence[Mapping[str, Any]], version: str | None, moment: datetime
-) -> list[Mapping[str, Any]]:
-    """The records of `version` at or after `moment`. Times in the log's own form (UTC with
-    milliseconds, as now_iso writes them) compare as text; others are parsed."""
-    stamp = moment.astimezone(UTC).isoformat(timespec="milliseconds")
-    out = []
-    for r in records:
-        if r.get("model_version") != version:
-            continue
-        time = r["time"]
-        if len(time) == len(stamp) and time.endswith("+00:00"):
-            if time >= stamp:
-                out.append(r)
-        elif datetime.fromisoformat(time) >= moment:
-            out.append(r)
-    return out
+Records: TypeAlias = Iterable[Mapping[str, Any]] | pd.DataFrame
+"""Logged rows: the log's JSON records, or a frame already in logframe.log_frame's form."""
 
 
 def judge(
     rollout: Rollout,
-    main: Sequence[Mapping[str, Any]],
-    candidate: Sequence[Mapping[str, Any]],
-    labels: Mapping[Key, int],
+    main: Records,
+    candidate: Records,
+    labels: Mapping[Key, int] | pd.DataFrame,
     settings: RolloutAnalysis,
     now: datetime,
     task: Task | None = None,
@@ -106,35 +82,32 @@ def judge(
 
     Args:
         rollout: The rollout state (strategy, weight, when the step and the rollout started).
-        main: Main's logged rows since the rollout started.
+        main: Main's logged rows since the rollout started (older rows and other versions are
+            left out here).
         candidate: The candidate's logged rows (shadow and canary) since the rollout started.
-        labels: (request id, row) -> class index (`Task.targets`) of the labels arrived so far.
+        labels: (request id, row) -> class index (`Task.targets`) of the labels arrived so far,
+            or a frame of request_id, row and target.
         settings: The thresholds (`deployment.analysis`).
         now: The clock: a step's time budget and the evidence's arrival rate count from it.
         task: The candidate version's task, which reads the answers (default: binary).
         evidence: The candidate's validation scores and the monitor's word on main.
     """
     task, evidence = task or default_task(), evidence or Evidence()
-    started = datetime.fromisoformat(rollout.started)
-    step_started = datetime.fromisoformat(rollout.step_started)
-    main_all = _since(main, rollout.production, started)
-    candidate_all = _since(candidate, rollout.candidate, started)
-    main_step = _since(main_all, rollout.production, step_started)
-    candidate_step = _since(candidate_all, rollout.candidate, step_started)
+    names = task.answer_names
+    started, step_started = pd.Timestamp(rollout.started), pd.Timestamp(rollout.step_started)
+    main_all = since(_columns(log_frame(main, names)), rollout.production, started)
+    candidate_all = since(_columns(log_frame(candidate, names)), rollout.candidate, started)
+    main_step = main_all[main_all["time"] >= step_started]
+    candidate_step = candidate_all[candidate_all["time"] >= step_started]
     label = "shadow" if rollout.shadowing else "canary"
 
     checks = _guardrails(main_step, candidate_step, label, settings)
-    step_answers = outcomes(candidate_step, task)
+    step_answers = answered(candidate_step, names)
     checks.append(_own_shift(task, step_answers, evidence.reference, settings))
-
-    if settings.label_share > 0:  # labels will come: every answered row since the start counts
-        main_answers, candidate_answers = outcomes(main_all, task), outcomes(candidate_all, task)
-    else:
-        main_answers, candidate_answers = {}, {}
-    quality, decisive = _quality(rollout, task, main_answers, candidate_answers, labels, settings)
+    quality, decisive, labeled = _quality(rollout, task, main_all, candidate_all, labels, settings)
     checks += quality
-    checks += floor_checks(task, candidate_answers, labels, settings)
-    checks += _proxies(task, outcomes(main_step, task), step_answers, rollout.shadowing, evidence)
+    checks += floor_checks(task, labeled, settings)
+    checks += _proxies(task, answered(main_step, names), step_answers, rollout.shadowing, evidence)
 
     failed = [c for c in checks if c["status"] == "fail"]
     if failed:
@@ -146,13 +119,13 @@ def judge(
     holding = "holding the shadow" if rollout.shadowing else f"holding at {rollout.weight}%"
     reasons = [c["detail"] for c in pending]
     wanted = None
-    if decisive is not None and any(c["check"] == "quality" for c in pending) and settings.label_share > 0:
-        elapsed = max((now - step_started).total_seconds(), 1e-9)
-        wanted = _needs(rollout, decisive, settings, evidence, len(candidate_step) / elapsed)
+    spent = (now - step_started.to_pydatetime()).total_seconds()
+    if decisive is not None and any(c["check"] == "quality" for c in pending):
+        rate = len(candidate_step) / max(spent, 1e-9)
+        wanted = _needs(rollout, decisive, settings, evidence, rate)
         reasons.append(wanted.sentence(holding))
     else:
         reasons.append(holding)
-    spent = (now - step_started).total_seconds()
     if spent > settings.max_step_seconds:
         budget = duration(settings.max_step_seconds)
         if settings.on_timeout == "rollback":
@@ -166,24 +139,27 @@ def judge(
     return Verdict("hold", reasons, checks, wanted.to_dict() if wanted else None)
 
 
-def _guardrails(
-    main: list[Mapping[str, Any]], candidate: list[Mapping[str, Any]], label: str, s: RolloutAnalysis
-) -> list[Check]:
-    main_requests, candidate_requests = requests(main), requests(candidate)  # type: ignore[arg-type]
+def _columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns the analysis reads: the keys stand for the text ids, which are slow to copy."""
+    return frame.drop(columns=["request_id"])
+
+
+def _guardrails(main: pd.DataFrame, candidate: pd.DataFrame, label: str, s: RolloutAnalysis) -> list[Check]:
+    main_requests, candidate_requests = requests(main), requests(candidate)
     have = {"main": len(main_requests), label: len(candidate_requests)}
     if min(have.values()) < s.min_requests:
         return [waiting(have, s)]
-    lat_main = np.array([r["latency_ms"] for r in main_requests.values()])
-    lat_candidate = np.array([r["latency_ms"] for r in candidate_requests.values()])
+    lat_main, lat_candidate = (
+        main_requests["latency_ms"].to_numpy(),
+        candidate_requests["latency_ms"].to_numpy(),
+    )
     return [
         error_check(main_requests, candidate_requests, label, s),
         *latency_checks(lat_main, lat_candidate, label, s),
     ]
 
 
-def _own_shift(
-    task: Task, answers: Mapping[Key, Outcome], reference: np.ndarray | None, s: RolloutAnalysis
-) -> Check:
+def _own_shift(task: Task, answers: pd.DataFrame, reference: np.ndarray | None, s: RolloutAnalysis) -> Check:
     if reference is None or not len(reference):
         return information(
             "own score shift",
@@ -202,50 +178,60 @@ def _own_shift(
             "detail": f"{len(answers)} scored rows at this weight; its score distribution is judged "
             f"from {s.min_requests}",
         }
-    served = columns(task, answers, list(answers))
-    return own_shift_check(
-        task.answer_names, np.asarray(reference, dtype=float).reshape(-1, len(task.answer_names)), served, s
-    )
+    served = answers[list(task.answer_names)].to_numpy(np.float64)
+    expected = np.asarray(reference, dtype=float).reshape(-1, len(task.answer_names))
+    return own_shift_check(task.answer_names, expected, served, s)
 
 
 def _quality(
     rollout: Rollout,
     task: Task,
-    main: Mapping[Key, Outcome],
-    candidate: Mapping[Key, Outcome],
-    labels: Mapping[Key, int],
+    main: pd.DataFrame,
+    candidate: pd.DataFrame,
+    labels: Mapping[Key, int] | pd.DataFrame,
     s: RolloutAnalysis,
-) -> tuple[list[Check], Comparison | None]:
-    """The quality checks, and the comparison whose pass promotes (None when none is needed)."""
+) -> tuple[list[Check], Comparison | None, Labeled]:
+    """The quality checks, the comparison whose pass promotes (None when none is needed), and the
+    candidate's labeled rows (for the floors)."""
+    names = task.answer_names
+    none = Labeled(np.zeros(0, np.int64), np.zeros((0, len(names))), np.zeros(0, np.int64))
     if s.label_share == 0:
         if s.on_no_labels == "guardrails":
             why = "labels never arrive (label_share 0): promoted on guardrails alone, as on_no_labels says"
-            return [information("quality", math.nan, "not judged", why)], None
+            return [information("quality", math.nan, "not judged", why)], None, none
         detail = (
             "labels never arrive (label_share 0): quality cannot be shown, so a person decides "
             "(on_no_labels: hold; kubeloop rollout promote|rollback)"
         )
-        return [
-            {
-                "check": "quality",
-                "status": "pending",
-                "passed": True,
-                "observed": None,
-                "limit": -s.margin,
-                "detail": detail,
-            }
-        ], None
+        pending = {
+            "check": "quality",
+            "status": "pending",
+            "passed": True,
+            "observed": None,
+            "limit": -s.margin,
+        }
+        return [{**pending, "detail": detail}], None, none
+    known = labels_frame(labels)
+    ours, theirs = with_labels(answered(candidate, names), known), with_labels(answered(main, names), known)
+    pairs = ours.merge(theirs.drop(columns="target"), on="key", suffixes=("", "_main"))
     shadowed = rollout.strategy in ("shadow", "shadow-canary")
-    paired_keys = {k for k in candidate if k in main}
     checks, decisive = [], None
     if shadowed:
-        paired = compare(task, main, {k: candidate[k] for k in paired_keys}, labels, s, paired=True)
+        main_side = pairs[[f"{n}_main" for n in names] + ["decision_main", "target"]]
+        main_side.columns = [*names, "decision", "target"]
+        paired = compare(task, Labeled.of(task, main_side), Labeled.of(task, pairs), s, paired=True)
         checks.append(quality_check(paired, s))
         decisive = paired
+    if rollout.step > 0:
+        # An earlier step was left on a verdict that showed non-inferiority: the bounds hold at
+        # every look, so that claim stands; from here on only evidence of harm can act on it.
+        checks = [_shown(c) for c in checks]
+        decisive = None
     if not rollout.shadowing:
-        own = {k: v for k, v in candidate.items() if k not in paired_keys}
-        main_own = {k: v for k, v in main.items() if k not in paired_keys}
-        unpaired = compare(task, main_own, own, labels, s, paired=False)
+        mirrored = pairs["key"].to_numpy()
+        own = ours[~np.isin(ours["key"].to_numpy(), mirrored)]
+        main_own = theirs[~np.isin(theirs["key"].to_numpy(), mirrored)]
+        unpaired = compare(task, Labeled.of(task, main_own), Labeled.of(task, own), s, paired=False)
         check = quality_check(unpaired, s)
         if shadowed:
             # Non-inferiority was shown on the shadow's paired rows; the canary's own rows can
@@ -257,10 +243,21 @@ def _quality(
                     "detail": f"{check['detail']} (the shadow's paired rows judge)",
                 }
             check["check"] = "quality (canary rows)"
-        else:
+        elif rollout.step == 0:
             decisive = unpaired
-        checks.append(check)
-    return checks, decisive
+        checks.append(_shown(check) if rollout.step > 0 else check)
+    return checks, decisive, Labeled.of(task, ours)
+
+
+def _shown(check: Check) -> Check:
+    """A quality check after non-inferiority was shown at an earlier step: a fail still acts."""
+    if check["status"] in ("fail", "info"):
+        return check
+    return {
+        **check,
+        "status": "info",
+        "detail": f"{check['detail']} (non-inferiority was shown at an earlier step)",
+    }
 
 
 def _needs(
@@ -287,11 +284,7 @@ def _needs(
 
 
 def _proxies(
-    task: Task,
-    main: Mapping[Key, Outcome],
-    candidate: Mapping[Key, Outcome],
-    shadowing: bool,
-    evidence: Evidence,
+    task: Task, main: pd.DataFrame, candidate: pd.DataFrame, shadowing: bool, evidence: Evidence
 ) -> list[Check]:
     """Agreement, correlation and score shift against main, which decide nothing."""
     why = (
@@ -299,20 +292,15 @@ def _proxies(
         if evidence.main_drifted
         else "they take main to be right"
     )
+    names = list(task.answer_names)
     checks = []
     if shadowing:
-        paired = sorted(set(main) & set(candidate))
-        if paired:
-            agreement = float(np.mean([main[k][1] == candidate[k][1] for k in paired]))
-            checks.append(
-                information(
-                    "agreement",
-                    agreement,
-                    f"same decision as main on {agreement:.1%} of {len(paired)} paired rows",
-                    why,
-                )
-            )
-            a, b = columns(task, main, paired), columns(task, candidate, paired)
+        pairs = candidate.merge(main, on="key", suffixes=("", "_main"))
+        if len(pairs):
+            agreement = float(np.mean(pairs["decision"].to_numpy() == pairs["decision_main"].to_numpy()))
+            detail = f"same decision as main on {agreement:.1%} of {len(pairs)} paired rows"
+            checks.append(information("agreement", agreement, detail, why))
+            a, b = pairs[[f"{n}_main" for n in names]].to_numpy(), pairs[names].to_numpy()
             r = min(
                 float(np.corrcoef(a[:, i], b[:, i])[0, 1]) if a[:, i].std() and b[:, i].std() else 1.0
                 for i in range(a.shape[1])
@@ -320,12 +308,9 @@ def _proxies(
             checks.append(
                 information("score correlation", r, f"Pearson r {r:.3f} with main's probabilities", why)
             )
-    elif main and candidate:
-        a, b = columns(task, main, list(main)), columns(task, candidate, list(candidate))
+    elif len(main) and len(candidate):
+        a, b = main[names].to_numpy(), candidate[names].to_numpy()
         shift = max(psi(a[:, i], b[:, i]) for i in range(a.shape[1]))
-        checks.append(
-            information(
-                "score shift vs main", shift, f"PSI of the canary's scores against main's {shift:.3f}", why
-            )
-        )
+        detail = f"PSI of the canary's scores against main's {shift:.3f}"
+        checks.append(information("score shift vs main", shift, detail, why))
     return checks

@@ -15,42 +15,36 @@ meant to disagree with it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from components.common.rollout_config import RolloutAnalysis
 from components.common.tasks import Task
 from components.deploy.sequential import Bounds, bounds, planned_se
 
-Key = tuple[str, int]
-Outcome = tuple[tuple[float, ...], int]
-"""A served row's answer fields (`Task.answer_names`) and its decision."""
 Check = dict[str, Any]
 METRIC_WORDS = {"roc_auc": "ROC AUC", "recall": "recall"}
 
 
-def outcomes(records: Iterable[Mapping[str, Any]], task: Task) -> dict[Key, Outcome]:
-    """(request id, row) -> (answer fields, decision) of every answered row that logged them all."""
-    names = task.answer_names
-    out: dict[Key, Outcome] = {}
-    for r in records:
-        if int(r.get("status", 200)) != 200 or "decision" not in r:
-            continue
-        try:
-            answer = tuple(float(r[n]) for n in names)
-        except KeyError:  # a row logged without every answer field
-            continue
-        out[(str(r["request_id"]), int(r["row"]))] = (answer, int(r["decision"]))
-    return out
+@dataclass(frozen=True)
+class Labeled:
+    """One side's labeled served rows: targets (`Task.targets`), answers and decisions."""
 
+    y: np.ndarray
+    answers: np.ndarray
+    decisions: np.ndarray
 
-def columns(task: Task, side: Mapping[Key, Outcome], keys: Iterable[Key]) -> np.ndarray:
-    """The rows' answer fields as columns: (n, len(Task.answer_names))."""
-    rows = [side[k][0] for k in keys]
-    return np.array(rows, dtype=float).reshape(len(rows), len(task.answer_names))
+    @classmethod
+    def of(cls, task: Task, rows: pd.DataFrame) -> Labeled:
+        """From answered rows joined with their labels (a `target` column)."""
+        return cls(
+            rows["target"].to_numpy(np.int64),
+            rows[list(task.answer_names)].to_numpy(np.float64),
+            rows["decision"].to_numpy(np.float64).astype(np.int64),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,17 +58,14 @@ class Measured:
     positives: int
 
 
-def measure(
-    task: Task, metric: str, side: Mapping[Key, Outcome], labels: Mapping[Key, int], keys: list[Key]
-) -> Measured:
-    """The metric on the labeled `keys` of one side."""
-    y = np.array([labels[k] for k in keys], dtype=int)
-    d = np.array([side[k][1] for k in keys], dtype=int)
-    p = task.output_array(columns(task, side, keys))
-    if not len(y):
+def measure(task: Task, metric: str, side: Labeled) -> Measured:
+    """The metric on one side's labeled rows."""
+    if not len(side.y):
         return Measured(math.nan, np.zeros(0), METRIC_WORDS.get(metric, metric), 0, 0)
-    value, influence, what = task.quality_influence(metric, y, p, d)
-    return Measured(value, influence, what, len(y), task.labeled_positives(y))
+    value, influence, what = task.quality_influence(
+        metric, side.y, task.output_array(side.answers), side.decisions
+    )
+    return Measured(value, influence, what, len(side.y), task.labeled_positives(side.y))
 
 
 @dataclass(frozen=True)
@@ -92,23 +83,14 @@ class Comparison:
         return self.candidate.rows
 
 
-def compare(
-    task: Task,
-    main: Mapping[Key, Outcome],
-    candidate: Mapping[Key, Outcome],
-    labels: Mapping[Key, int],
-    s: RolloutAnalysis,
-    paired: bool,
-) -> Comparison:
-    """The candidate against main: on the same labeled rows (paired) or each on its own."""
+def compare(task: Task, main: Labeled, candidate: Labeled, s: RolloutAnalysis, paired: bool) -> Comparison:
+    """The candidate against main: on the same labeled rows, in the same order (paired), or each
+    on its own."""
+    c = measure(task, s.quality_metric, candidate)
+    m = measure(task, s.quality_metric, main)
     if paired:
-        keys = [k for k in candidate if k in main and k in labels]
-        c = measure(task, s.quality_metric, candidate, labels, keys)
-        m = measure(task, s.quality_metric, main, labels, keys)
         variance = float(np.sum((c.influence - m.influence) ** 2))
     else:
-        c = measure(task, s.quality_metric, candidate, labels, [k for k in candidate if k in labels])
-        m = measure(task, s.quality_metric, main, labels, [k for k in main if k in labels])
         variance = float(np.sum(c.influence**2) + np.sum(m.influence**2))
     enough = min(c.positives, m.positives) >= s.min_labeled_positives
     defined = math.isfinite(c.value) and math.isfinite(m.value)
@@ -170,17 +152,12 @@ def quality_check(comparison: Comparison, s: RolloutAnalysis) -> Check:
     }
 
 
-def floor_checks(
-    task: Task, candidate: Mapping[Key, Outcome], labels: Mapping[Key, int], s: RolloutAnalysis
-) -> list[Check]:
+def floor_checks(task: Task, candidate: Labeled, s: RolloutAnalysis) -> list[Check]:
     """Recall and specificity floors: a rollback when the rate's upper bound is below the floor."""
-    keys = [k for k in candidate if k in labels]
-    if not keys:
+    if not len(candidate.y):
         return []
-    y = np.array([labels[k] for k in keys], dtype=int)
-    d = np.array([candidate[k][1] for k in keys], dtype=int)
     checks = []
-    for name, (rate, rows, what) in task.floor_rates(y, d).items():
+    for name, (rate, rows, what) in task.floor_rates(candidate.y, candidate.decisions).items():
         floor = {"recall": s.min_recall, "specificity": s.min_specificity}[name]
         if floor is None or rows < s.min_labeled_positives or not math.isfinite(rate):
             continue

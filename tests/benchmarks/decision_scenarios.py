@@ -27,14 +27,17 @@ from functools import cache
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from scipy.stats import norm
 
 from components.common.rollout_config import RolloutAnalysis
 from components.deploy.analysis import Verdict
-from components.deploy.quality import Key
+from components.deploy.logframe import Key, labels_frame, log_frame
 from components.deploy.rollout import Rollout, advance, start
 
 MODEL = "bench"
+ANSWER_NAMES = ("probability",)
+"""A binary task's answer field."""
 MAIN_VERSION, CANDIDATE_VERSION = "1", "2"
 PREVALENCE = 0.03
 MAIN_AUC = 0.85
@@ -339,6 +342,39 @@ def old_decider(
     return analyse_canary(ours, theirs, PreviousSettings(), labels)
 
 
+class Frames:
+    """One run's growing records as the analysis' columns, each record converted once (the
+    analysis would convert them all at every interval: what the operator does with the logs it
+    reads, but hours of simulated traffic a run would then cost minutes)."""
+
+    def __init__(self) -> None:
+        self.source: object = None
+        self.count = 0
+        self.frame: pd.DataFrame | None = None
+
+    def _grown(self, source: object, size: int) -> int:
+        """How many items are new; a new run's list starts over."""
+        if source is not self.source or size < self.count:
+            self.source, self.count, self.frame = source, 0, None
+        return size - self.count
+
+    def records(self, records: list[Record]) -> pd.DataFrame:
+        """The records as a log frame."""
+        if self._grown(records, len(records)) or self.frame is None:
+            part = log_frame(records[self.count :], ANSWER_NAMES)
+            self.frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
+            self.count = len(records)
+        return self.frame
+
+    def labels(self, labels: Labels) -> pd.DataFrame:
+        """The labels as a frame (the dict only grows: new keys come last)."""
+        if self._grown(labels, len(labels)) or self.frame is None:
+            part = labels_frame({k: labels[k] for k in list(labels)[self.count :]})
+            self.frame = part if self.frame is None else pd.concat([self.frame, part], ignore_index=True)
+            self.count = len(labels)
+        return self.frame
+
+
 def settings_for(plan: LabelPlan, interval_seconds: float) -> RolloutAnalysis:
     """The defaults, with the labels described as a team would configure them: their share and
     their delay (`deployment.analysis.label_share`, `label_delay_seconds`)."""
@@ -357,11 +393,20 @@ def new_decider(scenario: Scenario, plan: LabelPlan) -> Decider:
         expected_metric=scenario.candidate_auc,
     )
     settings = settings_for(plan, RolloutAnalysis().interval_seconds)
+    main_frames, candidate_frames, label_frames = Frames(), Frames(), Frames()
 
     def decide(
         rollout: Rollout, main: list[Record], candidate: list[Record], labels: Labels, now: datetime
     ) -> Verdict:
-        verdict: Verdict = judge(rollout, main, candidate, labels, settings, now=now, evidence=evidence)
+        verdict: Verdict = judge(
+            rollout,
+            main_frames.records(main),
+            candidate_frames.records(candidate),
+            label_frames.labels(labels),
+            settings,
+            now=now,
+            evidence=evidence,
+        )
         return verdict
 
     return decide

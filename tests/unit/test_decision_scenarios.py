@@ -16,9 +16,8 @@ import pytest
 from components.common.rollout_config import RolloutAnalysis
 from components.common.tasks import default_task
 from components.common.tasks.ranking import roc_auc as auc
-from components.deploy import analysis
 from components.deploy.analysis import Verdict
-from components.deploy.quality import outcomes as task_outcomes
+from components.deploy.logframe import answered, log_frame, requests
 from components.deploy.rollout import advance, start
 from tests.benchmarks import bench_decisions
 from tests.benchmarks.decision_scenarios import (
@@ -77,8 +76,9 @@ def test_records_are_in_the_request_log_format() -> None:
         assert START + timedelta(minutes=3) <= moment < START + timedelta(minutes=4)
     assert {(r["predictor"], r["model_version"]) for r in records} == {("main", "1"), ("canary", "2")}
     # The analysis reads them: every answered row, every request with its status.
-    assert len(task_outcomes(records, default_task())) == len(records) - len(failed)
-    assert len(analysis.requests(traffic.candidate)) == len(traffic.candidate)
+    names = default_task().answer_names
+    assert len(answered(log_frame(records, names), names)) == len(records) - len(failed)
+    assert len(requests(log_frame(traffic.candidate, names))) == len(traffic.candidate)
     assert all(0 < r["probability"] < 1 and r["decision"] in (0, 1) for r in records if r["status"] == 200)
 
 
@@ -101,9 +101,11 @@ def test_the_binormal_main_ranks_at_0_85_and_is_calibrated() -> None:
     traffic = Traffic(BY_NAME["equal"], LABEL_PLANS["immediate"], seed=3, rate=100_000)
     traffic.serve(0, 0, shadowing=True)
     labels = traffic.arrived(0)
-    answered = task_outcomes(traffic.main, default_task())
-    y = np.array([labels[k] for k in answered])
-    p = np.array([answered[k][0][0] for k in answered])
+    rows_main = answered(log_frame(traffic.main, ("probability",)), ("probability",))
+    y = np.array(
+        [labels[(rid, row)] for rid, row in zip(rows_main["request_id"], rows_main["row"], strict=True)]
+    )
+    p = rows_main["probability"].to_numpy()
     assert auc(y, p) == pytest.approx(0.85, abs=0.01)
     assert p.mean() == pytest.approx(PREVALENCE, rel=0.05) and y.mean() == pytest.approx(PREVALENCE, rel=0.1)
     rows = served("equal")
