@@ -116,8 +116,8 @@ def _stage_html(store: Store, model: str, stage: Stage) -> str:
     if stage.facts.get("history"):
         rows = "".join(
             f"<tr><td>{html.escape(h['time'][11:19])}</td><td>{html.escape(h['action'])}</td>"
-            f"<td>{h.get('weight', '')}%</td><td>{_evidence_html(h)}</td>"
-            f"<td>{html.escape(h['reason'])}</td></tr>"
+            f"<td>{h.get('weight', '')}%</td><td class=evidence>{_evidence_html(h)}</td>"
+            f"<td class=why>{html.escape(h['reason'])}</td></tr>"
             for h in stage.facts["history"]
         )
         parts.append(
@@ -151,8 +151,8 @@ def _evidence_html(entry: dict[str, Any]) -> str:
         rows = f", {check['rows']:,} rows" if "rows" in check else ""
         colour = "#1a7f37" if check["status"] == "pass" else "#cf222e"
         lines.append(
-            f'<span style="color:{colour}">{html.escape(check["check"])} {check["status"]}</span>: '
-            f"{_number(check.get('observed'))}{span}, limit {_number(check.get('limit'))}{rows}"
+            f'<span style="color:{colour}">{html.escape(check["check"])} {check["status"]}</span> '
+            f"{_number(check.get('observed'))}{span} vs {_number(check.get('limit'))}{rows}"
         )
     needs = entry.get("needs")
     if needs:
@@ -175,6 +175,7 @@ h1{margin-bottom:.2em} .sub{color:#59636e;margin-top:0}
 td,th{border:1px solid #d0d7de;padding:.2em .5em;text-align:left;vertical-align:top}
 .plots{display:flex;gap:1em;flex-wrap:wrap} figure{margin:.4em 0} figcaption{font-size:.85em;color:#59636e}
 .plots img{width:440px} img{max-width:100%} .stages td{font-family:monospace}
+td.evidence{min-width:21em;font-size:.82em} td.why{font-size:.78em;color:#59636e}
 """
 
 

@@ -171,9 +171,9 @@ def floor_checks(task: Task, candidate: Labeled, s: RolloutAnalysis) -> list[Che
                 "passed": not below,
                 "observed": round(rate, 6),
                 "limit": floor,
-                "bounds": [round(b.lower, 6), round(b.upper, 6)],
+                "bounds": [round(max(b.lower, 0.0), 6), round(min(b.upper, 1.0), 6)],
                 "rows": rows,
-                "detail": f"{what} {rate:.3f} on {rows} labeled rows (upper bound {b.upper:.3f}), "
+                "detail": f"{what} {rate:.3f} on {rows} labeled rows (upper bound {min(b.upper, 1.0):.3f}), "
                 f"floor {floor}" + (": below it" if below else ""),
             }
         )

@@ -131,3 +131,27 @@ def test_start_and_advance_stamp_a_simulated_clock() -> None:
         ("step", "00:03:00"),
     ]
     assert rollout.step_started == "2030-01-01T00:03:00.000+00:00"
+
+
+def test_each_history_entry_keeps_the_evidence_its_verdict_rested_on() -> None:
+    quality = {
+        "check": "quality",
+        "status": "pass",
+        "observed": 0.004,
+        "bounds": [-0.012, 0.02],
+        "limit": -0.02,
+        "rows": 9000,
+        "detail": "ROC AUC ...",
+    }
+    pending = {"check": "error rate", "status": "pending", "observed": None, "detail": "not yet known"}
+    information = {"check": "agreement", "status": "info", "observed": 0.81, "detail": "information only"}
+    needs = {"metric": "ROC AUC", "margin": 0.02, "labeled_rows": 24000, "have_rows": 3000}
+    rollout = start("screening", "shadow-canary", "1", "2", [10, 50, 100])
+    rollout, _ = advance(rollout, Verdict("hold", ["need ~24,000"], [pending, information], needs))
+    rollout, _ = advance(rollout, Verdict("hold", ["need ~20,000"], [pending], {**needs, "have_rows": 5000}))
+    held = rollout.history[-1]
+    assert held["count"] == 2 and held["needs"]["have_rows"] == 5000 and "evidence" not in held
+    rollout, action = advance(rollout, Verdict("promote", ["every check passed"], [quality, information]))
+    stepped = rollout.history[-1]
+    assert action == "step" and stepped["reason"].startswith("shadow passed, canary to 10%")
+    assert stepped["evidence"] == [{k: v for k, v in quality.items() if k != "detail"}]  # judged checks only

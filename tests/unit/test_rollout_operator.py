@@ -167,6 +167,26 @@ def test_no_verdict_before_the_interval_or_the_minimum_sample(world: tuple[FakeC
     assert served(cluster) == [("main", "1", 90), ("canary", "2", 10)]
 
 
+def test_a_hold_for_labels_says_what_it_needs_in_the_status(world: tuple[FakeCluster, LocalStore]) -> None:
+    cluster, store = world
+    body = example()
+    body["spec"]["analysis"] = {"interval": "5m", "minRequests": 300, "labelDelaySeconds": 1_209_600}
+    assert validate_custom(body, model_rollout_crd()) == []
+    cluster.add(dict(apply_defaults(body, crd_schema(model_rollout_crd()))))
+    now = datetime.now(UTC)
+    tick(cluster, store, now)
+    log(store, "main", "1", traffic("main", 900, 1), datetime.now(UTC))
+    log(store, "canary", "2", traffic("canary", 500, 2), datetime.now(UTC))
+    plan = tick(cluster, store, now + timedelta(minutes=5))
+    status = cluster.body("ModelRollout", NS, "screening-v2")["status"]
+    assert plan.action == "hold" and status["weight"] == 10
+    assert "need ~" in status["lastReason"] and status["lastReason"].endswith("holding at 10%")
+    assert status["needs"]["labeled_rows"] > status["needs"]["have_rows"] == 0
+    assert status["needs"]["eta_seconds"] > 1_209_600  # the label delay comes on top
+    assert status["history"][-1]["needs"] == status["needs"]
+    assert validate_custom(cluster.body("ModelRollout", NS, "screening-v2"), model_rollout_crd()) == []
+
+
 def test_every_reconcile_can_run_twice_and_after_a_crash_between_its_writes(
     world: tuple[FakeCluster, LocalStore],
 ) -> None:
