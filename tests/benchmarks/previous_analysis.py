@@ -3,7 +3,7 @@
 components/deploy/analysis.py and labeled.py at commit 30f1363, unchanged but for what had to
 move: its settings (the `deployment.analysis` fields it read, with their defaults then), the
 store reader and the Verdict it shared with today's analysis. Nothing in the product calls it;
-`make bench-decisions -- --decider old` (bench_decisions.py) does, to recompute the baseline.
+`.venv/bin/python tests/benchmarks/bench_decisions.py --decider old` does, to recompute the baseline.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu, norm
 
 from components.common.tasks import Task, default_task
-from components.deploy.analysis import Verdict
+from components.deploy.analysis import Verdict, psi  # psi: unchanged since 30f1363
 
 
 @dataclass(frozen=True)
@@ -194,16 +194,6 @@ def two_proportion_p(errors_a: int, n_a: int, errors_b: int, n_b: int) -> float:
         return 1.0
     z = (errors_b / n_b - errors_a / n_a) / se
     return float(norm.sf(z))
-
-
-def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """Population stability index of `current` against `reference`, over reference deciles."""
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    ref = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
-    cur = np.bincount(np.searchsorted(edges, current, side="right"), minlength=len(edges) + 1)
-    p = np.clip(ref / ref.sum(), 1e-4, None)
-    q = np.clip(cur / cur.sum(), 1e-4, None)
-    return float(np.sum((q - p) * np.log(q / p)))
 
 
 def _check(name: str, observed: float, limit: float, passed: bool, detail: str) -> dict[str, Any]:
