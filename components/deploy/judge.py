@@ -116,27 +116,41 @@ def judge(
     if not pending:
         judged = [c["detail"] for c in checks if c["status"] == "pass"]
         return Verdict("promote", ["every check passed: " + "; ".join(judged)], checks)
+    return _hold(rollout, checks, pending, decisive, settings, evidence, now, len(candidate_step))
+
+
+def _hold(
+    rollout: Rollout,
+    checks: list[Check],
+    pending: list[Check],
+    decisive: Comparison | None,
+    s: RolloutAnalysis,
+    evidence: Evidence,
+    now: datetime,
+    candidate_rows: int,
+) -> Verdict:
+    """A hold that says what it waits for, or what a spent step budget does (on_timeout)."""
     holding = "holding the shadow" if rollout.shadowing else f"holding at {rollout.weight}%"
     reasons = [c["detail"] for c in pending]
     wanted = None
-    spent = (now - step_started.to_pydatetime()).total_seconds()
+    spent = (now - datetime.fromisoformat(rollout.step_started)).total_seconds()
     if decisive is not None and any(c["check"] == "quality" for c in pending):
-        rate = len(candidate_step) / max(spent, 1e-9)
-        wanted = _needs(rollout, decisive, settings, evidence, rate)
+        wanted = _needs(rollout, decisive, s, evidence, candidate_rows / max(spent, 1e-9))
         reasons.append(wanted.sentence(holding))
     else:
         reasons.append(holding)
-    if spent > settings.max_step_seconds:
-        budget = duration(settings.max_step_seconds)
-        if settings.on_timeout == "rollback":
+    needs = wanted.to_dict() if wanted else None
+    if spent > s.max_step_seconds:
+        budget = duration(s.max_step_seconds)
+        if s.on_timeout == "rollback":
             why = (
                 f"the step's budget of {budget} is spent without the evidence it needs (on_timeout: rollback)"
             )
-            return Verdict("rollback", [why, *reasons], checks, wanted.to_dict() if wanted else None)
+            return Verdict("rollback", [why, *reasons], checks, needs)
         reasons.insert(
             0, f"the step's budget of {budget} is spent: a person decides (kubeloop rollout promote|rollback)"
         )
-    return Verdict("hold", reasons, checks, wanted.to_dict() if wanted else None)
+    return Verdict("hold", reasons, checks, needs)
 
 
 def _columns(frame: pd.DataFrame) -> pd.DataFrame:
