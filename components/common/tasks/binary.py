@@ -253,9 +253,11 @@ class BinaryTask(Task):
 
     def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
         """Recall on the positive rows, specificity on the negative ones."""
+        from components.common.tasks.ranking import share
+
         y, d = np.asarray(targets), np.asarray(decisions)
         return {
-            name: (float(np.mean(d[y == cls] == cls)), int(np.sum(y == cls)), name)
+            name: (share(d[y == cls] == cls), int(np.sum(y == cls)), name)
             for name, cls in (("recall", 1), ("specificity", 0))
         }
 

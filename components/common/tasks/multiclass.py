@@ -328,17 +328,19 @@ class MulticlassTask(Task):
     def floor_rates(self, targets: np.ndarray, decisions: np.ndarray) -> dict[str, tuple[float, int, str]]:
         """One-vs-rest recall and specificity of the class of interest; without one (or one
         outside the classes), their macro averages over the classes present."""
+        from components.common.tasks.ranking import share
+
         y, d = np.asarray(targets), np.asarray(decisions)
         if self.chosen_class in self.classes:
             c = self.classes.index(self.chosen_class)
             return {
                 "recall": (
-                    float(np.mean(d[y == c] == c)),
+                    share(d[y == c] == c),
                     int(np.sum(y == c)),
                     f"recall of {self.chosen_class}",
                 ),
                 "specificity": (
-                    float(np.mean(d[y != c] != c)),
+                    share(d[y != c] != c),
                     int(np.sum(y != c)),
                     f"specificity of {self.chosen_class}",
                 ),

@@ -16,6 +16,11 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.full_like(num, np.nan, dtype=np.float64), where=den > 0)
 
 
+def share(hits: np.ndarray) -> float:
+    """The share of true values, NaN (without numpy's empty-slice warning) when there are none."""
+    return float(np.mean(hits)) if hits.size else float("nan")
+
+
 def percentile_intervals(
     samples: dict[str, list[np.ndarray]], level: float
 ) -> dict[str, tuple[float, float]]:
