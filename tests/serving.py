@@ -200,3 +200,50 @@ def _n_inputs(onnx_path: Path) -> int:
 
     dims = onnx.load(str(onnx_path)).graph.input[0].type.tensor_type.shape.dim
     return int(dims[1].dim_value)
+
+
+IMAGE_SIZE = (32, 32)
+IMAGE_BOUNDS = {"channels": [1], "bit_depths": [8, 12, 16], "min_width": 16, "min_height": 16}
+
+
+def registered_image_version(folder: Path) -> dict[str, Any]:
+    """An image version folder as the registry holds it: the built-in small CNN (seeded, not
+    trained: serving does not care how good it is), grey 32x32 letterboxed inputs, temperature
+    calibration folded into the graph, and the screening images example's bounds."""
+    import torch
+
+    from components.common.modalities import modality_for
+    from components.common.modalities.image_prep import ImageInputs
+    from components.common.modalities.images import served_bounds
+    from components.train.cnn import small_cnn
+    from components.train.export import export_onnx
+
+    task = BinaryTask("label", 1)
+    settings = {"image": {"size": list(IMAGE_SIZE), "channels": 1, "bounds": IMAGE_BOUNDS}}
+    modality = modality_for("images", settings)
+    bounds = served_bounds(modality.settings.bounds)  # type: ignore[attr-defined]
+    inputs = ImageInputs(IMAGE_SIZE, 1, "letterbox", [0.3], [0.2], bounds=bounds)
+    torch.manual_seed(3)
+    model = small_cnn(modality.model_spec(inputs, task), widths=[8, 16]).eval()
+    folder.mkdir(parents=True)
+    plain = folder / "plain.onnx"
+    outputs = export_onnx(model, torch.zeros(2, 1, *IMAGE_SIZE), plain, input_name="image")
+    record = {
+        "method": "temperature",
+        "params": {"temperature": 1.5},
+        "operating_point": {"threshold": 0.5, "target": None},
+    }
+    (folder / "model.onnx").write_bytes(task.serving_graph(plain.read_bytes(), record))
+    plain.unlink()
+    (folder / "calibration.json").write_text(json.dumps(record))
+    (folder / "preprocessing.json").write_text(json.dumps(inputs.to_dict()))
+    schema = {
+        "features": ["image"],
+        "label": "label",
+        "positive_value": 1,
+        "modality": "images",
+        "modality_settings": {**settings, "image_column": "image"},
+    }
+    (folder / "schema.json").write_text(json.dumps(schema))
+    (folder / "lineage.json").write_text(json.dumps({"config": {"name": "screening-images"}}))
+    return {"inputs": inputs, "embedding_dim": outputs.embedding_dim, "model": model}

@@ -402,6 +402,12 @@ class ServingConfig(Section):
     """Request-log rows written at least this often."""
     max_rows: int = Field(10_000, ge=1)
     """Largest batch one request may carry (more: a 400)."""
+    max_request_bytes: int = Field(64 * 2**20, ge=1024)
+    """Largest request body (more: a 413 before it is read); on a cluster also Seldon's gRPC
+    message limit (seldon.io/grpc-max-message-size). Size it for a batch of your images."""
+    request_timeout_seconds: float = Field(60.0, gt=0)
+    """How long a request may take on a cluster (Seldon's seldon.io/rest-timeout and
+    grpc-timeout; the model's gunicorn timeout follows the REST one)."""
     seldon_logger_url: str | None = None
     """Also send every request and response as CloudEvents to this sink (Seldon's own request
     logger, graph.logger mode all); kubeloop's request log is written either way."""

@@ -35,8 +35,10 @@ from components.deploy.http_wire import HttpError, Reader, parse_head, post, rea
 
 PREDICT_PATHS = ("/api/v1.0/predictions", "/api/v0.1/predictions")
 HEALTH_PATHS = ("/health/ping", "/health")
-MAX_BODY = 32 * 1024 * 1024
-"""Largest request body accepted (413 above it), and largest answer taken from a predictor."""
+MAX_BODY = 64 * 1024 * 1024
+"""Largest request body accepted (413 above it), and largest answer taken from a predictor: the
+model server's default limit (deployment.serving.max_request_bytes), so a batch of images the
+model accepts passes."""
 IDLE_SECONDS = 75.0
 """A keep-alive connection with no request for this long is closed (its thread ends)."""
 UNKNOWN_PATH = b'{"status": {"status": 1, "code": -1, "info": "unknown path; POST /api/v1.0/predictions"}}'

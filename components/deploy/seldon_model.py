@@ -6,11 +6,14 @@
 It loads what the registry holds for one version (model.onnx, preprocessing.json,
 calibration.json, schema.json) and answers each row with its calibrated probability and the
 decision at the version's operating threshold: exactly what evaluate measured. Runs in the
-serving environment (Python 3.12, seldon-core 1.19): only numpy, pandas and onnxruntime here.
+serving environment (Python 3.12, seldon-core 1.19): numpy, pandas and onnxruntime; Pillow and pydicom
+for image versions.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gc
 import json
 import os
@@ -24,10 +27,17 @@ import numpy as np
 from components.common import calibration
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.modalities import INPUTS_FILE, MAX_ROWS, BadInput, ServedBatch
-from components.common.onnx_outputs import score_outputs
+from components.common.onnx_outputs import EMBEDDING, score_outputs
 from components.deploy.model_metrics import PORT as METRICS_PORT
 from components.deploy.model_metrics import Counts, serve_metrics
 from components.deploy.request_log import ENCODER, RequestLog, now_iso
+
+MAX_REQUEST_BYTES = 64 * 2**20
+"""Largest request body by default (deployment.serving.max_request_bytes): a batch of large
+images fits; a larger body is refused with a 413 before it is read into memory."""
+
+DRAIN_BYTES = 1 << 30
+"""A refused body up to this size is read and dropped, so that the client gets the 413."""
 
 OUTPUTS = ["probability", "decision"]
 """The columns of every response row of a binary version (a multi-class one answers
@@ -67,6 +77,7 @@ class KubeloopModel:
         metrics_port: int = METRICS_PORT,
         metrics_host: str = "0.0.0.0",
         metrics_dir: str = "",
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         """Load the version's files.
 
@@ -87,6 +98,7 @@ class KubeloopModel:
                 its per-request copying of them cost more than scoring (model_metrics.py).
             metrics_host: Address that /metrics listens on.
             metrics_dir: Folder the workers share their totals through; default: a new one.
+            max_request_bytes: Largest request body; a larger one is a 413 before it is read.
         """
         import onnxruntime as ort
 
@@ -111,6 +123,9 @@ class KubeloopModel:
         )
         # The score outputs only: an `embedding` output is for the monitor, not the answer.
         self.output_names = score_outputs(o.name for o in self.session.get_outputs())
+        graph_outputs = {o.name for o in self.session.get_outputs()}
+        self.embedding_output = EMBEDDING if EMBEDDING in graph_outputs else None
+        self.max_request_bytes = int(max_request_bytes)
         self.metrics_seconds = float(metrics_seconds)
         self.metrics_port, self.metrics_host = int(metrics_port), metrics_host
         self.metrics_dir = Path(metrics_dir or tempfile.mkdtemp(prefix="kubeloop-metrics-"))
@@ -164,10 +179,20 @@ class KubeloopModel:
         each numpy call on a single row costs microseconds that the request pays. A NaN is
         never served: the head raises, the caller gets a 500 and the logs count it.
         """
-        outputs = dict(
-            zip(self.output_names, self.session.run(self.output_names, self.codec.feed(frame)), strict=True)
-        )
-        return self.head.answer(outputs)
+        answers, decisions, _ = self.score_with_embedding(frame, embedding=False)
+        return answers, decisions
+
+    def score_with_embedding(
+        self, frame: ServedBatch, embedding: bool
+    ) -> tuple[list[Any], list[int], np.ndarray | None]:
+        """`score`, and the graph's embedding output (rows, D) when asked and the graph has one."""
+        names = self.output_names
+        if embedding and self.embedding_output:
+            names = [*names, self.embedding_output]
+        values = self.session.run(names, self.codec.feed(frame))
+        outputs = dict(zip(self.output_names, values, strict=False))
+        answers, decisions = self.head.answer(outputs)
+        return answers, decisions, values[-1] if len(values) > len(self.output_names) else None
 
     def predict_raw(self, request: Any) -> dict[str, Any]:
         """Seldon's entry point for REST: the request's JSON in, the response's JSON out.
@@ -185,25 +210,30 @@ class KubeloopModel:
         meta = request.get("meta") or {}
         names: list[str] | None = None
         data, tensor = request.get("data"), False
+        X: Any
         if isinstance(data, dict) and ("ndarray" in data or "tensor" in data):
             names = data.get("names") or None
             tensor = "tensor" in data
             X = _tensor_rows(data["tensor"]) if tensor else data["ndarray"]
         elif "jsonData" in request:
             X = request["jsonData"]
+        elif "strData" in request:
+            X = request["strData"]
+        elif "binData" in request:
+            X = _bin_data(request["binData"])
         else:
             raise SeldonMicroserviceException(
-                'send rows as {"data": {"names": [...], "ndarray": [[...], ...]}} or named features as '
-                '{"jsonData": {"instances": [{feature: value, ...}, ...]}}; got '
-                f"{sorted(request) if request else 'an empty object'}",
+                'send rows as {"data": {"names": [...], "ndarray": [[...], ...]}}, named features as '
+                '{"jsonData": {"instances": [{feature: value, ...}, ...]}}, or a file as binData or '
+                f"strData; got {sorted(request) if request else 'an empty object'}",
                 status_code=400,
                 reason="BAD_REQUEST",
             )
-        request_id, probability, decision = self.serve(X, names, meta.get("puid"))
+        request_id, probability, decision, embeddings = self.serve(X, names, meta.get("puid"))
         response: dict[str, Any]
         head = self.head
-        if isinstance(X, dict):
-            response = {"jsonData": self._named(probability, decision)}
+        if isinstance(X, dict | str | bytes):
+            response = {"jsonData": self._named(probability, decision, embeddings)}
         elif tensor:
             values = np.array([head.row(a, d) for a, d in zip(probability, decision, strict=True)])
             response = {
@@ -236,16 +266,20 @@ class KubeloopModel:
         """
         from seldon_core.user_model import SeldonResponse
 
-        request_id, probability, decision = self.serve(X, features_names, (meta or {}).get("puid"))
+        puid = (meta or {}).get("puid")
+        request_id, probability, decision, embeddings = self.serve(X, features_names, puid)
         data: Any
-        if isinstance(X, dict):  # named features in, named outputs out (Seldon's jsonData)
-            data = self._named(probability, decision)
+        if isinstance(X, dict | str | bytes):  # named features or a file in, named outputs out
+            data = self._named(probability, decision, embeddings)
         else:
             data = np.array([self.head.row(a, d) for a, d in zip(probability, decision, strict=True)])
         return SeldonResponse(data, tags=self.response_tags(request_id))
 
-    def serve(self, X: Any, names: list[str] | None, puid: Any) -> tuple[str, list[float], list[int]]:
-        """Check, score, count and log one request: (request id, probability, decision).
+    def serve(
+        self, X: Any, names: list[str] | None, puid: Any
+    ) -> tuple[str, list[Any], list[int], list[list[float]] | None]:
+        """Check, score, count and log one request: (request id, answers, decisions, and the
+        embeddings where the request asked for them).
 
         Bad input raises Seldon's 400, logged with its reason; a scoring failure is logged as a
         500 and raised.
@@ -259,8 +293,10 @@ class KubeloopModel:
         except BadInput as exc:
             self._log_failure(request_id, started, 400, str(exc))
             raise SeldonMicroserviceException(str(exc), status_code=400, reason="BAD_REQUEST") from exc
+        asked = self.codec.wants_embedding(frame)
+        logged = self.codec.logs_embedding and self.request_log is not None
         try:
-            probability, decision = self.score(frame)
+            probability, decision, embedding = self.score_with_embedding(frame, asked or logged)
         except Exception as exc:
             # A server-side failure: logged so the rollout analysis counts it, then Seldon's 500.
             self._log_failure(request_id, started, 500, f"{type(exc).__name__}: {exc}")
@@ -268,9 +304,13 @@ class KubeloopModel:
         milliseconds = 1000 * (time.perf_counter() - started)
         if self.counts is not None:
             self.counts.observe(200, milliseconds / 1000, len(decision), self.head.flagged(decision))
+        rounded = np.round(embedding.astype(np.float64), 5).tolist() if embedding is not None else None
         if self.request_log is not None:
-            self.request_log.log_lines(*self._lines(request_id, frame, probability, decision, milliseconds))
-        return request_id, probability, decision
+            extra = rounded if logged else None
+            self.request_log.log_lines(
+                *self._lines(request_id, frame, probability, decision, milliseconds, extra)
+            )
+        return request_id, probability, decision, rounded if asked else None
 
     def _log_failure(self, request_id: str, started: float, status: int, error: str) -> None:
         if self.counts is not None:
@@ -299,16 +339,22 @@ class KubeloopModel:
         probability: list[float],
         decision: list[int],
         milliseconds: float,
+        embeddings: list[list[float]] | None = None,
     ) -> tuple[str, list[str]]:
         """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
-        a record dict cost more than scoring the row. Checked values are finite floats or text."""
+        a record dict cost more than scoring the row. Checked values are finite floats or text;
+        `embeddings` (per row) go in as "embedding"."""
         time_iso = now_iso()
         shared = (
             f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
             f'"status":200,"latency_ms":{round(milliseconds, 3)!r},"row":'
         )
         answer = self.head.log_fields
-        rows = zip(self.codec.log_members(frame), probability, decision, strict=True)
+        members = self.codec.log_members(frame)
+        if embeddings is not None:
+            encoded = (ENCODER.encode(e) for e in embeddings)
+            members = [f'{m},"embedding":{e}' for m, e in zip(members, encoded, strict=True)]
+        rows = zip(members, probability, decision, strict=True)
         lines = [f"{shared}{index},{answer(p, d)},{inputs}}}\n" for index, (inputs, p, d) in enumerate(rows)]
         return time_iso, lines
 
@@ -316,9 +362,61 @@ class KubeloopModel:
         """Column names of the ndarray response."""
         return self.head.names
 
-    def _named(self, answers: list[Any], decisions: list[int]) -> dict[str, Any]:
-        """The jsonData answer: one prediction object per row."""
-        return {"predictions": [self.head.named(a, d) for a, d in zip(answers, decisions, strict=True)]}
+    def _named(
+        self, answers: list[Any], decisions: list[int], embeddings: list[list[float]] | None = None
+    ) -> dict[str, Any]:
+        """The jsonData answer: one prediction object per row (with its embedding when asked)."""
+        predictions = [self.head.named(a, d) for a, d in zip(answers, decisions, strict=True)]
+        if embeddings is not None:
+            for prediction, embedding in zip(predictions, embeddings, strict=True):
+                prediction["embedding"] = embedding
+        return {"predictions": predictions}
+
+    @property
+    def model_error_handler(self) -> Any:
+        """A Flask blueprint Seldon registers on its REST app (it looks for this attribute):
+        a body over `max_request_bytes` is refused with a 413 before it is read, whether it
+        says its length or streams in chunks, and logged like any refused request."""
+        from flask import Blueprint, jsonify, request
+        from seldon_core.flask_utils import SeldonMicroserviceException
+        from werkzeug.exceptions import RequestEntityTooLarge
+
+        limit = self.max_request_bytes
+        blueprint = Blueprint("kubeloop_request_limits", __name__)
+
+        @blueprint.record_once
+        def _cap(state: Any) -> None:
+            state.app.config["MAX_CONTENT_LENGTH"] = limit
+
+        def too_large(sent: str) -> Any:
+            message = (
+                f"the request body is {sent}, more than the {limit:,} bytes this model accepts "
+                "(deployment.serving.max_request_bytes): send fewer or smaller images per request"
+            )
+            self._log_failure(os.urandom(16).hex(), time.perf_counter(), 413, message)
+            error = SeldonMicroserviceException(message, status_code=413, reason="PAYLOAD_TOO_LARGE")
+            response = jsonify(error.to_dict())
+            response.status_code = 413
+            return response
+
+        @blueprint.before_app_request
+        def _refuse_declared() -> Any:
+            length = request.content_length
+            if length is None or length <= limit:
+                return None
+            # Read past the body in small pieces (memory stays flat), so the client, still
+            # sending, reads the 413 instead of a reset connection; a body beyond DRAIN_BYTES
+            # is cut off instead.
+            stream, left = request.environ["wsgi.input"], min(length, DRAIN_BYTES)
+            while left > 0 and (piece := stream.read(min(1 << 16, left))):
+                left -= len(piece)
+            return too_large(f"{length:,} bytes")
+
+        @blueprint.app_errorhandler(RequestEntityTooLarge)
+        def _refuse_streamed(_: Exception) -> Any:
+            return too_large("larger")
+
+        return blueprint
 
     def response_tags(self, request_id: str) -> dict[str, Any]:
         """Sent back in every response's meta: which version answered, at which threshold, and
@@ -353,6 +451,20 @@ class KubeloopModel:
                 "calibration": str(self.calibration["method"]),
             },
         }
+
+
+def _bin_data(value: Any) -> bytes:
+    """A REST binData value (base64 text) as bytes; gRPC hands bytes already."""
+    from seldon_core.flask_utils import SeldonMicroserviceException
+
+    if isinstance(value, bytes):
+        return value
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SeldonMicroserviceException(
+            "binData must be the file's bytes, base64-encoded", status_code=400, reason="BAD_REQUEST"
+        ) from exc
 
 
 def _tensor_rows(tensor: Any) -> Any:

@@ -44,6 +44,8 @@ class ServingSettings:
     flush_rows: int = 1000
     flush_seconds: float = 5.0
     max_rows: int = 10_000
+    max_request_bytes: int = 64 * 2**20
+    request_timeout_seconds: float = 60.0
     workers: int = 2
     replicas: int = 1
     seldon_logger_url: str | None = None
@@ -64,8 +66,20 @@ def _parameters(model: str, predictor: Predictor, settings: ServingSettings) -> 
         ("flush_rows", str(settings.flush_rows), "INT"),
         ("flush_seconds", str(settings.flush_seconds), "FLOAT"),
         ("max_rows", str(settings.max_rows), "INT"),
+        ("max_request_bytes", str(settings.max_request_bytes), "INT"),
     ]
     return [{"name": name, "value": value, "type": kind} for name, value, kind in values]
+
+
+def _annotations(settings: ServingSettings) -> dict[str, str]:
+    """Seldon's request limits: large image batches need more time and bigger messages than
+    its defaults (the executor's and the model's)."""
+    milliseconds = str(round(settings.request_timeout_seconds * 1000))
+    return {
+        "seldon.io/rest-timeout": milliseconds,
+        "seldon.io/grpc-timeout": milliseconds,
+        "seldon.io/grpc-max-message-size": str(settings.max_request_bytes),
+    }
 
 
 def _labels(model: str, predictor: Predictor, settings: ServingSettings) -> dict[str, str]:
@@ -153,6 +167,7 @@ def render_seldondeployment(
         "spec": {
             "name": name,
             "protocol": "seldon",
+            "annotations": _annotations(settings),
             "predictors": [_predictor(model, p, settings) for p in predictors],
         },
     }
@@ -265,6 +280,13 @@ def settings_of(sdep: dict[str, Any]) -> tuple[str, ServingSettings]:
             flush_rows=int(params.get("flush_rows", defaults.flush_rows)),
             flush_seconds=float(params.get("flush_seconds", defaults.flush_seconds)),
             max_rows=int(params.get("max_rows", defaults.max_rows)),
+            max_request_bytes=int(params.get("max_request_bytes", defaults.max_request_bytes)),
+            request_timeout_seconds=int(
+                sdep["spec"]
+                .get("annotations", {})
+                .get("seldon.io/rest-timeout", defaults.request_timeout_seconds * 1000)
+            )
+            / 1000,
             workers=int(env.get("GUNICORN_WORKERS") or defaults.workers),
             replicas=int(main.get("replicas", defaults.replicas)),
             seldon_logger_url=(main["graph"].get("logger") or {}).get("url"),

@@ -120,6 +120,21 @@ def test_the_serving_image_starts_the_seldon_model_the_deployment_names() -> Non
     assert (REPO / (MODEL_CLASS.rsplit(".", 1)[0].replace(".", "/") + ".py")).exists()
 
 
+def test_the_serving_image_labels_its_licences() -> None:
+    """seldon-core is BSL 1.1 from 1.18: the image says so where a registry scanner reads it."""
+    final = parse(REPO / DOCKERFILES[SERVING_IMAGE])[-1]
+    labels = {
+        key: value
+        for word, rest in final.instructions
+        if word == "LABEL"
+        for key, value in re.findall(r'([\w.-]+)="([^"]*)"', rest)
+    }
+    assert labels["org.opencontainers.image.licenses"] == "Apache-2.0 AND BUSL-1.1"
+    assert "production use needs a licence from Seldon" in labels["dev.kubeloop.licence.seldon-core"]
+    lock = (REPO / "requirements" / "serving.lock").read_text()
+    assert "seldon-core==1.19." in lock  # a change of version must revisit the labels
+
+
 def test_make_images_prints_a_build_and_a_push_per_image() -> None:
     out = subprocess.run(
         ["make", "-s", "images"], cwd=REPO, capture_output=True, text=True, timeout=120, check=True

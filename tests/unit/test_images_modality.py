@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -277,7 +279,7 @@ def test_the_codec_serves_files_and_pixels_as_training_prepared_them(manifest: P
     files = [Path(p).read_bytes() for p in frame["image"].head(3)]
     batch = codec.decode({"images": [base64.b64encode(f).decode() for f in files]}, None, 10)
     np.testing.assert_array_equal(codec.feed(batch)["image"], modality.arrays(inputs, frame.head(3)))
-    assert '"sha256"' in codec.log_members(batch)[0]
+    assert '"image_sha256"' in codec.log_members(batch)[0]
     pixels = np.asarray(Image.open(io.BytesIO(files[0])))
     np.testing.assert_allclose(
         codec.feed(codec.decode(pixels.tolist(), None, 10))["image"][0], prepare(pixels, inputs)
@@ -289,6 +291,53 @@ def test_the_codec_serves_files_and_pixels_as_training_prepared_them(manifest: P
     with pytest.raises(BadInput, match="limit is 2"):
         codec.decode({"images": [base64.b64encode(files[0]).decode()] * 3}, None, 2)
     assert codec.feed(codec.example())["image"].shape == (1, 1, 32, 32)
+
+
+def test_served_properties_are_the_gates_and_the_bounds_are_the_trainings(tmp_path: Path) -> None:
+    """Serving measures a file as the gate does (grey, 16-bit, colour with Pillow's luma, 12-bit
+    DICOM), holds it to the bounds the version was trained under, and the bounds round-trip."""
+    from components.common.image_config import ImageBounds
+    from components.common.modalities.image_io import grey_of
+    from components.common.modalities.image_prep import ImageInputs, ServedBounds
+    from components.common.modalities.image_properties import image_properties
+    from components.common.modalities.image_served import read_served
+    from components.common.modalities.images import served_bounds
+    from examples.image_sets import write_dicom
+
+    rng = np.random.default_rng(4)
+    rgb = (rng.random((30, 41, 3)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(grey_of(rgb), np.asarray(Image.fromarray(rgb).convert("L")))
+    write_dicom(tmp_path / "c.dcm", (rng.random((40, 36)) * 4095).astype(np.uint16), {"BitsStored": 12})
+    files = {"grey.png": (rng.random((33, 47)) * 255).astype(np.uint8), "deep.png": None, "rgb.png": rgb}
+    files["deep.png"] = (rng.random((25, 52)) * 65535).astype(np.uint16)
+    datas = {}
+    for name, pixels in files.items():
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        datas[name] = buffer.getvalue()
+    datas["c.dcm"] = (tmp_path / "c.dcm").read_bytes()
+    inputs = ImageInputs((16, 16), 1, "letterbox", [0.5], [0.2])
+    for name, data in datas.items():
+        served, gate = read_served(data, name, inputs).properties, image_properties(data, name)
+        for key in ("width", "height", "channels", "bit_depth", "file_bytes", "sha256", "format"):
+            assert served[f"image_{key}"] == gate[key], (name, key)
+        for key in ("mean", "std", "rms_contrast", "sharpness"):
+            assert served[f"image_{key}"] == pytest.approx(gate[key], rel=1e-12), (name, key)
+
+    bounds = served_bounds(ImageBounds(channels=[1], bit_depths=[8, 12], min_width=30, max_file_bytes=10**6))
+    assert ServedBounds.from_dict(json.loads(json.dumps(bounds.to_dict()))) == bounds
+    strict = ImageInputs((16, 16), 1, "letterbox", [0.5], [0.2], bounds=bounds)
+    assert ImageInputs.from_dict(json.loads(json.dumps(strict.to_dict()))) == strict
+    older = {**strict.to_dict(), "bounds": None}  # a version saved before serving checked bounds
+    assert ImageInputs.from_dict(older).bounds == ServedBounds()
+    read_served(datas["grey.png"], "ok", strict)
+    refusals = {"rgb.png": "3 channel(s)", "deep.png": "16-bit samples"}
+    for name, phrase in refusals.items():
+        with pytest.raises(BadInput, match=re.escape(phrase)):
+            read_served(datas[name], name, strict)
+    small = ImageInputs((16, 16), 1, "letterbox", [0.5], [0.2], bounds=ServedBounds(max_file_bytes=900))
+    with pytest.raises(BadInput, match="more than the 900 this model accepts"):
+        read_served(datas["grey.png"], "big", small)
 
 
 def test_image_settings_are_recorded_and_come_back_from_the_schema() -> None:

@@ -149,7 +149,8 @@ def test_the_modality_is_chosen_once_and_recorded() -> None:
 
 
 def test_serving_a_table_loads_no_image_library() -> None:
-    """The serving environment has no Pillow until image serving: a tabular version must not need it."""
+    """A tabular version's server imports no image library: its workers stay as small and as
+    quick to start as before image serving."""
     import subprocess
     import sys
 

@@ -140,6 +140,13 @@ def test_serving_settings_reach_every_predictor() -> None:
         assert predictor["graph"]["logger"] == {"mode": "all", "url": "http://broker.logging.svc"}
         parameters = {p["name"]: p["value"] for p in predictor["graph"]["parameters"]}
         assert parameters["log_uri"] == "s3://bucket/prefix"
+        assert parameters["max_request_bytes"] == str(64 * 2**20)
+    # Large image batches: Seldon's executor and the model's gunicorn take these limits.
+    assert sdep["spec"]["annotations"] == {
+        "seldon.io/rest-timeout": "60000",
+        "seldon.io/grpc-timeout": "60000",
+        "seldon.io/grpc-max-message-size": str(64 * 2**20),
+    }
     plain = render(rollout_predictors("canary", "3", "4", 10))
     assert all("logger" not in p["graph"] for p in plain["spec"]["predictors"])  # off unless asked
 
@@ -155,6 +162,8 @@ def test_settings_read_back_from_a_rendered_deployment_are_those_it_was_rendered
         workers=3,
         replicas=2,
         flush_seconds=2.5,
+        max_request_bytes=8 * 2**20,
+        request_timeout_seconds=120.0,
         seldon_logger_url="http://logger.seldon-system",
         labels={"team": "screening"},
     )

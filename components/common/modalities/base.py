@@ -58,6 +58,14 @@ class BadInput(ValueError):
 class Codec(ABC):
     """Serving's side of a modality: request payload -> checked batch -> model feed and log text."""
 
+    logs_embedding: bool = False
+    """Whether each logged row carries the model's embedding output (where the graph has one):
+    the monitor's drift input for inputs with no scalar features of their own, such as images."""
+
+    def wants_embedding(self, batch: ServedBatch) -> bool:
+        """Whether the request asked for the embedding in its answer."""
+        return False
+
     @abstractmethod
     def decode(self, payload: Any, names: Sequence[str] | None, max_rows: int) -> ServedBatch:
         """Check and convert one request's payload.

@@ -3,15 +3,15 @@
 Accepted payloads (what Seldon hands the model class as jsonData, strData or binData):
 `{"images": [base64, ...]}` for a batch, `{"image": base64}` or a bare base64 string for one,
 raw file bytes, or already-decoded pixels as nested lists ((H, W), (H, W, C) or a batch of them,
-integers 0-255 or floats in [0, 1]). A bad image is a 400 naming the image and the problem;
-a header promising more pixels than allowed is refused before decoding.
+integers 0-255 or floats in [0, 1]). `"embedding": true` beside `images` asks for each image's
+embedding in the answer. A bad image is a 400 naming the image and the problem; a header
+promising more pixels than allowed is refused before decoding (`image_served.py`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from components.common.modalities.base import LOG_ENCODER, BadInput, Codec, ServedBatch
-from components.common.modalities.image_io import ImageError
-from components.common.modalities.image_prep import ImageInputs, decode_scaled, prepare
+from components.common.modalities.image_prep import ImageInputs, prepare
+from components.common.modalities.image_served import check_pixel_bounds, read_served
 
 
 @dataclass
@@ -29,6 +29,9 @@ class ImageBatch:
 
     images: np.ndarray
     records: list[dict[str, Any]] = field(default_factory=list)
+    """Per image, its properties as the gate names them (image_mean, image_sha256, ...)."""
+    embedding: bool = False
+    """The request asked for the embeddings in its answer."""
 
     @property
     def n_rows(self) -> int:
@@ -37,7 +40,10 @@ class ImageBatch:
 
 
 class ImageCodec(Codec):
-    """Request images -> the model's prepared input; their size and hash go to the request log."""
+    """Request images -> the model's prepared input; their properties, hash and embedding go to
+    the request log."""
+
+    logs_embedding = True
 
     def __init__(self, inputs: ImageInputs) -> None:
         """The version's input spec (size, channels, fit, the pixel limit)."""
@@ -49,7 +55,7 @@ class ImageCodec(Codec):
         Raises:
             BadInput: Not an image, truncated, unsupported, too many pixels or too many images.
         """
-        files, pixels = _split(payload)
+        files, pixels, embedding = _split(payload)
         count = len(files) + len(pixels)
         if count == 0:
             raise BadInput('the request holds no image; send {"images": [<base64 file>, ...]}')
@@ -57,38 +63,33 @@ class ImageCodec(Codec):
             raise BadInput(f"{count} images in one request; the limit is {max_rows}: split the batch")
         prepared, records = [], []
         for index, data in enumerate(files):
-            name = f"image {index}"
-            try:
-                array = decode_scaled(data, name, self.inputs.max_pixels)
-            except ImageError as exc:
-                raise BadInput(f"{name}: {exc}") from None
+            served = read_served(data, f"image {index}", self.inputs)
+            prepared.append(served.pixels)
+            records.append(served.properties)
+        for index, array in enumerate(pixels, len(files)):
+            check_pixel_bounds(array, f"image {index}", self.inputs.bounds)
             prepared.append(prepare(array, self.inputs))
-            records.append(
-                {
-                    "sha256": hashlib.sha256(data).hexdigest(),
-                    "file_bytes": len(data),
-                    "height": int(array.shape[0]),
-                    "width": int(array.shape[1]),
-                }
-            )
-        for array in pixels:
-            prepared.append(prepare(array, self.inputs))
-            records.append({"height": int(array.shape[0]), "width": int(array.shape[1])})
-        return ImageBatch(np.stack(prepared).astype(np.float32), records)
+            records.append({"image_height": int(array.shape[0]), "image_width": int(array.shape[1])})
+        return ImageBatch(np.stack(prepared).astype(np.float32), records, embedding)
 
     def feed(self, batch: ServedBatch) -> dict[str, np.ndarray]:
         """{"image": the prepared images}."""
         return {"image": _batch(batch).images}
 
     def log_members(self, batch: ServedBatch) -> list[str]:
-        """`"image":{sha256, file_bytes, height, width}` per image (never the pixels)."""
-        return ['"image":' + LOG_ENCODER.encode(record) for record in _batch(batch).records]
+        """`"features":{image_<property>: ...}` per image, named as the gate's columns, so the
+        monitor reads served images' properties as it reads a table's features (never the pixels)."""
+        return ['"features":' + LOG_ENCODER.encode(record) for record in _batch(batch).records]
+
+    def wants_embedding(self, batch: ServedBatch) -> bool:
+        """`"embedding": true` beside the images."""
+        return _batch(batch).embedding
 
     def example(self) -> ServedBatch:
         """One mid-grey image at the model's size."""
         grey = np.full((*self.inputs.size, self.inputs.channels), 0.5, dtype=np.float32)
         return ImageBatch(
-            prepare(grey, self.inputs)[None], [{"height": grey.shape[0], "width": grey.shape[1]}]
+            prepare(grey, self.inputs)[None], [{"image_height": grey.shape[0], "image_width": grey.shape[1]}]
         )
 
     def metadata(self) -> list[dict[str, Any]]:
@@ -99,6 +100,7 @@ class ImageCodec(Codec):
                 "messagetype": "jsonData",
                 "schema": {
                     "images": "base64 PNG, JPEG or DICOM files",
+                    "embedding": "true: each prediction also carries the image's embedding",
                     "size": [height, width],
                     "channels": self.inputs.channels,
                     "fit": self.inputs.fit,
@@ -120,23 +122,26 @@ def _b64(text: str, where: str) -> bytes:
         raise BadInput(f"{where} is not base64: send each image file base64-encoded") from None
 
 
-def _split(payload: Any) -> tuple[list[bytes], list[np.ndarray]]:
-    """(encoded files, decoded pixel arrays) of a request payload."""
+def _split(payload: Any) -> tuple[list[bytes], list[np.ndarray], bool]:
+    """(encoded files, decoded pixel arrays, whether the embeddings are asked for) of a payload."""
     if isinstance(payload, bytes | bytearray):
-        return [bytes(payload)], []
+        return [bytes(payload)], [], False
     if isinstance(payload, str):
-        return [_b64(payload, "strData")], []
+        return [_b64(payload, "strData")], [], False
     if isinstance(payload, dict):
+        embedding = payload.get("embedding", False)
+        if not isinstance(embedding, bool):
+            raise BadInput(f'"embedding" must be true or false, not {embedding!r}')
         if "images" in payload:
             images = payload["images"]
             if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
                 raise BadInput("jsonData.images must be a list of base64 strings (one per image file)")
-            return [_b64(text, f"images[{i}]") for i, text in enumerate(images)], []
+            return [_b64(text, f"images[{i}]") for i, text in enumerate(images)], [], embedding
         if "image" in payload and isinstance(payload["image"], str):
-            return [_b64(payload["image"], "image")], []
+            return [_b64(payload["image"], "image")], [], embedding
         raise BadInput(f'send {{"images": [<base64 file>, ...]}}; got the keys {sorted(payload)}')
     if isinstance(payload, list | np.ndarray):
-        return [], _pixels(payload)
+        return [], _pixels(payload), False
     raise BadInput(f"cannot read an image from a {type(payload).__name__}")
 
 

@@ -191,18 +191,47 @@ def decode(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         ImageError: As `read_header`, and `truncated`/`unreadable` when the pixel data is cut
             off or corrupt.
     """
+    return decode_with_header(data, name, max_pixels)[1]
+
+
+def decode_with_header(
+    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[ImageHeader, np.ndarray]:
+    """The header and the pixels as stored (see `decode`), from one read of the file.
+
+    Raises:
+        ImageError: As `decode`.
+    """
     fmt = check_format(data, name)
     if fmt == "dicom":
         from components.common.modalities import image_dicom
 
-        return image_dicom.decode(data, name, max_pixels)[1]
+        return image_dicom.decode(data, name, max_pixels)
     header, image = _pillow_open(data, fmt, name, max_pixels)
     _pillow_load(image, header, data, name)
     if image.mode in ("L", "I;16", "LA", "RGB", "RGBA"):
-        return np.asarray(image)
+        return header, np.asarray(image)
     if image.mode == "P":
-        return np.asarray(image.convert("RGBA" if header.channels == 4 else "RGB"))
-    return np.asarray(image.convert("L" if header.channels == 1 else "RGB"))
+        return header, np.asarray(image.convert("RGBA" if header.channels == 4 else "RGB"))
+    return header, np.asarray(image.convert("L" if header.channels == 1 else "RGB"))
+
+
+def full_scale(header: ImageHeader, stored: np.ndarray) -> int:
+    """The stored value that means full intensity: DICOM's `2**BitsStored - 1`, else the array
+    type's (255, or 65535 for 16-bit)."""
+    if header.format == "dicom":
+        return int(2**header.bit_depth - 1)
+    return 65535 if stored.dtype == np.uint16 else 255
+
+
+def grey_of(stored: np.ndarray) -> np.ndarray:
+    """Grey intensities of stored pixels as the property table measures them: grey as is (the
+    first channel of grey with alpha), colour as Pillow's ITU-R 601 luma (`convert("L")`)."""
+    if stored.ndim == 2:
+        return stored
+    if stored.shape[2] <= 2:
+        return stored[:, :, 0]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(stored[:, :, :3]), "RGB").convert("L"))
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,40 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from components.common.modalities.image_io import check_format, decode
+from components.common.modalities.image_io import ImageHeader, decode_with_header
 
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601-2 luma, as Pillow's convert("L") weighs red, green and blue."""
+
+
+@dataclass(frozen=True)
+class ServedBounds:
+    """What serving accepts of a request's image file: the gate's bounds (`dataset.image.bounds`)
+    the version was trained under, so traffic is held to what training saw."""
+
+    formats: tuple[str, ...] = ("png", "jpeg", "dicom")
+    channels: tuple[int, ...] | None = None
+    """Channel counts of the file (1 grey, 3 RGB, 4 RGBA); None: any."""
+    bit_depths: tuple[int, ...] | None = None
+    """Bits per sample of the file (DICOM's BitsStored); None: any."""
+    min_width: int = 1
+    max_width: int = 1 << 30
+    min_height: int = 1
+    max_height: int = 1 << 30
+    max_file_bytes: int = 256 * 2**20
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServedBounds:
+        """Inverse of to_dict (a missing field keeps its default)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("formats", "channels", "bit_depths"):
+            if known.get(key) is not None:
+                known[key] = tuple(known[key])
+        return cls(**known)
 
 
 @dataclass(frozen=True)
@@ -41,11 +71,14 @@ class ImageInputs:
     """The manifest column with each image's location."""
     max_pixels: int = 100_000_000
     """Largest width x height a header may promise; larger images are refused undecoded."""
+    bounds: ServedBounds = ServedBounds()
+    """What a served file must be (a version saved before serving checked bounds: anything)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
         data = asdict(self)
         data["size"] = list(self.size)
+        data["bounds"] = self.bounds.to_dict()
         return data
 
     @classmethod
@@ -59,6 +92,7 @@ class ImageInputs:
             std=[float(v) for v in data["std"]],
             image_column=str(data.get("image_column", "image")),
             max_pixels=int(data.get("max_pixels", 100_000_000)),
+            bounds=ServedBounds.from_dict(dict(data.get("bounds") or {})),
         )
 
 
@@ -163,12 +197,14 @@ def decode_scaled(data: bytes, name: str, max_pixels: int) -> np.ndarray:
     Raises:
         ImageError: The file cannot be used (see `image_io.decode`).
     """
-    if check_format(data, name) == "dicom":
-        from components.common.modalities import image_dicom
+    return scale_stored(*decode_with_header(data, name, max_pixels))
 
-        header, pixels = image_dicom.decode(data, name, max_pixels)
-        return np.clip(pixels.astype(np.float32) / float(2**header.bit_depth - 1), 0.0, 1.0)
-    return scaled(decode(data, name, max_pixels))
+
+def scale_stored(header: ImageHeader, stored: np.ndarray) -> np.ndarray:
+    """Stored pixels as float32 in [0, 1] (see `decode_scaled`)."""
+    if header.format == "dicom":
+        return np.clip(stored.astype(np.float32) / float(2**header.bit_depth - 1), 0.0, 1.0)
+    return scaled(stored)
 
 
 def prepare(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:

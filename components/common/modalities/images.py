@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from components.common.data import DataReadError, read_table
-from components.common.image_config import ImageNormalisation, ImageSettings
+from components.common.image_config import ImageBounds, ImageNormalisation, ImageSettings
 from components.common.modalities.base import Codec, Inputs, Modality
-from components.common.modalities.image_prep import ImageInputs, load, locate
+from components.common.modalities.image_prep import ImageInputs, ServedBounds, load, locate
 from components.common.model_spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ class ImagesModality(Modality):
             std=[1.0] * settings.channels,
             image_column=self.image_column,
             max_pixels=settings.bounds.max_pixels,
+            bounds=served_bounds(settings.bounds),
         )
         if isinstance(settings.normalise, ImageNormalisation):
             mean, std = settings.normalise.mean, settings.normalise.std
@@ -207,6 +208,20 @@ class ImagesModality(Modality):
         from components.common.modalities.image_codec import ImageCodec
 
         return ImageCodec(_inputs(inputs))
+
+
+def served_bounds(bounds: ImageBounds) -> ServedBounds:
+    """The gate's bounds that serving holds each request's files to."""
+    return ServedBounds(
+        formats=tuple(bounds.formats),
+        channels=tuple(bounds.channels) if bounds.channels is not None else None,
+        bit_depths=tuple(bounds.bit_depths) if bounds.bit_depths is not None else None,
+        min_width=bounds.min_width,
+        max_width=bounds.max_width,
+        min_height=bounds.min_height,
+        max_height=bounds.max_height,
+        max_file_bytes=bounds.max_file_bytes,
+    )
 
 
 def _inputs(inputs: Inputs) -> ImageInputs:

@@ -195,6 +195,12 @@ def parse(
     Raises:
         BadRequest: With a message naming the problem and the fix.
     """
+    if isinstance(data, str | bytes):
+        raise BadRequest(
+            "this model scores table rows, not text or a file (strData, binData): send rows as "
+            '{"data": {"names": [...], "ndarray": [[...], ...]}} or named features as '
+            '{"jsonData": {"instances": [{feature: value, ...}, ...]}}'
+        )
     is_json = isinstance(data, Mapping) or (
         isinstance(data, list) and len(data) > 0 and isinstance(data[0], Mapping)
     )
