@@ -405,6 +405,12 @@ class ServingConfig(Section):
     max_request_bytes: int = Field(64 * 2**20, ge=1024)
     """Largest request body (more: a 413 before it is read); on a cluster also Seldon's gRPC
     message limit (seldon.io/grpc-max-message-size). Size it for a batch of your images."""
+    sample_share: float = Field(0.0, ge=0, le=1)
+    """Share of served files (images) kept in the store with their request ids, so that labels
+    arriving later can be joined to them for retraining (`served/<model>/<day>/`); chosen by
+    content hash. 1: every file."""
+    retention_days: int | None = Field(None, ge=1)
+    """Delete kept served files of days older than this; unset: keep them."""
     request_timeout_seconds: float = Field(60.0, gt=0)
     """How long a request may take on a cluster (Seldon's seldon.io/rest-timeout and
     grpc-timeout; the model's gunicorn timeout follows the REST one)."""

@@ -6,6 +6,11 @@ process or batch uses, so a reader (the monitor, the rollout analysis) never see
 batch and never sees a row twice. A background thread writes a batch when `flush_rows` rows
 are waiting or every `flush_seconds`; on SIGTERM (a graceful shutdown) everything queued is
 written at once, and rows served after that are written as they come.
+
+Served files (a sample of the images a model answered, kept so that labels arriving later can
+be joined to them for retraining) go through the same queue, ahead of the rows that name them:
+`served/<model>/<UTC day %Y%m%d>/<sha256>.<extension>`, content-addressed, so an image served
+twice is stored once. Days older than the retention are deleted by the writer thread.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from components.common.modalities.base import LOG_ENCODER
@@ -50,6 +55,8 @@ class RequestLog:
         flush_rows: int = 1000,
         flush_seconds: float = 5.0,
         window_minutes: int = 60,
+        flush_bytes: int = 32 * 2**20,
+        retention_days: int | None = None,
     ) -> None:
         """Start the writer thread.
 
@@ -60,10 +67,16 @@ class RequestLog:
             flush_rows: Write as soon as this many rows wait.
             flush_seconds: Write at least this often while rows wait.
             window_minutes: Time window per folder.
+            flush_bytes: Write as soon as this many bytes of served files wait.
+            retention_days: Delete served files of days older than this (None: keep them).
         """
         self.store, self.model, self.predictor = store, model, predictor
         self.flush_rows, self.flush_seconds, self.window_minutes = flush_rows, flush_seconds, window_minutes
         self._queue: list[tuple[str, str]] = []  # (window folder, JSON line)
+        self._files: dict[str, bytes] = {}  # served files by key, written before the rows
+        self._file_bytes = 0
+        self.flush_bytes, self.retention_days = flush_bytes, retention_days
+        self._pruned_day = ""
         self._lock = threading.Lock()  # guards the queue and the closing flag
         self._write_lock = threading.Lock()  # one batch written at a time
         self._wake = threading.Event()
@@ -90,16 +103,25 @@ class RequestLog:
         window = self._window(time_iso)
         self._enqueue([(window, line) for line in lines])
 
+    def log_file(self, key: str, data: bytes) -> None:
+        """Queue a served file; it is written before the rows queued after it (which name it)."""
+        with self._lock:
+            if key not in self._files:
+                self._files[key] = data
+                self._file_bytes += len(data)
+        self._enqueue([])
+
     def _enqueue(self, lines: list[tuple[str, str]]) -> None:
         with self._lock:
             self._queue.extend(lines)
             waiting, closing = len(self._queue), self._closing
+            full = self._file_bytes >= self.flush_bytes
         if closing:
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - the caller's response must not fail for its log line
                 logger.exception("request log: writing during shutdown failed; rows stay queued")
-        elif waiting >= self.flush_rows:
+        elif waiting >= self.flush_rows or full:
             self._wake.set()
 
     def flush(self) -> int:
@@ -107,6 +129,8 @@ class RequestLog:
         with self._write_lock:
             with self._lock:
                 batch, self._queue = self._queue, []
+                files, self._files, self._file_bytes = self._files, {}, 0
+            self._write_files(files, batch)
             if not batch:
                 return 0
             windows: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -128,6 +152,37 @@ class RequestLog:
             self.written_rows += len(batch)
             return len(batch)
 
+    def _write_files(self, files: dict[str, bytes], batch: list[tuple[str, str]]) -> None:
+        """Write queued files; on a failure, put back the unwritten ones and the rows (whose
+        lines name the files) and raise."""
+        for key in list(files):
+            try:
+                self.store.write_bytes(key, files[key])
+            except Exception:
+                with self._lock:
+                    self._queue[:0] = batch
+                    for pending, data in files.items():
+                        if pending not in self._files:
+                            self._files[pending] = data
+                            self._file_bytes += len(data)
+                raise
+            del files[key]
+
+    def prune(self, today: str) -> int:
+        """Delete this model's served files of days older than the retention; returns how many.
+
+        Args:
+            today: The UTC day, %Y%m%d.
+        """
+        if self.retention_days is None:
+            return 0
+        cutoff = (datetime.strptime(today, "%Y%m%d") - timedelta(days=self.retention_days)).strftime("%Y%m%d")
+        prefix = f"served/{self.model}/"
+        old = [k for k in self.store.list(prefix) if k[len(prefix) :].split("/", 1)[0] < cutoff]
+        for key in old:
+            self.store.delete(key)
+        return len(old)
+
     def _window(self, time_iso: str) -> str:
         """The window folder of a record's time (kept per minute: windows are whole minutes)."""
         minute = time_iso[:16]  # YYYY-MM-DDTHH:MM, UTC: one window for the whole minute
@@ -147,6 +202,14 @@ class RequestLog:
                 self.flush()
             except Exception:  # noqa: BLE001 - the store may be briefly away; the rows stay queued
                 logger.exception("request log: writing a batch failed; retrying in %ss", self.flush_seconds)
+            today = datetime.now(UTC).strftime("%Y%m%d")
+            if self.retention_days is not None and today != self._pruned_day:
+                try:
+                    removed = self.prune(today)
+                    self._pruned_day = today
+                    logger.info("served files: %d older than %d days deleted", removed, self.retention_days)
+                except Exception:  # noqa: BLE001 - tried again after the next batch
+                    logger.exception("served files: deleting old days failed; trying again")
 
     def close(self) -> None:
         """Stop the thread and write what is queued; later `log` calls write synchronously."""

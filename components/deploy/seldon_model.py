@@ -78,6 +78,8 @@ class KubeloopModel:
         metrics_host: str = "0.0.0.0",
         metrics_dir: str = "",
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        sample_share: float = 0.0,
+        retention_days: int = 0,
     ) -> None:
         """Load the version's files.
 
@@ -99,6 +101,10 @@ class KubeloopModel:
             metrics_host: Address that /metrics listens on.
             metrics_dir: Folder the workers share their totals through; default: a new one.
             max_request_bytes: Largest request body; a larger one is a 413 before it is read.
+            sample_share: Share of served files (images) kept in the store for retraining, at
+                `served/<model>/<day>/<sha256>.<ext>`, chosen by content hash (an image is kept
+                every time or never); needs `log_uri`. 1: every file.
+            retention_days: Delete kept files of days older than this; 0: keep them.
         """
         import onnxruntime as ort
 
@@ -126,6 +132,7 @@ class KubeloopModel:
         graph_outputs = {o.name for o in self.session.get_outputs()}
         self.embedding_output = EMBEDDING if EMBEDDING in graph_outputs else None
         self.max_request_bytes = int(max_request_bytes)
+        self.sample_share, self.retention_days = float(sample_share), int(retention_days)
         self.metrics_seconds = float(metrics_seconds)
         self.metrics_port, self.metrics_host = int(metrics_port), metrics_host
         self.metrics_dir = Path(metrics_dir or tempfile.mkdtemp(prefix="kubeloop-metrics-"))
@@ -162,7 +169,12 @@ class KubeloopModel:
 
             store = open_store(self.log_uri)
             self.request_log = RequestLog(
-                store, self.name, self.predictor, self.flush_rows, self.flush_seconds
+                store,
+                self.name,
+                self.predictor,
+                self.flush_rows,
+                self.flush_seconds,
+                retention_days=self.retention_days or None,
             )
             self.request_log.flush_on_sigterm()
         # Everything loaded so far lives as long as the worker: frozen, the collector's full
@@ -307,10 +319,26 @@ class KubeloopModel:
         rounded = np.round(embedding.astype(np.float64), 5).tolist() if embedding is not None else None
         if self.request_log is not None:
             extra = rounded if logged else None
+            stored = self._keep_files(frame) if self.sample_share > 0 else None
             self.request_log.log_lines(
-                *self._lines(request_id, frame, probability, decision, milliseconds, extra)
+                *self._lines(request_id, frame, probability, decision, milliseconds, extra, stored)
             )
         return request_id, probability, decision, rounded if asked else None
+
+    def _keep_files(self, frame: ServedBatch) -> list[str | None]:
+        """Queue the sampled files of a request for the store; per row, the key it is kept
+        under (None when not kept)."""
+        assert self.request_log is not None
+        day = now_iso()[:10].replace("-", "")
+        keys: list[str | None] = []
+        for file in self.codec.files(frame):
+            if file is None or int(file.sha256[:12], 16) >= self.sample_share * 16**12:
+                keys.append(None)
+                continue
+            key = f"served/{self.name}/{day}/{file.sha256}.{file.extension}"
+            self.request_log.log_file(key, file.data)
+            keys.append(key)
+        return keys
 
     def _log_failure(self, request_id: str, started: float, status: int, error: str) -> None:
         if self.counts is not None:
@@ -340,10 +368,11 @@ class KubeloopModel:
         decision: list[int],
         milliseconds: float,
         embeddings: list[list[float]] | None = None,
+        stored: list[str | None] | None = None,
     ) -> tuple[str, list[str]]:
         """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
         a record dict cost more than scoring the row. Checked values are finite floats or text;
-        `embeddings` (per row) go in as "embedding"."""
+        `embeddings` (per row) go in as "embedding", the keys of kept files as "stored"."""
         time_iso = now_iso()
         shared = (
             f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
@@ -354,6 +383,9 @@ class KubeloopModel:
         if embeddings is not None:
             encoded = (ENCODER.encode(e) for e in embeddings)
             members = [f'{m},"embedding":{e}' for m, e in zip(members, encoded, strict=True)]
+        if stored is not None:
+            pairs = zip(members, stored, strict=True)
+            members = [m if k is None else f'{m},"stored":"{k}"' for m, k in pairs]
         rows = zip(members, probability, decision, strict=True)
         lines = [f"{shared}{index},{answer(p, d)},{inputs}}}\n" for index, (inputs, p, d) in enumerate(rows)]
         return time_iso, lines

@@ -46,6 +46,8 @@ class ServingSettings:
     max_rows: int = 10_000
     max_request_bytes: int = 64 * 2**20
     request_timeout_seconds: float = 60.0
+    sample_share: float = 0.0
+    retention_days: int | None = None
     workers: int = 2
     replicas: int = 1
     seldon_logger_url: str | None = None
@@ -67,6 +69,8 @@ def _parameters(model: str, predictor: Predictor, settings: ServingSettings) -> 
         ("flush_seconds", str(settings.flush_seconds), "FLOAT"),
         ("max_rows", str(settings.max_rows), "INT"),
         ("max_request_bytes", str(settings.max_request_bytes), "INT"),
+        ("sample_share", str(settings.sample_share), "FLOAT"),
+        ("retention_days", str(settings.retention_days or 0), "INT"),
     ]
     return [{"name": name, "value": value, "type": kind} for name, value, kind in values]
 
@@ -281,6 +285,8 @@ def settings_of(sdep: dict[str, Any]) -> tuple[str, ServingSettings]:
             flush_seconds=float(params.get("flush_seconds", defaults.flush_seconds)),
             max_rows=int(params.get("max_rows", defaults.max_rows)),
             max_request_bytes=int(params.get("max_request_bytes", defaults.max_request_bytes)),
+            sample_share=float(params.get("sample_share", defaults.sample_share)),
+            retention_days=int(params.get("retention_days", 0)) or None,
             request_timeout_seconds=int(
                 sdep["spec"]
                 .get("annotations", {})

@@ -8,6 +8,8 @@ import base64
 import contextlib
 import io
 import json
+import os
+import signal
 import threading
 import time
 import zlib
@@ -109,6 +111,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         "max_rows": MAX_ROWS,
         "max_request_bytes": MAX_REQUEST_BYTES,
         "metrics_port": 0,
+        "sample_share": 1.0,  # every served file kept for retraining
     }
     with microservice(folder / "models" / "1", folder, **options) as running:
         yield {**version, **running, "store": store, "folder": folder, "model_dir": folder / "models" / "1"}
@@ -166,16 +169,21 @@ def test_every_request_form_gets_the_answer_evaluation_gives(served: dict[str, A
     np.testing.assert_allclose(got, embeddings[[0, 2]], atol=1e-4)
 
 
+def rows_of(store: Path, request_id: str, count: int = 1, seconds: float = 20) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(rows) < count:
+        rows = [r for r in logged_rows(store) if r["request_id"] == request_id]
+        time.sleep(0.2)
+    assert len(rows) == count, f"{request_id}: {len(rows)} of {count} rows logged within {seconds} s"
+    return sorted(rows, key=lambda r: r["row"])
+
+
 def test_the_request_log_keeps_the_gates_properties_and_the_embedding(served: dict[str, Any]) -> None:
     data = png(grey(7, 36, 60))
     status, reply = post(served["base"], {"jsonData": {"images": [b64(data)]}, "meta": {"puid": "log-probe"}})
     assert status == 200, reply
-    deadline = time.monotonic() + 20
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and not rows:
-        rows = [r for r in logged_rows(served["store"]) if r["request_id"] == "log-probe"]
-        time.sleep(0.2)
-    assert len(rows) == 1, "the request was not logged within 20 s"
+    rows = rows_of(served["store"], "log-probe")
     row, gate = rows[0], image_properties(data, "probe.png")
     for name in ("width", "height", "file_bytes", "bit_depth", "channels", "format", "sha256"):
         assert row["features"][f"image_{name}"] == gate[name], name
@@ -184,6 +192,52 @@ def test_the_request_log_keeps_the_gates_properties_and_the_embedding(served: di
     assert len(row["embedding"]) == served["embedding_dim"]
     assert row["probability"] == pytest.approx(reply["jsonData"]["predictions"][0]["probability"])
     assert "pixels" not in json.dumps(row)
+
+
+def test_served_files_are_kept_under_their_hash_for_retraining(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """With sample_share 1 every file is kept, once per content, and its log row names it, so
+    a label that arrives for (request id, row) finds the image it labels."""
+    files = [
+        png(grey(30)),
+        dicom(tmp_path, "k.dcm", grey(31, 48, 48, np.uint16) >> 4, bits=12),
+        png(grey(30)),
+    ]
+    body = {"jsonData": {"images": [b64(f) for f in files]}, "meta": {"puid": "keep"}}
+    assert post(served["base"], body)[0] == 200
+    assert (
+        post(served["base"], {"data": {"ndarray": grey(32).tolist()}, "meta": {"puid": "pixels"}})[0] == 200
+    )
+    rows = rows_of(served["store"], "keep", count=3)
+    for row, data in zip(rows, files, strict=True):
+        key = row["stored"]
+        assert key.startswith("served/screening-images/") and key.endswith(
+            ".dcm" if data[:4] != b"\x89PNG" else ".png"
+        )
+        assert (served["store"] / key).read_bytes() == data
+    assert rows[0]["stored"] == rows[2]["stored"]  # the same image, stored once
+    assert "stored" not in rows_of(served["store"], "pixels")[0]  # pixel arrays have no file
+
+
+def test_a_graceful_shutdown_writes_every_queued_file_and_row(tmp_path: Path) -> None:
+    version = registered_image_version(tmp_path / "models" / "2")
+    store = tmp_path / "store"
+    # Nothing is written on its own for an hour: only the SIGTERM flush can write these.
+    options = {"log_uri": str(store), "flush_rows": 100_000, "flush_seconds": 3600.0, "sample_share": 1.0}
+    files = [png(grey(40 + i)) for i in range(6)]
+    with microservice(tmp_path / "models" / "2", tmp_path, metrics_port=0, **options) as running:
+        for index, data in enumerate(files):
+            assert post(running["base"], {"binData": b64(data), "meta": {"puid": f"t-{index}"}})[0] == 200
+        assert logged_rows(store) == [] and not (store / "served").exists()
+        os.kill(running["process"].pid, signal.SIGTERM)  # as Kubernetes does: to the main process only
+        deadline = time.monotonic() + 45
+        while len(logged_rows(store)) < len(files) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        rows = logged_rows(store)
+    assert sorted(r["request_id"] for r in rows) == [f"t-{i}" for i in range(len(files))]
+    assert sorted((store / r["stored"]).read_bytes() for r in rows) == sorted(files)
+    assert version["embedding_dim"] and all(len(r["embedding"]) == version["embedding_dim"] for r in rows)
 
 
 def bad_requests(tmp: Path) -> dict[str, tuple[Any, int, str]]:

@@ -109,3 +109,52 @@ def test_now_iso_is_isoformat_with_milliseconds_in_utc() -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", stamp), stamp
         parsed = datetime.fromisoformat(stamp)
         assert before.replace(microsecond=before.microsecond // 1000 * 1000) <= parsed <= after
+
+
+def test_served_files_are_written_before_the_rows_that_name_them_and_survive_a_failure(
+    tmp_path: Path,
+) -> None:
+    """A row names the file it was served from: the file reaches the store first, a failed
+    write keeps both for the next flush, an image queued twice is written once, and a full
+    enough queue of bytes wakes the writer."""
+    store = FlakyStore(tmp_path, failures=1)
+    log = RequestLog(store, "screening", "main", flush_rows=10**6, flush_seconds=3600, flush_bytes=10**9)
+    log.log_file("served/screening/20261123/aa.png", b"first")
+    log.log([{**record("a"), "stored": "served/screening/20261123/aa.png"}])
+    try:
+        log.flush()
+    except ConnectionError:
+        pass
+    assert rows_in(tmp_path) == [] and not (tmp_path / "served").exists()
+    log.log_file("served/screening/20261123/aa.png", b"first")  # the same image again
+    assert log.flush() == 1
+    assert (tmp_path / "served/screening/20261123/aa.png").read_bytes() == b"first"
+    assert [r["stored"] for r in rows_in(tmp_path)] == ["served/screening/20261123/aa.png"]
+
+    eager = RequestLog(
+        LocalStore(tmp_path), "screening", "main", flush_rows=10**6, flush_seconds=3600, flush_bytes=8
+    )
+    eager.log_file("served/screening/20261123/bb.png", b"0123456789")
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "served/screening/20261123/bb.png").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "served/screening/20261123/bb.png").exists()
+    eager.close()
+
+
+def test_served_files_of_days_past_the_retention_are_deleted(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for day in ("20261101", "20261115", "20261116", "20261123"):
+        store.write_bytes(f"served/screening/{day}/x.png", b"x")
+    store.write_bytes("served/other/20261101/x.png", b"x")
+    kept = RequestLog(store, "screening", "main", flush_seconds=3600)
+    assert kept.prune("20261123") == 0  # no retention: kept for ever
+    log = RequestLog(store, "screening", "main", flush_seconds=3600, retention_days=7)
+    assert log.prune("20261123") == 2
+    assert sorted(store.list("served/")) == [
+        "served/other/20261101/x.png",
+        "served/screening/20261116/x.png",
+        "served/screening/20261123/x.png",
+    ]
+    kept.close()
+    log.close()

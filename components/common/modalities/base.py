@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -51,6 +52,15 @@ class ServedBatch(Protocol):
         """Rows in the request."""
 
 
+@dataclass(frozen=True)
+class ServedFile:
+    """A file a request carried: its content hash, the extension its format takes, its bytes."""
+
+    sha256: str
+    extension: str
+    data: bytes
+
+
 class BadInput(ValueError):
     """A request the model cannot score; the message names the problem and the fix (a 400)."""
 
@@ -65,6 +75,11 @@ class Codec(ABC):
     def wants_embedding(self, batch: ServedBatch) -> bool:
         """Whether the request asked for the embedding in its answer."""
         return False
+
+    def files(self, batch: ServedBatch) -> list[ServedFile | None]:
+        """Per row, the file it arrived as, for the sample of served inputs kept for retraining
+        (None for rows sent as values)."""
+        return [None] * batch.n_rows
 
     @abstractmethod
     def decode(self, payload: Any, names: Sequence[str] | None, max_rows: int) -> ServedBatch:

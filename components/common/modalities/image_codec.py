@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from components.common.modalities.base import LOG_ENCODER, BadInput, Codec, ServedBatch
+from components.common.modalities.base import LOG_ENCODER, BadInput, Codec, ServedBatch, ServedFile
 from components.common.modalities.image_prep import ImageInputs, prepare
 from components.common.modalities.image_served import check_pixel_bounds, read_served
 
@@ -32,6 +32,8 @@ class ImageBatch:
     """Per image, its properties as the gate names them (image_mean, image_sha256, ...)."""
     embedding: bool = False
     """The request asked for the embeddings in its answer."""
+    files: list[ServedFile | None] = field(default_factory=list)
+    """Per image, the file it arrived as (None for pixel arrays)."""
 
     @property
     def n_rows(self) -> int:
@@ -62,15 +64,18 @@ class ImageCodec(Codec):
         if count > max_rows:
             raise BadInput(f"{count} images in one request; the limit is {max_rows}: split the batch")
         prepared, records = [], []
+        kept: list[ServedFile | None] = []
         for index, data in enumerate(files):
             served = read_served(data, f"image {index}", self.inputs)
             prepared.append(served.pixels)
             records.append(served.properties)
+            kept.append(ServedFile(served.properties["image_sha256"], served.extension, data))
         for index, array in enumerate(pixels, len(files)):
             check_pixel_bounds(array, f"image {index}", self.inputs.bounds)
             prepared.append(prepare(array, self.inputs))
             records.append({"image_height": int(array.shape[0]), "image_width": int(array.shape[1])})
-        return ImageBatch(np.stack(prepared).astype(np.float32), records, embedding)
+            kept.append(None)
+        return ImageBatch(np.stack(prepared).astype(np.float32), records, embedding, kept)
 
     def feed(self, batch: ServedBatch) -> dict[str, np.ndarray]:
         """{"image": the prepared images}."""
@@ -84,6 +89,10 @@ class ImageCodec(Codec):
     def wants_embedding(self, batch: ServedBatch) -> bool:
         """`"embedding": true` beside the images."""
         return _batch(batch).embedding
+
+    def files(self, batch: ServedBatch) -> list[ServedFile | None]:
+        """Each image's file as sent (None for pixel arrays)."""
+        return list(_batch(batch).files)
 
     def example(self) -> ServedBatch:
         """One mid-grey image at the model's size."""

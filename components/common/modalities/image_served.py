@@ -24,6 +24,9 @@ from components.common.modalities.image_io import (
 from components.common.modalities.image_prep import ImageInputs, ServedBounds, prepare, scale_stored
 from components.common.modalities.image_properties import intensity_statistics
 
+EXTENSION = {"png": "png", "jpeg": "jpg", "dicom": "dcm"}
+"""The extension a stored served file takes, by format."""
+
 
 @dataclass(frozen=True)
 class ServedImage:
@@ -33,6 +36,8 @@ class ServedImage:
     """The model's input (C, H, W) float32 in [0, 1]."""
     properties: dict[str, Any]
     """image_<property>: format, channels, bit depth, size, bytes, hash and intensity statistics."""
+    extension: str
+    """The file name extension of its format (png, jpg, dcm)."""
 
 
 def read_served(data: bytes, name: str, inputs: ImageInputs) -> ServedImage:
@@ -58,7 +63,8 @@ def read_served(data: bytes, name: str, inputs: ImageInputs) -> ServedImage:
         header, stored = decode_with_header(data, name, inputs.max_pixels)
     except ImageError as exc:
         raise BadInput(str(exc)) from None
-    return ServedImage(prepare(scale_stored(header, stored), inputs), measure(header, stored, data))
+    pixels = prepare(scale_stored(header, stored), inputs)
+    return ServedImage(pixels, measure(header, stored, data), EXTENSION[header.format])
 
 
 def check_bounds(header: ImageHeader, name: str, bounds: ServedBounds) -> None:
