@@ -18,7 +18,7 @@ PYTHON312 ?= $(shell v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
 .PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
-	bench-train-images
+	bench-train-images bench-serve-images
 
 help:
 	@echo "make run      set up, then run the closed loop of the screening example (kubeloop loop)"
@@ -93,7 +93,10 @@ bench: $(addprefix bench-,$(BENCHES))
 $(addprefix bench-,$(BENCHES)): bench-%: $(VENV)/.ready
 	$(PY) tests/benchmarks/bench_$*.py
 
-bench-serve: $(SERVING_VENV)/.ready wrk
+bench-serve bench-serve_images: $(SERVING_VENV)/.ready wrk
+
+# The issue's name for the image serving benchmark (tests/benchmarks/bench_serve_images.py).
+bench-serve-images: bench-serve_images
 
 # The issue's name for the image gate's benchmark (tests/benchmarks/bench_validate_images.py).
 bench-validate-images: bench-validate_images

@@ -206,7 +206,9 @@ IMAGE_SIZE = (32, 32)
 IMAGE_BOUNDS = {"channels": [1], "bit_depths": [8, 12, 16], "min_width": 16, "min_height": 16}
 
 
-def registered_image_version(folder: Path) -> dict[str, Any]:
+def registered_image_version(
+    folder: Path, size: tuple[int, int] = IMAGE_SIZE, widths: tuple[int, ...] = (8, 16)
+) -> dict[str, Any]:
     """An image version folder as the registry holds it: the built-in small CNN (seeded, not
     trained: serving does not care how good it is), grey 32x32 letterboxed inputs, temperature
     calibration folded into the graph, and the screening images example's bounds."""
@@ -219,15 +221,15 @@ def registered_image_version(folder: Path) -> dict[str, Any]:
     from components.train.export import export_onnx
 
     task = BinaryTask("label", 1)
-    settings = {"image": {"size": list(IMAGE_SIZE), "channels": 1, "bounds": IMAGE_BOUNDS}}
+    settings = {"image": {"size": list(size), "channels": 1, "bounds": IMAGE_BOUNDS}}
     modality = modality_for("images", settings)
     bounds = served_bounds(modality.settings.bounds)  # type: ignore[attr-defined]
-    inputs = ImageInputs(IMAGE_SIZE, 1, "letterbox", [0.3], [0.2], bounds=bounds)
+    inputs = ImageInputs(size, 1, "letterbox", [0.3], [0.2], bounds=bounds)
     torch.manual_seed(3)
-    model = small_cnn(modality.model_spec(inputs, task), widths=[8, 16]).eval()
+    model = small_cnn(modality.model_spec(inputs, task), widths=list(widths)).eval()
     folder.mkdir(parents=True)
     plain = folder / "plain.onnx"
-    outputs = export_onnx(model, torch.zeros(2, 1, *IMAGE_SIZE), plain, input_name="image")
+    outputs = export_onnx(model, torch.zeros(2, 1, *size), plain, input_name="image")
     record = {
         "method": "temperature",
         "params": {"temperature": 1.5},

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from components.deploy.gateway import Gateway, GatewayServer, Route, serve
-from components.deploy.seldondeployment import MODEL_CLASS
+from components.deploy.seldondeployment import MODEL_CLASS, WORKER_THREADS_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -207,6 +207,7 @@ def launch(spec: PredictorSpec, bin_dir: Path, log_dir: Path, host: str = "127.0
                 "PYTHONPATH": str(REPO),
                 "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
                 "PREDICTOR_ID": spec.name,
+                **WORKER_THREADS_ENV,
             },
             stdin=subprocess.DEVNULL,
             stdout=out,

@@ -316,14 +316,16 @@ class KubeloopModel:
         milliseconds = 1000 * (time.perf_counter() - started)
         if self.counts is not None:
             self.counts.observe(200, milliseconds / 1000, len(decision), self.head.flagged(decision))
-        rounded = np.round(embedding.astype(np.float64), 5).tolist() if embedding is not None else None
         if self.request_log is not None:
-            extra = rounded if logged else None
+            extra = embedding if logged else None
             stored = self._keep_files(frame) if self.sample_share > 0 else None
             self.request_log.log_lines(
                 *self._lines(request_id, frame, probability, decision, milliseconds, extra, stored)
             )
-        return request_id, probability, decision, rounded if asked else None
+        answered = None
+        if asked and embedding is not None:
+            answered = np.round(embedding.astype(np.float64), 6).tolist()
+        return request_id, probability, decision, answered
 
     def _keep_files(self, frame: ServedBatch) -> list[str | None]:
         """Queue the sampled files of a request for the store; per row, the key it is kept
@@ -367,12 +369,14 @@ class KubeloopModel:
         probability: list[float],
         decision: list[int],
         milliseconds: float,
-        embeddings: list[list[float]] | None = None,
+        embeddings: np.ndarray | None = None,
         stored: list[str | None] | None = None,
     ) -> tuple[str, list[str]]:
         """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
         a record dict cost more than scoring the row. Checked values are finite floats or text;
-        `embeddings` (per row) go in as "embedding", the keys of kept files as "stored"."""
+        `embeddings` (rows, D) go in as "embedding", each row's float32 values little-endian in
+        base64 (`embedding_of` reads it back: a tenth of the cost of a JSON list), the keys of
+        kept files as "stored"."""
         time_iso = now_iso()
         shared = (
             f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
@@ -381,8 +385,9 @@ class KubeloopModel:
         answer = self.head.log_fields
         members = self.codec.log_members(frame)
         if embeddings is not None:
-            encoded = (ENCODER.encode(e) for e in embeddings)
-            members = [f'{m},"embedding":{e}' for m, e in zip(members, encoded, strict=True)]
+            vectors = np.ascontiguousarray(embeddings, dtype="<f4")
+            encoded = (base64.b64encode(v.tobytes()).decode() for v in vectors)
+            members = [f'{m},"embedding":"{e}"' for m, e in zip(members, encoded, strict=True)]
         if stored is not None:
             pairs = zip(members, stored, strict=True)
             members = [m if k is None else f'{m},"stored":"{k}"' for m, k in pairs]
@@ -483,6 +488,11 @@ class KubeloopModel:
                 "calibration": str(self.calibration["method"]),
             },
         }
+
+
+def embedding_of(logged: str) -> np.ndarray:
+    """A request-log row's "embedding" as float32 values (see `KubeloopModel._lines`)."""
+    return np.frombuffer(base64.b64decode(logged), dtype="<f4")
 
 
 def _bin_data(value: Any) -> bytes:

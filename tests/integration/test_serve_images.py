@@ -24,6 +24,7 @@ from PIL import Image
 from components.common.modalities.image_prep import load
 from components.common.modalities.image_properties import image_properties
 from components.deploy.gateway import Gateway, Route, serve
+from components.deploy.seldon_model import embedding_of
 from components.deploy.seldondeployment import Predictor, render_seldondeployment
 from examples.image_sets import write_dicom
 from tests.conftest import free_port
@@ -181,7 +182,8 @@ def rows_of(store: Path, request_id: str, count: int = 1, seconds: float = 20) -
 
 def test_the_request_log_keeps_the_gates_properties_and_the_embedding(served: dict[str, Any]) -> None:
     data = png(grey(7, 36, 60))
-    status, reply = post(served["base"], {"jsonData": {"images": [b64(data)]}, "meta": {"puid": "log-probe"}})
+    body = {"jsonData": {"images": [b64(data)], "embedding": True}, "meta": {"puid": "log-probe"}}
+    status, reply = post(served["base"], body)
     assert status == 200, reply
     rows = rows_of(served["store"], "log-probe")
     row, gate = rows[0], image_properties(data, "probe.png")
@@ -189,8 +191,11 @@ def test_the_request_log_keeps_the_gates_properties_and_the_embedding(served: di
         assert row["features"][f"image_{name}"] == gate[name], name
     for name in ("mean", "std", "rms_contrast", "sharpness"):
         assert row["features"][f"image_{name}"] == pytest.approx(gate[name], rel=1e-9), name
-    assert len(row["embedding"]) == served["embedding_dim"]
-    assert row["probability"] == pytest.approx(reply["jsonData"]["predictions"][0]["probability"])
+    [answer] = reply["jsonData"]["predictions"]
+    logged = embedding_of(row["embedding"])  # float32, base64: compact and cheap to write
+    assert logged.shape == (served["embedding_dim"],)
+    np.testing.assert_allclose(logged, answer["embedding"], atol=1e-6)
+    assert row["probability"] == pytest.approx(answer["probability"])
     assert "pixels" not in json.dumps(row)
 
 
@@ -237,7 +242,7 @@ def test_a_graceful_shutdown_writes_every_queued_file_and_row(tmp_path: Path) ->
         rows = logged_rows(store)
     assert sorted(r["request_id"] for r in rows) == [f"t-{i}" for i in range(len(files))]
     assert sorted((store / r["stored"]).read_bytes() for r in rows) == sorted(files)
-    assert version["embedding_dim"] and all(len(r["embedding"]) == version["embedding_dim"] for r in rows)
+    assert all(embedding_of(r["embedding"]).shape == (version["embedding_dim"],) for r in rows)
 
 
 def bad_requests(tmp: Path) -> dict[str, tuple[Any, int, str]]:

@@ -136,6 +136,8 @@ def test_serving_settings_reach_every_predictor() -> None:
         [container] = predictor["componentSpecs"][0]["spec"]["containers"]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["GUNICORN_WORKERS"] == "4" and predictor["replicas"] == 3
+        # One BLAS/OpenMP thread per worker: forked pools fight for the cores under load.
+        assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
         assert container["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
         assert predictor["graph"]["logger"] == {"mode": "all", "url": "http://broker.logging.svc"}
         parameters = {p["name"]: p["value"] for p in predictor["graph"]["parameters"]}

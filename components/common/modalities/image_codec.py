@@ -75,7 +75,7 @@ class ImageCodec(Codec):
             prepared.append(prepare(array, self.inputs))
             records.append({"image_height": int(array.shape[0]), "image_width": int(array.shape[1])})
             kept.append(None)
-        return ImageBatch(np.stack(prepared).astype(np.float32), records, embedding, kept)
+        return ImageBatch(np.stack(prepared), records, embedding, kept)  # prepare gives float32
 
     def feed(self, batch: ServedBatch) -> dict[str, np.ndarray]:
         """{"image": the prepared images}."""

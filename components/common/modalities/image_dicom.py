@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -97,14 +98,19 @@ def read_header(data: bytes, name: str, max_pixels: int) -> ImageHeader:
     return _header(_dataset(data, name, pixels=False), name, max_pixels)
 
 
-def decode(data: bytes, name: str, max_pixels: int) -> tuple[ImageHeader, np.ndarray]:
-    """The header and the stored pixels (uint8 or uint16; MONOCHROME1 inverted).
+def decode(
+    data: bytes, name: str, max_pixels: int, check: Callable[[ImageHeader], None] | None = None
+) -> tuple[ImageHeader, np.ndarray]:
+    """The header and the stored pixels (uint8 or uint16; MONOCHROME1 inverted); `check` sees
+    the header before the pixel data is decoded.
 
     Raises:
         ImageError: As `image_io.decode`.
     """
     ds = _dataset(data, name, pixels=True)
     header = _header(ds, name, max_pixels)
+    if check is not None:
+        check(header)
     syntax = ds.file_meta.TransferSyntaxUID
     if "PixelData" not in ds:
         raise ImageError("truncated", name, "the DICOM file has image attributes but no pixel data", _FIX)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,9 +196,18 @@ def decode(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
 
 
 def decode_with_header(
-    data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    name: str,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    check: Callable[[ImageHeader], None] | None = None,
 ) -> tuple[ImageHeader, np.ndarray]:
     """The header and the pixels as stored (see `decode`), from one read of the file.
+
+    Args:
+        data: The whole file.
+        name: The file's name, for messages.
+        max_pixels: Most pixels a header may promise.
+        check: Called with the header before any pixel is decoded; what it raises stops there.
 
     Raises:
         ImageError: As `decode`.
@@ -206,8 +216,10 @@ def decode_with_header(
     if fmt == "dicom":
         from components.common.modalities import image_dicom
 
-        return image_dicom.decode(data, name, max_pixels)
+        return image_dicom.decode(data, name, max_pixels, check)
     header, image = _pillow_open(data, fmt, name, max_pixels)
+    if check is not None:
+        check(header)
     _pillow_load(image, header, data, name)
     if image.mode in ("L", "I;16", "LA", "RGB", "RGBA"):
         return header, np.asarray(image)

@@ -162,8 +162,9 @@ def _resize(plane: np.ndarray, height: int, width: int) -> np.ndarray:
 
     if plane.shape == (height, width):
         return plane
-    resized = Image.fromarray(plane, mode="F").resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.float32)
+    source = np.ascontiguousarray(plane, dtype=np.float32)
+    image = Image.frombuffer("F", (source.shape[1], source.shape[0]), source, "raw", "F", 0, 1)
+    return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def fit_size(image: np.ndarray, size: tuple[int, int], how: str) -> np.ndarray:
@@ -178,12 +179,13 @@ def fit_size(image: np.ndarray, size: tuple[int, int], how: str) -> np.ndarray:
         return np.stack([_resize(p, height, width) for p in image])
     scale = min(height / h, width / w) if how == "letterbox" else max(height / h, width / w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    planes = np.stack([_resize(p, new_h, new_w) for p in image])
     if how == "letterbox":
         out = np.zeros((image.shape[0], height, width), dtype=np.float32)
         top, left = (height - new_h) // 2, (width - new_w) // 2
-        out[:, top : top + new_h, left : left + new_w] = planes
+        for channel, plane in enumerate(image):  # each resized plane straight into its place
+            out[channel, top : top + new_h, left : left + new_w] = _resize(plane, new_h, new_w)
         return out
+    planes = np.stack([_resize(p, new_h, new_w) for p in image])
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(planes[:, top : top + height, left : left + width])
 

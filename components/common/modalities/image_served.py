@@ -19,7 +19,6 @@ from components.common.modalities.image_io import (
     decode_with_header,
     full_scale,
     grey_of,
-    read_header,
 )
 from components.common.modalities.image_prep import ImageInputs, ServedBounds, prepare, scale_stored
 from components.common.modalities.image_properties import intensity_statistics
@@ -59,8 +58,9 @@ def read_served(data: bytes, name: str, inputs: ImageInputs) -> ServedImage:
             "send a smaller file (the training images' limit, dataset.image.bounds.max_file_bytes)"
         )
     try:
-        check_bounds(read_header(data, name, inputs.max_pixels), name, bounds)
-        header, stored = decode_with_header(data, name, inputs.max_pixels)
+        header, stored = decode_with_header(
+            data, name, inputs.max_pixels, lambda header: check_bounds(header, name, bounds)
+        )
     except ImageError as exc:
         raise BadInput(str(exc)) from None
     pixels = prepare(scale_stored(header, stored), inputs)
