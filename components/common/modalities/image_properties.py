@@ -209,7 +209,9 @@ def _whole_statistics(grey: np.ndarray, full: int) -> tuple[float, float, float]
     sharpness = 0.0
     if height >= 3 and width >= 3:
         # Exact integers: 8-bit Laplacians lie in [-1020, 1020] (int16), 16-bit ones need int32.
-        g = grey.astype(np.int16 if grey.dtype == np.uint8 else np.int32)
+        g: np.ndarray[Any, np.dtype[np.signedinteger[Any]]] = grey.astype(
+            np.int16 if grey.dtype == np.uint8 else np.int32
+        )
         lap = g[:-2, 1:-1] + g[2:, 1:-1]
         lap += g[1:-1, :-2]
         lap += g[1:-1, 2:]
