@@ -18,7 +18,7 @@ PYTHON312 ?= $(shell v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
 .PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
-	bench-train-images bench-serve-images
+	bench-train-images bench-serve-images bench-drift-images
 
 help:
 	@echo "make run      set up, then run the closed loop of the screening example (kubeloop loop)"
@@ -97,6 +97,9 @@ bench-serve bench-serve_images: $(SERVING_VENV)/.ready wrk
 
 # The issue's name for the image serving benchmark (tests/benchmarks/bench_serve_images.py).
 bench-serve-images: bench-serve_images
+
+# The issue's name for the embedding drift benchmark (tests/benchmarks/bench_drift_images.py).
+bench-drift-images: bench-drift_images
 
 # The issue's name for the image gate's benchmark (tests/benchmarks/bench_validate_images.py).
 bench-validate-images: bench-validate_images
