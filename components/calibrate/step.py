@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from components.common.artifacts import DatasetSchema
+from components.common.drift_reference import EMBEDDING_REFERENCE
 from components.common.modalities import INPUTS_FILE
 from components.common.plots import png
-from components.common.scoring import load_split, onnx_logits
+from components.common.scoring import load_split, onnx_logits_and_embeddings
 from components.common.step import StepContext
 from components.common.tasks import Task
 
@@ -86,7 +87,14 @@ def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     schema = DatasetSchema.read(ctx.store, splits)
     task, modality = schema.make_task(), schema.make_modality()
     frames = {name: load_split(ctx.store, splits, name) for name in SPLITS}
-    logits = {name: onnx_logits(ctx.store, model, frame, task, modality) for name, frame in frames.items()}
+    scored = {
+        name: onnx_logits_and_embeddings(ctx.store, model, f, task, modality) for name, f in frames.items()
+    }
+    logits = {name: z for name, (z, _) in scored.items()}
+    held_out = [e for _, e in scored.values() if e is not None]
+    if modality.monitors_embeddings and held_out:  # what the monitor compares served embeddings with
+        with ctx.store.staged(ctx.key(EMBEDDING_REFERENCE)) as path:
+            np.save(path, np.vstack(held_out).astype(np.float32))
     ys = {name: task.frame_targets(frame) for name, frame in frames.items()}
     record = build_record(ctx, task, logits, ys)
     bins = record["bins"]

@@ -44,6 +44,9 @@ SAMPLE_FILE = "drift_sample.parquet"
 """A version's bounded sample of training rows, for the HTML report."""
 PREDICTION_REFERENCE = "prediction_reference.json"
 """A version's reference of its answers (probability, decision) on the test split."""
+EMBEDDING_REFERENCE = "embedding_reference.npy"
+"""An image version's held-out embeddings (float32, rows x D), written by calibrate, compared by
+the monitor with the served ones (components/monitor/embedding_drift.py)."""
 
 Kind = Literal["numerical", "categorical"]
 
@@ -209,3 +212,8 @@ def sample(frame: pd.DataFrame, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
     if len(frame) <= rows:
         return frame.reset_index(drop=True)
     return frame.sample(n=rows, random_state=0).reset_index(drop=True)
+
+
+EMBEDDING_REFERENCE = "embedding_reference.npy"
+"""An image version's held-out embeddings (float32, rows x D), written by calibrate, compared by
+the monitor with the served ones (components/monitor/embedding_drift.py)."""

@@ -55,13 +55,27 @@ class PerformanceDecay(Section):
     {roc_auc: 0.05, macro_recall: 0.1} (multiclass)."""
 
 
+class EmbeddingDriftConfig(Section):
+    """Drift of the served embeddings (image models) against the version's held-out images'."""
+
+    method: Literal["model", "mmd", "distance", "ratio"] = "model"
+    """Evidently's methods (components/monitor/embedding_drift.py): a domain classifier's ROC
+    AUC (the default), MMD, the distance of the means, the share of drifted components."""
+    threshold: float | None = Field(None, gt=0)
+    """The method's threshold; default Evidently's (0.55, 0.015, 0.2, 0.2)."""
+    bootstrap: bool | None = None
+    """Judge against the score's null distribution; default: the model method below 1,000
+    reference rows, as Evidently."""
+
+
 class TriggerConfig(Section):
     """When a verdict starts a retraining run."""
 
-    on: list[Literal["data_drift", "prediction_drift", "performance"]] = Field(
-        default_factory=lambda: ["data_drift", "performance"]  # type: ignore[arg-type]
+    on: list[Literal["data_drift", "embedding_drift", "prediction_drift", "performance"]] = Field(
+        default_factory=lambda: ["data_drift", "embedding_drift", "performance"]  # type: ignore[arg-type]
     )
-    """Which findings start a run (prediction drift alone is reported, by default)."""
+    """Which findings start a run (prediction drift alone is reported, by default;
+    embedding drift comes from image models, whose versions keep their embeddings)."""
     dry_run: bool = False
     """Record what would be started, start nothing."""
     cooldown_minutes: int = Field(360, ge=0)
@@ -112,6 +126,8 @@ class MonitoringConfig(Section):
     """Dataset drift when at least this share of features drift."""
     features: dict[str, FeatureDrift] = Field(default_factory=dict)
     """Per-feature test, threshold or ignore."""
+    embedding_drift: EmbeddingDriftConfig = Field(default_factory=lambda: EmbeddingDriftConfig())
+    """How served embeddings are compared with the version's (where it keeps them)."""
     prediction_drift: bool = True
     """Also test the served probabilities and decisions against the version's test-split answers."""
     performance: PerformanceDecay = Field(default_factory=lambda: PerformanceDecay())

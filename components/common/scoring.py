@@ -9,7 +9,7 @@ import pandas as pd
 
 from components.common.artifacts import split_key
 from components.common.modalities import INPUTS_FILE, Modality
-from components.common.onnx_outputs import score_outputs
+from components.common.onnx_outputs import EMBEDDING, score_outputs
 from components.common.store import Store
 from components.common.tasks import Task
 
@@ -21,7 +21,12 @@ def load_split(store: Store, splits: str, name: str) -> pd.DataFrame:
 
 
 def _run_onnx(
-    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality
+    store: Store,
+    model_prefix: str,
+    frame: pd.DataFrame,
+    task: Task,
+    modality: Modality,
+    embedding: bool = False,
 ) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
@@ -29,9 +34,14 @@ def _run_onnx(
     session = ort.InferenceSession(
         store.read_bytes(f"{model_prefix}/model.onnx"), providers=["CPUExecutionProvider"]
     )
-    names = score_outputs(o.name for o in session.get_outputs())  # not the embedding
-    outputs = session.run(names, modality.feed(inputs, frame))
-    return {name: task.output_array(out) for name, out in zip(names, outputs, strict=True)}
+    graph = [o.name for o in session.get_outputs()]
+    names = score_outputs(graph)  # the embedding only when asked
+    extra = [EMBEDDING] if embedding and EMBEDDING in graph else []
+    outputs = session.run(names + extra, modality.feed(inputs, frame))
+    found = {name: task.output_array(out) for name, out in zip(names, outputs, strict=False)}
+    if extra:
+        found[EMBEDDING] = np.asarray(outputs[-1], dtype=np.float32)
+    return found
 
 
 def onnx_logits(
@@ -39,6 +49,15 @@ def onnx_logits(
 ) -> np.ndarray:
     """Uncalibrated logits of the ONNX model for every row (binary (n,), multi-class (n, K))."""
     return _run_onnx(store, model_prefix, frame, task, modality)["logit"]
+
+
+def onnx_logits_and_embeddings(
+    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`onnx_logits`, and the graph's embedding output (rows, D) from the same run (None
+    when the graph gives none)."""
+    outputs = _run_onnx(store, model_prefix, frame, task, modality, embedding=True)
+    return outputs["logit"], outputs.get(EMBEDDING)
 
 
 def calibrated_scores(

@@ -27,7 +27,7 @@ import numpy as np
 from components.common import calibration
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.modalities import INPUTS_FILE, MAX_ROWS, BadInput, ServedBatch
-from components.common.onnx_outputs import EMBEDDING, score_outputs
+from components.common.onnx_outputs import EMBEDDING, encode_embeddings, score_outputs
 from components.deploy.model_metrics import PORT as METRICS_PORT
 from components.deploy.model_metrics import Counts, serve_metrics
 from components.deploy.request_log import ENCODER, RequestLog, now_iso
@@ -374,9 +374,8 @@ class KubeloopModel:
     ) -> tuple[str, list[str]]:
         """(time, one JSON log line per served row), built from pre-encoded parts: json.dumps of
         a record dict cost more than scoring the row. Checked values are finite floats or text;
-        `embeddings` (rows, D) go in as "embedding", each row's float32 values little-endian in
-        base64 (`embedding_of` reads it back: a tenth of the cost of a JSON list), the keys of
-        kept files as "stored"."""
+        `embeddings` (rows, D) go in as "embedding" (`onnx_outputs.encode_embeddings`), the keys
+        of kept files as "stored"."""
         time_iso = now_iso()
         shared = (
             f'{{"request_id":{ENCODER.encode(request_id)},"time":"{time_iso}",{self._log_fields},'
@@ -385,8 +384,7 @@ class KubeloopModel:
         answer = self.head.log_fields
         members = self.codec.log_members(frame)
         if embeddings is not None:
-            vectors = np.ascontiguousarray(embeddings, dtype="<f4")
-            encoded = (base64.b64encode(v.tobytes()).decode() for v in vectors)
+            encoded = encode_embeddings(embeddings)
             members = [f'{m},"embedding":"{e}"' for m, e in zip(members, encoded, strict=True)]
         if stored is not None:
             pairs = zip(members, stored, strict=True)
@@ -488,11 +486,6 @@ class KubeloopModel:
                 "calibration": str(self.calibration["method"]),
             },
         }
-
-
-def embedding_of(logged: str) -> np.ndarray:
-    """A request-log row's "embedding" as float32 values (see `KubeloopModel._lines`)."""
-    return np.frombuffer(base64.b64decode(logged), dtype="<f4")
 
 
 def _bin_data(value: Any) -> bytes:

@@ -8,15 +8,23 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.common.artifacts import DatasetSchema, schema_key
 from components.common.config import KubeloopConfig
-from components.common.drift_reference import PREDICTION_REFERENCE, SAMPLE_FILE, Reference
+from components.common.drift_reference import (
+    EMBEDDING_REFERENCE,
+    PREDICTION_REFERENCE,
+    SAMPLE_FILE,
+    Reference,
+)
 from components.common.monitoring_config import duration_seconds
+from components.common.onnx_outputs import decode_embedding
 from components.common.registry import Registry
 from components.common.store import Store
 from components.monitor.drift import ColumnSettings, DriftSettings, DriftVerdict, check_drift
+from components.monitor.embedding_drift import embedding_drift
 from components.monitor.performance import check_performance
 from components.monitor.report import drift_report_html
 from components.monitor.traffic import Window, features_of, read_window
@@ -61,6 +69,7 @@ class WindowCheck:
     skipped_files: dict[str, str]
     late_rows: int
     data_drift: dict[str, Any] | None = None
+    embedding_drift: dict[str, Any] | None = None
     prediction_drift: dict[str, Any] | None = None
     performance: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)
@@ -70,7 +79,7 @@ class WindowCheck:
     @property
     def judged(self) -> bool:
         """True when any check reached a verdict (a window too small for drift may still show decay)."""
-        parts = (self.data_drift, self.prediction_drift, self.performance)
+        parts = (self.data_drift, self.embedding_drift, self.prediction_drift, self.performance)
         return any(part is not None and not part.get("too_small") for part in parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,6 +97,7 @@ class WindowCheck:
             "drifted_features": drift.get("drifted_columns", []),
             "scores": {c["column"]: round(c["score"], 6) for c in drift.get("columns", [])},
             "drifted_share": drift.get("drifted_share"),
+            "embedding_drift": self.embedding_drift,
             "performance": [m for m in (self.performance or {}).get("metrics", []) if m["decayed"]],
             "report": report_uri,
         }
@@ -134,12 +144,41 @@ def check_window(
             check.report = _write_report(
                 store, prefix, window_prefix(config.name, window), features, verdict, config, check
             )
+    if store.exists(f"{prefix}/{EMBEDDING_REFERENCE}"):
+        _embedding_drift(store, config, prefix, version, rows, check)
     if monitoring.prediction_drift:
         _prediction_drift(store, config, prefix, version, rows, check)
     if monitoring.performance.enabled and labels is not None and len(labels):
         _performance(store, config, window, prefix, version, labels, check)
     store.write_json(f"{window_prefix(config.name, window)}/check.json", check.to_dict())
     return check
+
+
+def _embedding_drift(
+    store: Store, config: KubeloopConfig, prefix: str, version: str, rows: pd.DataFrame, check: WindowCheck
+) -> None:
+    """The window's served embeddings against the version's held-out ones."""
+    served = _served_by(rows, version)
+    logged = served["embedding"].dropna() if "embedding" in served.columns else pd.Series(dtype=object)
+    settings = config.monitoring.embedding_drift
+    if len(logged) < config.monitoring.min_rows:
+        check.embedding_drift = {
+            "too_small": True,
+            "rows": len(logged),
+            "min_rows": config.monitoring.min_rows,
+        }
+        return
+    with store.local_copy(f"{prefix}/{EMBEDDING_REFERENCE}") as path:
+        reference = np.load(path)
+    current = np.stack([decode_embedding(str(text)) for text in logged])
+    try:
+        verdict = embedding_drift(reference, current, settings.method, settings.threshold, settings.bootstrap)
+    except ValueError as exc:  # e.g. embeddings of another model logged under this version
+        check.problems.append(f"no embedding-drift check: {exc}")
+        return
+    check.embedding_drift = {**asdict(verdict), "rows": len(current), "reference_rows": len(reference)}
+    if verdict.drifted:
+        check.findings.append("embedding_drift")
 
 
 def _prediction_drift(

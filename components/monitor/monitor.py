@@ -228,6 +228,13 @@ def _summary(check: WindowCheck) -> str:
         parts.append(f"no data-drift verdict ({drift['too_small']})")
     elif drift:
         parts.append(f"{len(drift['drifted_columns'])}/{len(drift['columns'])} features drifted")
+    embeddings = check.embedding_drift
+    if embeddings and not embeddings.get("too_small"):
+        parts.append(
+            f"embeddings drifted ({embeddings['detail']})"
+            if "embedding_drift" in check.findings
+            else "embeddings stable"
+        )
     if check.prediction_drift and not check.prediction_drift.get("too_small"):
         parts.append("prediction drift" if "prediction_drift" in check.findings else "predictions stable")
     if check.performance and not check.performance.get("too_small"):

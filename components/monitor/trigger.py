@@ -24,7 +24,7 @@ Action = Literal["trigger", "dry_run", "skip", "none"]
 class TriggerPolicy:
     """The configured limits (monitoring.trigger)."""
 
-    on: tuple[str, ...] = ("data_drift", "performance")
+    on: tuple[str, ...] = ("data_drift", "embedding_drift", "performance")
     dry_run: bool = False
     cooldown_minutes: int = 360
     max_runs_per_day: int = 2
@@ -88,7 +88,7 @@ def decide(
         model: Model name (part of the run id).
         window: The window's name.
         at: The window's end: the decision's clock.
-        findings: What the window found (data_drift, prediction_drift, performance).
+        findings: What the window found (data_drift, embedding_drift, prediction_drift, performance).
         version: The production version the window was checked against.
         in_flight: A retraining run still running, if any.
         evidence: What the run gets as parameters and lineage.

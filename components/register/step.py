@@ -10,6 +10,7 @@ import pandas as pd
 
 from components.common.artifacts import SCHEMA_FILE, DatasetSchema
 from components.common.drift_reference import (
+    EMBEDDING_REFERENCE,
     FEATURE_REFERENCE,
     PREDICTION_REFERENCE,
     SAMPLE_FILE,
@@ -153,6 +154,8 @@ def run(
     files: dict[str, bytes] = {f: store.read_bytes(f"{splits}/{f}") for f in SPLIT_FILES}
     files |= {f: store.read_bytes(f"{splits}/{f}") for f in DRIFT_FILES if store.exists(f"{splits}/{f}")}
     files |= {f: store.read_bytes(f"{calibration}/{f}") for f in (*SERVABLE_FILES, "reliability.png")}
+    if store.exists(f"{calibration}/{EMBEDDING_REFERENCE}"):  # image models: for the monitor
+        files[EMBEDDING_REFERENCE] = store.read_bytes(f"{calibration}/{EMBEDDING_REFERENCE}")
     schema = DatasetSchema.from_json(files[SCHEMA_FILE])
     task = schema.make_task()
     files[PREDICTION_REFERENCE] = prediction_reference(files, task)

@@ -32,8 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from components.common.onnx_outputs import decode_embedding  # noqa: E402
 from components.deploy.local_serving import stop_process  # noqa: E402
-from components.deploy.seldon_model import embedding_of  # noqa: E402
 from tests.benchmarks.bench_serve import ROUNDS, start, wrk  # noqa: E402
 
 SIDE = 128
@@ -103,7 +103,7 @@ def main() -> None:
     served = [r for r in rows if r.get("status") == 200]
     sample = served[0] if served else {}
     properties = len(sample.get("features", {}))
-    width = len(embedding_of(sample["embedding"])) if "embedding" in sample else 0
+    width = len(decode_embedding(sample["embedding"])) if "embedding" in sample else 0
     print(
         f"rows logged by the kubeloop server: {len(served)} answered, each with {properties} image "
         f"properties and a {width}-wide embedding"

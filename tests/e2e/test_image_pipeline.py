@@ -71,6 +71,12 @@ def test_the_exported_model_reads_decoded_images_as_evaluation_scored_them(digit
     assert outputs == GraphOutputs(("logit", "embedding"), 128) and embedding.shape == (20, 128)
     lineage = store.read_json("models/digits/1/lineage.json")
     assert GraphOutputs.from_dict(lineage["model"]["outputs"]) == outputs
+    # The held-out images' embeddings (calibration, validation, test), the monitor's reference.
+    with store.local_copy("models/digits/1/embedding_reference.npy") as path:
+        reference = np.load(path)
+    assert reference.shape == (len(stored), 128) and reference.dtype == np.float32
+    offset = int((stored["split"] != "test").sum())
+    np.testing.assert_allclose(reference[offset : offset + 20], embedding, rtol=1e-4, atol=1e-4)
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -23,8 +23,8 @@ from PIL import Image
 
 from components.common.modalities.image_prep import load
 from components.common.modalities.image_properties import image_properties
+from components.common.onnx_outputs import decode_embedding
 from components.deploy.gateway import Gateway, Route, serve
-from components.deploy.seldon_model import embedding_of
 from components.deploy.seldondeployment import Predictor, render_seldondeployment
 from examples.image_sets import write_dicom
 from tests.conftest import free_port
@@ -192,7 +192,7 @@ def test_the_request_log_keeps_the_gates_properties_and_the_embedding(served: di
     for name in ("mean", "std", "rms_contrast", "sharpness"):
         assert row["features"][f"image_{name}"] == pytest.approx(gate[name], rel=1e-9), name
     [answer] = reply["jsonData"]["predictions"]
-    logged = embedding_of(row["embedding"])  # float32, base64: compact and cheap to write
+    logged = decode_embedding(row["embedding"])  # float32, base64: compact and cheap to write
     assert logged.shape == (served["embedding_dim"],)
     np.testing.assert_allclose(logged, answer["embedding"], atol=1e-6)
     assert row["probability"] == pytest.approx(answer["probability"])
@@ -242,7 +242,7 @@ def test_a_graceful_shutdown_writes_every_queued_file_and_row(tmp_path: Path) ->
         rows = logged_rows(store)
     assert sorted(r["request_id"] for r in rows) == [f"t-{i}" for i in range(len(files))]
     assert sorted((store / r["stored"]).read_bytes() for r in rows) == sorted(files)
-    assert all(embedding_of(r["embedding"]).shape == (version["embedding_dim"],) for r in rows)
+    assert all(decode_embedding(r["embedding"]).shape == (version["embedding_dim"],) for r in rows)
 
 
 def bad_requests(tmp: Path) -> dict[str, tuple[Any, int, str]]:

@@ -109,6 +109,10 @@ class Codec(ABC):
 class Modality(ABC):
     """One kind of data: tables today, images next (see DESIGN.md, the two seams)."""
 
+    monitors_embeddings: ClassVar[bool] = False
+    """Whether a version keeps its held-out rows' embeddings (embedding_reference.npy) for the
+    monitor's embedding drift: inputs with no features of their own to compare, such as images."""
+
     name: ClassVar[str]
     input_name: ClassVar[str] = "features"
     """The ONNX model's input name."""

@@ -32,6 +32,8 @@ BASELINE_SIDE = 16
 class ImagesModality(Modality):
     """Image files named in a manifest; the model sees each at `dataset.image.size`."""
 
+    monitors_embeddings = True
+
     name = "images"
     input_name = "image"
 

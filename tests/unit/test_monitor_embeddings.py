@@ -1,0 +1,89 @@
+"""The monitor compares an image version's served embeddings with its held-out ones: a new device
+in the traffic is an embedding-drift finding that starts one retraining run with the evidence."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from components.common.drift_reference import EMBEDDING_REFERENCE
+from components.common.onnx_outputs import encode_embeddings
+from components.common.registry import Registry
+from components.common.store import LocalStore
+from components.monitor.monitor import monitor_pass
+from tests.embedding_cases import window
+from tests.monitor_fixtures import (
+    RecordingLauncher,
+    log_lines,
+    monitor_config,
+    register_production,
+    write_log,
+)
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def with_embeddings(lines: list[str], embeddings: np.ndarray) -> list[str]:
+    """The log lines with each row's embedding as serving logs it."""
+    out = []
+    for line, encoded in zip(lines, encode_embeddings(embeddings), strict=True):
+        record = json.loads(line)
+        record["embedding"] = encoded
+        out.append(json.dumps(record) + "\n")
+    return out
+
+
+def test_a_new_device_in_the_embeddings_triggers_one_run_with_the_evidence(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    version = register_production(store)
+    buffer = io.BytesIO()
+    np.save(buffer, window("", 2200, reference=True, seed=1))  # the version's held-out images
+    registry = Registry(store)
+    store.write_bytes(
+        f"{registry.version_prefix('screening', version)}/{EMBEDDING_REFERENCE}", buffer.getvalue()
+    )
+    plan = ["no shift", "no shift", "new device"]
+    for hour, case in enumerate(plan):
+        start = T0 + hour * HOUR
+        lines, _ = log_lines(start, 600, version, "A", seed=hour)  # the same scanner: no data drift
+        write_log(store, start, with_embeddings(lines, window(case, 600, seed=10 + hour)))
+    launcher = RecordingLauncher("succeeded")
+    progress: list[str] = []
+    result = monitor_pass(
+        store, monitor_config(), launcher, now=T0 + len(plan) * HOUR, progress=progress.append
+    )
+    assert [("embedding_drift" in c.findings, "data_drift" in c.findings) for c in result.checks] == [
+        (False, False),
+        (False, False),
+        (True, False),
+    ]
+    assert [d.action for d in result.decisions] == ["none", "none", "trigger"]
+    quiet, drifted = result.checks[0].embedding_drift, result.checks[2].embedding_drift
+    assert quiet is not None and drifted is not None
+    assert quiet["method"] == "model" and quiet["score"] < 0.55 < drifted["score"]
+    assert drifted["rows"] == 600 and drifted["reference_rows"] == 2200
+    evidence = launcher.started[0][1]
+    assert "embedding_drift" in evidence["findings"] and evidence["embedding_drift"]["drifted"]
+    assert any("embeddings drifted (domain classifier ROC AUC" in line for line in progress)
+
+
+def test_a_window_without_enough_embeddings_is_reported_too_small(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    version = register_production(store)
+    buffer = io.BytesIO()
+    np.save(buffer, window("", 500, reference=True))
+    store.write_bytes(
+        f"{Registry(store).version_prefix('screening', version)}/{EMBEDDING_REFERENCE}", buffer.getvalue()
+    )
+    lines, _ = log_lines(T0, 300, version, "A")
+    write_log(store, T0, lines)  # a version that logs no embeddings (a table's)
+    result = monitor_pass(
+        store, monitor_config(), RecordingLauncher(), now=T0 + HOUR, progress=lambda _: None
+    )
+    assert result.checks[0].embedding_drift == {"too_small": True, "rows": 0, "min_rows": 100}
+    assert "embedding_drift" not in result.checks[0].findings
