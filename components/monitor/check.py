@@ -25,6 +25,7 @@ from components.common.registry import Registry
 from components.common.store import Store
 from components.monitor.drift import ColumnSettings, DriftSettings, DriftVerdict, check_drift
 from components.monitor.embedding_drift import embedding_drift
+from components.monitor.embedding_report import embedding_report_html
 from components.monitor.performance import check_performance
 from components.monitor.report import drift_report_html
 from components.monitor.traffic import Window, features_of, read_window
@@ -176,9 +177,39 @@ def _embedding_drift(
     except ValueError as exc:  # e.g. embeddings of another model logged under this version
         check.problems.append(f"no embedding-drift check: {exc}")
         return
-    check.embedding_drift = {**asdict(verdict), "rows": len(current), "reference_rows": len(reference)}
+    record = {**asdict(verdict), "rows": len(current), "reference_rows": len(reference)}
+    atypical = served.loc[logged.index[list(verdict.atypical)]]
+    record["atypical"] = [
+        {"request_id": str(r["request_id"]), "row": int(r["row"]), "stored": _stored(r)}
+        for _, r in atypical.iterrows()
+    ]
+    record["report"] = _write_embedding_report(store, config, check.window, record, atypical)
+    check.embedding_drift = record
     if verdict.drifted:
         check.findings.append("embedding_drift")
+
+
+def _stored(row: pd.Series) -> str | None:
+    value = row.get("stored")
+    return str(value) if isinstance(value, str) else None
+
+
+def _write_embedding_report(
+    store: Store, config: KubeloopConfig, window: str, record: dict[str, Any], atypical: pd.DataFrame
+) -> str:
+    """The window's embeddings.html: the verdict and the atypical images (thumbnails where kept)."""
+    from components.common.modalities.image_prep import thumbnail_of
+
+    rows, thumbnails = [], []
+    for _, row in atypical.iterrows():
+        features = {c[len("features.") :]: row[c] for c in atypical.columns if c.startswith("features.")}
+        rows.append({"request_id": row["request_id"], "row": int(row["row"]), "features": features})
+        key = _stored(row)
+        data = store.read_bytes(key) if key and store.exists(key) else None
+        thumbnails.append(thumbnail_of(data, key or "", 134, 100_000_000) if data else None)
+    key = f"monitor/{config.name}/windows/{window}/embeddings.html"
+    store.write_text(key, embedding_report_html(window, record, rows, thumbnails))
+    return key
 
 
 def _prediction_drift(

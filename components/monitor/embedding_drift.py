@@ -46,6 +46,8 @@ PERMUTATIONS = 200
 """Permutations of the MMD null (bootstrap)."""
 RESAMPLES = 100
 """Resamples of the distance null (bootstrap), as Evidently's N_BOOTSTRAP."""
+ATYPICAL = 12
+"""Atypical current rows kept for the report (model method)."""
 COMPONENT_THRESHOLD = 0.1
 """Ratio: a component drifts at a normed Wasserstein distance of at least this (Evidently's)."""
 
@@ -61,6 +63,9 @@ class EmbeddingDrift:
     """What the score was compared with: the fixed threshold, or the null's 95th percentile."""
     drifted: bool
     detail: str
+    atypical: tuple[int, ...] = ()
+    """The model method: current rows the domain classifier finds least like the reference
+    (most atypical first), `ATYPICAL` of them, for the window's report."""
 
 
 def embedding_drift(
@@ -129,7 +134,8 @@ def _model(
     x_train, x_test = x_order[: len(x) // 2], x_order[len(x) // 2 :]
     y_train, y_test = y_order[: len(y) // 2], y_order[len(y) // 2 :]
     w = _fisher_direction(x[np.sort(x_train[:FIT_ROWS])], y[np.sort(y_train[:FIT_ROWS])])
-    positive, negative = (x @ w)[x_test], (y @ w)[y_test]
+    current_scores = y @ w
+    positive, negative = (x @ w)[x_test], current_scores[y_test]
     auc = _auc(positive, negative)
     if bootstrap:
         # The AUC of scores that carry no information: mean 1/2, Mann-Whitney's variance.
@@ -140,7 +146,8 @@ def _model(
         f"domain classifier ROC AUC {auc:.3f} on {rows:,} held-out rows "
         f"({'above' if auc > limit else 'within'} {limit:.3f})"
     )
-    return EmbeddingDrift("model", auc, limit, bool(auc > limit), detail)
+    atypical = tuple(int(i) for i in np.argsort(current_scores, kind="stable")[:ATYPICAL])
+    return EmbeddingDrift("model", auc, limit, bool(auc > limit), detail, atypical)
 
 
 FIT_ROWS = 10_000

@@ -223,6 +223,15 @@ def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
     """The image at `location` as an 8-bit PNG at most side x side, its intensities stretched
     between the 1st and 99th percentile (16-bit and DICOM images look flat otherwise); None when
     the file cannot be read or decoded."""
+    try:
+        data = read_location(location)
+    except OSError:
+        return None
+    return thumbnail_of(data, location, side, max_pixels)
+
+
+def thumbnail_of(data: bytes, name: str, side: int, max_pixels: int) -> bytes | None:
+    """`thumbnail` of a file's bytes (a served image kept in the store)."""
     import io
 
     from PIL import Image
@@ -230,12 +239,14 @@ def thumbnail(location: str, side: int, max_pixels: int) -> bytes | None:
     from components.common.modalities.image_io import ImageError
 
     try:
-        pixels = decode_scaled(read_location(location), location, max_pixels)
-    except (OSError, ImageError):
+        pixels = decode_scaled(data, name, max_pixels)
+    except ImageError:
         return None
     low, high = np.percentile(pixels, [1, 99])
-    stretched = np.clip((pixels - low) / max(float(high - low), 1e-6), 0.0, 1.0)
-    image = Image.fromarray((stretched * 255).astype(np.uint8).squeeze())
+    if high - low > 1e-3:
+        pixels = np.clip((pixels - low) / float(high - low), 0.0, 1.0)
+    # else a flat image: shown at its own intensity (stretching would make any one black)
+    image = Image.fromarray((pixels * 255).astype(np.uint8).squeeze())
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
