@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from examples.screening.generate import FEATURES, generate
 from tests.conftest import REPO
 
 SCREENING = REPO / "examples" / "screening" / "config.yaml"
+HOUR = timedelta(hours=1)
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+"""The first window of the monitor tests' traffic."""
 CATEGORICAL = ["scanner"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -12,15 +12,14 @@ from components.common.store import LocalStore
 from components.monitor.monitor import load_state, monitor_pass
 from components.monitor.traffic import Window, closed_windows, read_window
 from tests.monitor_fixtures import (
+    HOUR,
+    T0,
     RecordingLauncher,
     log_lines,
     monitor_config,
     register_production,
     write_log,
 )
-
-HOUR = timedelta(hours=1)
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 def hours(n: int) -> datetime:

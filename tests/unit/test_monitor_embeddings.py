@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,14 @@ from components.common.store import LocalStore
 from components.monitor.monitor import monitor_pass
 from tests.embedding_cases import window
 from tests.monitor_fixtures import (
+    HOUR,
+    T0,
     RecordingLauncher,
     log_lines,
     monitor_config,
     register_production,
     write_log,
 )
-
-HOUR = timedelta(hours=1)
-T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
 def with_embeddings(lines: list[str], embeddings: np.ndarray) -> list[str]:
