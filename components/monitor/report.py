@@ -32,7 +32,9 @@ def drift_report_html(
         raise ValueError("the verdict judged no column: there is nothing to report")
     reference = reference_sample[columns].copy()
     window = sample(current[columns]).copy()
-    kinds = {c.column: c.kind for c in verdict.columns}
+    # A numerical column with two values or fewer (one device's constant image width) is
+    # tested as categories (z, chi-square), as Evidently does: the report must call it one.
+    kinds = {c.column: "categorical" if c.test in ("z", "chisquare") else c.kind for c in verdict.columns}
     for frame in (reference, window):
         for name in columns:
             if kinds[name] == "categorical":
