@@ -87,12 +87,13 @@ def run(ctx: StepContext, splits: str, model: str) -> dict[str, Any]:
     schema = DatasetSchema.read(ctx.store, splits)
     task, modality = schema.make_task(), schema.make_modality()
     frames = {name: load_split(ctx.store, splits, name) for name in SPLITS}
+    keep = modality.monitors_embeddings  # what the monitor compares served embeddings with
     scored = {
-        name: onnx_logits_and_embeddings(ctx.store, model, f, task, modality) for name, f in frames.items()
+        n: onnx_logits_and_embeddings(ctx.store, model, f, task, modality, keep) for n, f in frames.items()
     }
     logits = {name: z for name, (z, _) in scored.items()}
     held_out = [e for _, e in scored.values() if e is not None]
-    if modality.monitors_embeddings and held_out:  # what the monitor compares served embeddings with
+    if held_out:
         with ctx.store.staged(ctx.key(EMBEDDING_REFERENCE)) as path:
             np.save(path, np.vstack(held_out).astype(np.float32))
     ys = {name: task.frame_targets(frame) for name, frame in frames.items()}

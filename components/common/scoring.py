@@ -52,11 +52,11 @@ def onnx_logits(
 
 
 def onnx_logits_and_embeddings(
-    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality
+    store: Store, model_prefix: str, frame: pd.DataFrame, task: Task, modality: Modality, embedding: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """`onnx_logits`, and the graph's embedding output (rows, D) from the same run (None
-    when the graph gives none)."""
-    outputs = _run_onnx(store, model_prefix, frame, task, modality, embedding=True)
+    """`onnx_logits`, and with `embedding` the graph's embedding output (rows, D) from the same
+    run (None when not asked or the graph gives none)."""
+    outputs = _run_onnx(store, model_prefix, frame, task, modality, embedding)
     return outputs["logit"], outputs.get(EMBEDDING)
 
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from components.common.modalities.image_io import ImageError, ImageHeader, check_pixels
 
@@ -142,11 +141,3 @@ def decode(
         top = 2**header.bit_depth - 1
         pixels = (top - np.minimum(pixels, top)).astype(dtype, copy=False)
     return header, pixels
-
-
-def grey(pixels: np.ndarray) -> np.ndarray:
-    """Grey intensities of decoded DICOM pixels: grey as is, (8-bit) RGB as Pillow's ITU-R 601 luma,
-    the same as for PNG and JPEG."""
-    if pixels.ndim == 2:
-        return pixels
-    return np.asarray(Image.fromarray(pixels, "RGB").convert("L"))

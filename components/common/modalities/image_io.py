@@ -279,7 +279,7 @@ def grey_image(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         from components.common.modalities import image_dicom
 
         header, pixels = image_dicom.decode(data, name, max_pixels)
-        grey = image_dicom.grey(pixels)
+        grey = grey_of(pixels)
         return Grey(header, grey, 2**header.bit_depth - 1, Image.fromarray(grey))
     header, image = _pillow_open(data, fmt, name, max_pixels)
     _pillow_load(image, header, data, name)

@@ -111,14 +111,7 @@ def image_properties(
         return row
     fmt = grey.header.format
     _fill_header(row, grey.header)
-    mean, std, sharpness = intensity_statistics(grey.pixels, grey.full)
-    row.update(
-        mean=mean,
-        std=std,
-        rms_contrast=std / mean if mean > 0 else 0.0,
-        sharpness=sharpness,
-        phash=perceptual_hash(grey.image),
-    )
+    row.update(intensity_properties(grey.pixels, grey.full), phash=perceptual_hash(grey.image))
     if not row["extension_matches"]:
         known = ", ".join(sorted(e for e in EXTENSIONS[fmt] if e))
         row.update(
@@ -149,6 +142,13 @@ def _fill_header(row: dict[str, Any], header: ImageHeader) -> None:
             pixel_spacing=spacing[0],
             pixel_spacing_column=spacing[1],
         )
+
+
+def intensity_properties(grey: np.ndarray, full: int) -> dict[str, float]:
+    """mean, std, rms_contrast (std / mean; 0 for a black image) and sharpness of a grey image,
+    as the property row and the request log of a served image keep them."""
+    mean, std, sharpness = intensity_statistics(grey, full)
+    return {"mean": mean, "std": std, "rms_contrast": std / mean if mean > 0 else 0.0, "sharpness": sharpness}
 
 
 def intensity_statistics(grey: np.ndarray, full: int) -> tuple[float, float, float]:

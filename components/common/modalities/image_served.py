@@ -21,7 +21,7 @@ from components.common.modalities.image_io import (
     grey_of,
 )
 from components.common.modalities.image_prep import ImageInputs, ServedBounds, prepare, scale_stored
-from components.common.modalities.image_properties import intensity_statistics
+from components.common.modalities.image_properties import intensity_properties
 
 EXTENSION = {"png": "png", "jpeg": "jpg", "dicom": "dcm"}
 """The extension a stored served file takes, by format."""
@@ -112,18 +112,16 @@ def _refuse(name: str, problems: list[str]) -> None:
 
 def measure(header: ImageHeader, stored: np.ndarray, data: bytes) -> dict[str, Any]:
     """The gate's properties of a decoded file (`image_properties`), named as its columns."""
-    mean, std, sharpness = intensity_statistics(grey_of(stored), full_scale(header, stored))
-    return {
-        PREFIX + "format": header.format,
-        PREFIX + "channels": header.channels,
-        PREFIX + "bit_depth": header.bit_depth,
-        PREFIX + "width": header.width,
-        PREFIX + "height": header.height,
-        PREFIX + "file_bytes": len(data),
-        PREFIX + "mean": mean,
-        PREFIX + "std": std,
-        PREFIX + "rms_contrast": std / mean if mean > 0 else 0.0,
-        PREFIX + "sharpness": sharpness,
-        PREFIX + "sha256": hashlib.sha256(data).hexdigest(),
-        PREFIX + "manufacturer": header.metadata.get("manufacturer"),
+    intensity = intensity_properties(grey_of(stored), full_scale(header, stored))
+    row = {
+        "format": header.format,
+        "channels": header.channels,
+        "bit_depth": header.bit_depth,
+        "width": header.width,
+        "height": header.height,
+        "file_bytes": len(data),
+        **intensity,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "manufacturer": header.metadata.get("manufacturer"),
     }
+    return {PREFIX + name: value for name, value in row.items()}
