@@ -17,11 +17,12 @@ PYTHON312 ?= $(shell v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12\.
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
+.PHONY: help setup run loop-images test lint bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
 	bench-train-images bench-serve-images bench-drift-images
 
 help:
 	@echo "make run      set up, then run the closed loop of the screening example (kubeloop loop)"
+	@echo "make loop-images  the same loop for images (examples/image_loop): scanner B joins, retrain on served images"
 	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
 	@echo "make lint     ruff + mypy"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
@@ -78,6 +79,10 @@ card-png: $(VENV)/.ready chromium
 
 run: $(VENV)/.ready $(SERVING_VENV)/.ready
 	$(VENV)/bin/kubeloop loop --config $(CONFIG)
+
+# The image loop: scanner A's model meets scanner B, retrains on the served images, rolls out.
+loop-images: $(VENV)/.ready $(SERVING_VENV)/.ready
+	$(VENV)/bin/kubeloop loop --config examples/image_loop/config.yaml
 
 lint: $(VENV)/.ready
 	$(VENV)/bin/ruff check .

@@ -25,12 +25,16 @@ from components.common.config_loader import load_config
 from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
 from components.common.store import LocalStore, NotFoundError
+from components.evaluate.gallery import GALLERY_FILE as ERROR_GALLERY
+from components.validate_data.gallery import GALLERY_FILE as GATE_GALLERY
 from loop.record import LoopRecord, Stage
 from loop.traffic import Replay, Replayed, generate_rows, write_labels
 
 SCENARIOS = ("drift", "bad_candidate")
 EXPECTED = {"drift": "promoted", "bad_candidate": "rolled_back"}
 """How each scenario's rollout must end."""
+THUMBNAILS = 8
+"""Inputs of each traffic phase shown as thumbnails in the index (where inputs have them)."""
 NOTES_SHOWN = 6
 """A step's notes (warnings, decisions) shown in the retraining progress; all are in status.json."""
 ROLLOUT_BATCH = 500
@@ -51,6 +55,7 @@ def loop_overrides(config: KubeloopConfig) -> list[str]:
         f"monitoring.late_seconds={loop.late_seconds}",
         "deployment.serving.flush_seconds=1",
         f"deployment.analysis.interval_seconds={loop.analysis_interval_seconds}",
+        f"deployment.analysis.warmup_seconds={loop.warmup_seconds}",
     ]
 
 
@@ -157,14 +162,15 @@ class Loop:
         loop = self.config.loop
         window = duration_seconds(loop.window)
         features = self._features()
-        replay = Replay(self.serving.url, features, loop.concurrency)
+        replay = Replay(self.serving.url, features, self.config.dataset.make_modality(), loop.concurrency)
         first = self._next_boundary(window, margin=1.0)
         self._set_watermark(first)
         for number, phase in enumerate((loop.live, loop.shifted)):
             start = first + timedelta(seconds=number * window)
             title = f"{phase.name}: {phase.rows:,} rows in the window from {start:%H:%M:%S}"
             with self.record.stage(f"traffic {number + 1}", title) as stage:
-                frame = generate_rows(self.config, {**phase.params, "rows": phase.rows, "seed": phase.seed})
+                params = {**phase.params, "rows": phase.rows, "seed": phase.seed}
+                frame = generate_rows(self.config, params, self._traffic_folder(f"p{number + 1}"))
                 self._sleep_until(start, "traffic", f"waiting for the window at {start:%H:%M:%S}")
                 self.say("traffic", f"{phase.name}: sending {len(frame):,} rows through the gateway")
                 sent = replay.send(frame, f"p{number + 1}", loop.rows_per_request)
@@ -180,8 +186,10 @@ class Loop:
                     frame,
                     self.config.dataset.label,
                     loop.rows_per_request,
+                    self._known_columns(),
                 )
                 self._check_sent(sent, phase.name)
+                stage.facts["thumbnails"] = self._thumbnails(frame, f"p{number + 1}")
                 stage.decision = f"{sent.rows:,} rows in {sent.requests} requests, all answered"
                 stage.facts.update(rows=sent.rows, requests=sent.requests, p50_ms=round(sent.p50_ms(), 2))
                 stage.links["labels"] = key
@@ -224,6 +232,9 @@ class Loop:
                 )
                 if check.report:
                     stage.links[f"drift report {decision.window}"] = check.report
+                embedding_report = (check.embedding_drift or {}).get("report")
+                if embedding_report:
+                    stage.links[f"embedding drift {decision.window}"] = embedding_report
             triggers = [d for d in result.decisions if d.action == "trigger"]
             stage.decision = f"{len(result.decisions)} windows: " + ", ".join(
                 f"{d.action} ({', '.join(d.findings) or 'no finding'})" for d in result.decisions
@@ -276,7 +287,9 @@ class Loop:
 
         loop = self.config.loop
         with self.record.stage("rollout", f"v{version}: {self.config.monitoring.retraining.deploy}") as stage:
-            replay = Replay(self.serving.url, self._features(), loop.concurrency)
+            replay = Replay(
+                self.serving.url, self._features(), self.config.dataset.make_modality(), loop.concurrency
+            )
             sent = Replayed()
             done = threading.Event()
 
@@ -286,7 +299,7 @@ class Loop:
                 while not done.is_set():
                     batch += 1
                     params = {**loop.shifted.params, "rows": ROLLOUT_BATCH, "seed": loop.shifted.seed + batch}
-                    frame = generate_rows(self.config, params)
+                    frame = generate_rows(self.config, params, self._traffic_folder(f"r{batch}"))
                     got = replay.send(frame, f"r{batch}", loop.rollout_rows_per_request, stop=done)
                     write_labels(
                         self.store,
@@ -296,6 +309,7 @@ class Loop:
                         frame,
                         self.config.dataset.label,
                         loop.rollout_rows_per_request,
+                        self._known_columns(),
                     )
                     sent.statuses.update(got.statuses)
                     sent.served_by.update(got.served_by)
@@ -388,6 +402,41 @@ class Loop:
                 self.say("retrain", text.strip())
         return offset + len(whole)
 
+    def _thumbnails(self, frame: Any, name: str) -> list[dict[str, str]]:
+        """A few of a phase's inputs as thumbnails under loop/thumbnails/ (inputs that have them:
+        images), each captioned with its device and label."""
+        dataset = self.config.dataset
+        sample = (
+            frame.groupby(dataset.device_column, sort=True).head(THUMBNAILS // 2)
+            if (dataset.device_column in frame.columns)
+            else frame
+        )
+        sample = sample.head(THUMBNAILS)
+        shown = []
+        modality = dataset.make_modality()
+        pairs = zip(modality.thumbnails(sample), sample.iterrows(), strict=True)
+        for number, (png, (_, row)) in enumerate(pairs):
+            if png is None:
+                continue
+            key = f"loop/thumbnails/{name}-{number}.png"
+            self.store.write_bytes(key, png)
+            device = f"{row[dataset.device_column]}, " if dataset.device_column in sample.columns else ""
+            shown.append({"key": key, "caption": f"{device}{dataset.label} {row[dataset.label]}"})
+        return shown
+
+    def _traffic_folder(self, name: str) -> Path:
+        """Where a batch of replayed rows is generated (an image batch's files stay for the replay)."""
+        return self.store.root / "loop" / "traffic" / name
+
+    def _known_columns(self) -> list[str]:
+        """What a site records beside each label, which the retraining set keeps: the device,
+        the patient (the group its split keeps whole) and the columns evaluation slices by."""
+        dataset = self.config.dataset
+        slices = [s.column for s in self.config.evaluation.slices]
+        features = set(self._features())  # the model's inputs come from the request log instead
+        named = [dataset.device_column, dataset.group_column, *slices]
+        return list(dict.fromkeys(c for c in named if c and c not in features))
+
     def _features(self) -> list[str]:
         version = Registry(self.store).champion(self.config.name)
         return DatasetSchema.read(self.store, version_prefix(self.config.name, str(version))).features
@@ -405,6 +454,8 @@ class Loop:
             "validation report": f"runs/{run_id}/validate_data/report.md",
             "data docs": f"runs/{run_id}/validate_data/data_docs.html",
             "evaluation report": f"runs/{run_id}/evaluate/decision.md",
+            "gate gallery": f"runs/{run_id}/validate_data/{GATE_GALLERY}",
+            "error gallery": f"runs/{run_id}/evaluate/{ERROR_GALLERY}",
             "model card": f"{version_prefix(self.config.name, version)}/card.html",
         }
         for label, key in wanted.items():

@@ -113,6 +113,9 @@ def _stage_html(store: Store, model: str, stage: Stage) -> str:
             f"{html.escape(findings)} → <b>{html.escape(window['action'])}</b> "
             f"({html.escape(window['reason'])})</p>"
         )
+    thumbnails = [_image(store, t["key"], t["caption"]) for t in stage.facts.get("thumbnails", [])]
+    if any(thumbnails):
+        parts.append('<div class="thumbs">' + "".join(thumbnails) + "</div>")
     if stage.facts.get("history"):
         rows = "".join(
             f"<tr><td>{html.escape(h['time'][11:19])}</td><td>{html.escape(h['action'])}</td>"
@@ -174,7 +177,9 @@ h1{margin-bottom:.2em} .sub{color:#59636e;margin-top:0}
 .metrics{font-family:monospace} table{border-collapse:collapse;font-size:.9em;margin:.4em 0}
 td,th{border:1px solid #d0d7de;padding:.2em .5em;text-align:left;vertical-align:top}
 .plots{display:flex;gap:1em;flex-wrap:wrap} figure{margin:.4em 0} figcaption{font-size:.85em;color:#59636e}
-.plots img{width:440px} img{max-width:100%} .stages td{font-family:monospace}
+.plots img{width:440px}
+.thumbs{display:flex;gap:.5em;flex-wrap:wrap} .thumbs img{height:96px}
+img{max-width:100%} .stages td{font-family:monospace}
 td.evidence{min-width:21em;font-size:.82em} td.why{font-size:.78em;color:#59636e}
 """
 

@@ -13,7 +13,6 @@ import http.client
 import importlib
 import io
 import json
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -26,15 +25,17 @@ from urllib.parse import urlsplit
 import pandas as pd
 
 from components.common.config import KubeloopConfig
-from components.common.data import read_table
+from components.common.modalities.base import Modality
 from components.common.store import Store
 
 PROGRESS_EVERY = 0.25
 """Share of a replay after which a progress line is said."""
 
 
-def generate_rows(config: KubeloopConfig, params: dict[str, Any]) -> pd.DataFrame:
-    """Rows from the dataset's generator with `params` over its configured ones.
+def generate_rows(config: KubeloopConfig, params: dict[str, Any], folder: Path) -> pd.DataFrame:
+    """Rows from the dataset's generator with `params` over its configured ones, written to
+    `folder` (an image manifest's files stay there, for the replay to send), read as the
+    modality reads its dataset.
 
     Raises:
         ValueError: The config has no dataset.generator, or it cannot be imported.
@@ -51,10 +52,10 @@ def generate_rows(config: KubeloopConfig, params: dict[str, Any]) -> pd.DataFram
         raise ValueError(
             f"dataset.generator.function '{generator.function}' cannot be imported: {exc}"
         ) from exc
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "rows.parquet"
-        function(path=path, **{**generator.params, **params})
-        return read_table(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rows{Path(config.dataset.path).suffix or '.parquet'}"
+    function(path=path, **{**generator.params, **params})
+    return config.dataset.make_modality().read(path)
 
 
 @dataclass
@@ -81,18 +82,20 @@ class Replayed:
 class Replay:
     """Sends rows to the gateway from a few keep-alive connections."""
 
-    def __init__(self, url: str, features: list[str], concurrency: int = 2, timeout: float = 30.0) -> None:
-        """Args: the gateway's prediction URL, the model's features in order, parallel connections."""
+    def __init__(
+        self, url: str, features: list[str], modality: Modality, concurrency: int = 2, timeout: float = 30.0
+    ) -> None:
+        """Args: the gateway's prediction URL, the model's features in order, the modality that
+        writes a request's data, parallel connections."""
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
-        self.features, self.concurrency, self.timeout = features, concurrency, timeout
+        self.features, self.modality = features, modality
+        self.concurrency, self.timeout = concurrency, timeout
 
     def body(self, request_id: str, rows: pd.DataFrame) -> bytes:
-        """Seldon's named-feature JSON for `rows`, carrying the request id."""
-        values = rows[self.features].astype(object).values.tolist()
-        return json.dumps(
-            {"meta": {"puid": request_id}, "data": {"names": self.features, "ndarray": values}}
-        ).encode()
+        """The Seldon request for `rows` as a client sends it, carrying the request id."""
+        data = self.modality.request(rows, self.features)
+        return json.dumps({"meta": {"puid": request_id}, **data}).encode()
 
     def send(
         self,
@@ -154,19 +157,30 @@ class Replay:
 
 
 def write_labels(
-    store: Store, model: str, prefix: str, sent: Replayed, frame: pd.DataFrame, label: str, rows: int
+    store: Store,
+    model: str,
+    prefix: str,
+    sent: Replayed,
+    frame: pd.DataFrame,
+    label: str,
+    rows: int,
+    known: list[str] | None = None,
 ) -> str:
-    """The labels of the rows a replay sent under `prefix` (`rows` rows per request), as one CSV."""
+    """The labels of the rows a replay sent under `prefix` (`rows` rows per request), as one CSV,
+    with the `known` columns of each row (what the site records beside the label: the device)."""
     answered = set(sent.request_ids)
+    known = [c for c in known or [] if c in frame.columns]
     records = []
     for n, start in enumerate(range(0, len(frame), rows)):
         request_id = f"{prefix}-{n}"
         if request_id not in answered:
             continue
-        for row, value in enumerate(frame[label].iloc[start : start + rows]):
-            records.append({"request_id": request_id, "row": row, "label": int(value)})
+        part = frame.iloc[start : start + rows]
+        for row, (value, *extra) in enumerate(zip(part[label], *(part[c] for c in known), strict=True)):
+            others = dict(zip(known, extra, strict=True))
+            records.append({"request_id": request_id, "row": row, "label": value, **others})
     key = f"labels/{model}/{prefix}.csv"
     buffer = io.StringIO()
-    pd.DataFrame(records, columns=["request_id", "row", "label"]).to_csv(buffer, index=False)
+    pd.DataFrame(records, columns=["request_id", "row", "label", *known]).to_csv(buffer, index=False)
     store.write_bytes(key, buffer.getvalue().encode())
     return key

@@ -204,6 +204,8 @@ POLICY_GROUPS: dict[str, tuple[str, ...]] = {
         "retraining.split",
         "retraining.schedule",
         "retraining.warm_start",
+        "retraining.warm_start_epochs",
+        "retraining.warm_start_learning_rate",
     ),
 }
 """Where each RetrainPolicy spec group's settings live in the config's `monitoring` section

@@ -1,8 +1,10 @@
 """Labels of served rows, which arrive after serving: files under `labels/<model>/` in the store.
 
 Each file (JSONL, CSV or Parquet) has `request_id`, an optional `row` (default 0: the row's
-index in its request) and `label`. The monitor joins them to judge performance, the
-retraining run to train on traffic, and the rollout analysis to judge a candidate's decisions.
+index in its request) and `label`; other columns (what the hospital knows of the exam, such as
+the device) join the row when the retraining run assembles its data. The monitor joins them to
+judge performance, the retraining run to train on traffic, and the rollout analysis to judge a
+candidate's decisions.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import pandas as pd
 from components.common.store import Store
 
 
-def read_labels(store: Store, model: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Every label file under `labels/<model>/`: (request_id, row, label) and the files skipped."""
+def read_labels(store: Store, model: str, extra: bool = False) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every label file under `labels/<model>/`: (request_id, row, label, and with `extra` the
+    files' other columns) and the files skipped."""
     frames, skipped = [], {}
     for key in store.list(f"labels/{model}"):
         try:
@@ -37,7 +40,8 @@ def read_labels(store: Store, model: str) -> tuple[pd.DataFrame, dict[str, str]]
             continue
         if "row" not in frame.columns:
             frame = frame.assign(row=0)
-        frames.append(frame[["request_id", "row", "label"]].astype({"request_id": str, "row": "int64"}))
+        kept = list(frame.columns) if extra else ["request_id", "row", "label"]
+        frames.append(frame[kept].astype({"request_id": str, "row": "int64"}))
     if not frames:
         return pd.DataFrame(columns=["request_id", "row", "label"]), skipped
     labels = pd.concat(frames, ignore_index=True).drop_duplicates(["request_id", "row"], keep="last")

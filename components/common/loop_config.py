@@ -43,6 +43,10 @@ class LoopConfig(Section):
     """Parallel client connections to the gateway."""
     analysis_interval_seconds: float = Field(2.0, gt=0)
     """How often the rollout is analysed and stepped (deployment.analysis.interval_seconds in the loop)."""
+    warmup_seconds: float = Field(6.0, ge=0)
+    """Latency checks start this long after a candidate's first request of a step
+    (deployment.analysis.warmup_seconds in the loop): a predictor started on a small machine
+    answers its first requests slowly while the others keep the cores busy."""
     rollout_timeout_seconds: float = Field(180.0, gt=0)
     """Longest wait for the rollout to be promoted or rolled back."""
     retraining_timeout_seconds: float = Field(300.0, gt=0)

@@ -109,6 +109,12 @@ class RetrainingConfig(Section):
     warm_start: bool = False
     """Start the retrained model from the production version's weights (training.init_from);
     its lineage names the source version."""
+    warm_start_epochs: int | None = Field(None, ge=1)
+    """Epochs of a warm-started retraining run (default: training.epochs): a model that starts
+    from production's weights needs fewer to learn what the new data adds."""
+    warm_start_learning_rate: float | None = Field(None, gt=0)
+    """Learning rate of a warm-started retraining run (default: training.learning_rate): a
+    smaller one keeps what production learnt while the new data moves it."""
 
 
 class MonitoringConfig(Section):

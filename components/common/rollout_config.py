@@ -60,6 +60,12 @@ class RolloutAnalysis(Section):
     max_p99_ratio: float = Field(1.5, ge=1)
     """Tail: at most 1% of the candidate's requests (5% with fewer than 1,000 on main) may be slower
     than this times main's p99 (p95)."""
+    warmup_seconds: float = Field(0.0, ge=0)
+    """Latency is judged from this long after the candidate's first request of a step (on both
+    sides), as Argo Rollouts' initialDelay: a pod that has just become ready may answer slowly
+    for a moment (CPU throttled while it starts), which is not the version's latency. Errors
+    count from the first request. kubeloop's predictors warm themselves up before they report
+    ready, so the default judges every request."""
     min_latency_increase_ms: float = Field(5.0, ge=0)
     """A latency rise smaller than this (typical or tail) is always tolerated."""
     max_psi: float = Field(0.2, ge=0)

@@ -63,6 +63,11 @@ class Store(ABC):
         Returns the new version tag; raises ConflictError when another writer got there first.
         """
 
+    def location(self, key: str) -> str:
+        """Where `key` lives, as a path or URI that readers outside the store open (a manifest's
+        image column, a dataset.path)."""
+        return f"{self.uri.rstrip('/')}/{check_key(key)}"
+
     def upload_file(self, key: str, path: str | Path) -> None:
         """Copy a local file into the store."""
         self.write_bytes(key, Path(path).read_bytes())
@@ -128,6 +133,9 @@ class LocalStore(Store):
     def path(self, key: str) -> Path:
         """Filesystem path of `key` (local backend only)."""
         return self.root / check_key(key)
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
 
     def read_bytes(self, key: str) -> bytes:
         try:

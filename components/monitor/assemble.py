@@ -2,9 +2,12 @@
 
 Served rows whose labels arrived (labels/<model>/) within `retraining.traffic_window` join
 the reference dataset (`dataset.path`), at most `traffic_share` of the result: when there is
-more labeled traffic, the newest rows are kept. Traffic rows get the dataset's id
-(`traffic:<request id>:<row>`), time (when served) and group (`traffic`) columns, so every
-later step treats them like any other row; the temporal split puts them in the test set
+more labeled traffic, the newest rows are kept. Their inputs come from the request log through
+the modality: a table's logged features, or for images the served files kept under `served/`
+(`deployment.serving.sample_share`), named by their location in the store in the new manifest.
+Traffic rows get the dataset's id (`traffic:<request id>:<row>`), time (when served) and group
+(`traffic`, or the group a label file names) columns, so every later step treats them like any
+other row; the temporal split puts them in the test set
 when they are the newest, which is where a new population should be judged.
 """
 
@@ -21,8 +24,8 @@ from components.common.config import KubeloopConfig
 from components.common.data import local_path
 from components.common.labels import read_labels
 from components.common.monitoring_config import duration_seconds
-from components.common.store import LocalStore, Store
-from components.monitor.traffic import Window, features_of, read_window
+from components.common.store import Store
+from components.monitor.traffic import Window, read_window
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Assembled:
     reference_rows: int
     traffic_rows: int
     labeled_rows_available: int
+    labeled_rows_without_inputs: int  # labeled, but the served input was not kept (sample_share)
     window: dict[str, str]
     skipped_files: dict[str, str]
 
@@ -41,20 +45,32 @@ class Assembled:
         return asdict(self)
 
 
-def labeled_traffic(store: Store, config: KubeloopConfig, now: datetime) -> tuple[pd.DataFrame, Window, dict]:
-    """Served rows of the traffic window that have labels, as dataset rows (newest last)."""
+def labeled_traffic(
+    store: Store, config: KubeloopConfig, now: datetime
+) -> tuple[pd.DataFrame, Window, dict, int]:
+    """Served rows of the traffic window that have labels and whose inputs the log holds, as
+    dataset rows (newest last); a label file's other columns (e.g. the device) join them. Also
+    the window, the files skipped and how many labeled rows had no kept input."""
     span = Window(now - timedelta(seconds=duration_seconds(config.monitoring.retraining.traffic_window)), now)
     traffic = read_window(store, config.name, config.monitoring.predictors, span)
-    labels, skipped = read_labels(store, config.name)
+    labels, skipped = read_labels(store, config.name, extra=True)
     skipped = {**traffic.skipped, **skipped}
     rows = traffic.rows
     if rows.empty or labels.empty:
-        return pd.DataFrame(), span, skipped
+        return pd.DataFrame(), span, skipped, 0
     rows = rows.assign(row=rows["row"].astype("int64"), request_id=rows["request_id"].astype(str))
-    joined = rows.merge(labels, on=["request_id", "row"], how="inner").sort_values("time", kind="stable")
     dataset = config.dataset
-    names = [c[len("features.") :] for c in joined.columns if c.startswith("features.")]
-    frame = features_of(joined, dataset.features or names)
+    names = [c[len("features.") :] for c in rows.columns if c.startswith("features.")]
+    features = dataset.features or names
+    known = [c for c in labels.columns if c not in ("request_id", "row", "label", *features)]
+    labels = labels.rename(columns={c: f"labels.{c}" for c in known})
+    joined = rows.merge(labels, on=["request_id", "row"], how="inner").sort_values("time", kind="stable")
+    joined = joined.reset_index(drop=True)
+    frame = dataset.make_modality().served_inputs(joined, features, store)
+    without_inputs = len(joined) - len(frame)
+    joined = joined.loc[frame.index]
+    for column in known:
+        frame[column] = joined[f"labels.{column}"].to_numpy()
     frame[dataset.label] = joined["label"].to_numpy()
     if dataset.id_column:
         frame[dataset.id_column] = (
@@ -62,9 +78,9 @@ def labeled_traffic(store: Store, config: KubeloopConfig, now: datetime) -> tupl
         ).to_numpy()
     if dataset.time_column:
         frame[dataset.time_column] = joined["time"].dt.tz_convert(None).to_numpy()
-    if dataset.group_column:
+    if dataset.group_column and dataset.group_column not in known:
         frame[dataset.group_column] = "traffic"
-    return frame.reset_index(drop=True), span, skipped
+    return frame.reset_index(drop=True), span, skipped, without_inputs
 
 
 def mix(reference: pd.DataFrame, traffic: pd.DataFrame, share: float) -> pd.DataFrame:
@@ -81,7 +97,11 @@ def mix(reference: pd.DataFrame, traffic: pd.DataFrame, share: float) -> pd.Data
         if column not in reference.columns or kept[column].dtype == reference[column].dtype:
             continue
         try:
-            kept[column] = kept[column].astype(reference[column].dtype)
+            if pd.api.types.is_datetime64_any_dtype(kept[column]):  # served times; a CSV's are text
+                reference[column] = pd.to_datetime(reference[column])
+                kept[column] = kept[column].astype(reference[column].dtype)
+            else:
+                kept[column] = kept[column].astype(reference[column].dtype)
         except (ValueError, TypeError):  # e.g. numeric exam ids next to traffic ids: both become text
             kept[column] = kept[column].astype(str)
             reference[column] = reference[column].astype(str)
@@ -96,12 +116,18 @@ def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> A
     Raises:
         ValueError: Fewer labeled served rows than `retraining.min_traffic_rows`.
     """
-    traffic, span, skipped = labeled_traffic(store, config, now)
+    traffic, span, skipped, without_inputs = labeled_traffic(store, config, now)
     settings = config.monitoring.retraining
     if len(traffic) < settings.min_traffic_rows:
+        unkept = (
+            f" ({without_inputs} more had labels but their inputs were not kept: raise "
+            "deployment.serving.sample_share)"
+            if without_inputs
+            else ""
+        )
         raise ValueError(
-            f"{len(traffic)} labeled served rows in the last {settings.traffic_window}; retraining needs "
-            f"monitoring.retraining.min_traffic_rows={settings.min_traffic_rows}. Upload labels under "
+            f"{len(traffic)} labeled served rows in the last {settings.traffic_window}{unkept}; retraining "
+            f"needs monitoring.retraining.min_traffic_rows={settings.min_traffic_rows}. Upload labels under "
             f"labels/{config.name}/ (request_id, row, label) or lower the minimum"
         )
     with local_path(config.dataset.path) as path:
@@ -110,12 +136,12 @@ def assemble(store: Store, config: KubeloopConfig, key: str, now: datetime) -> A
     buffer = io.BytesIO()
     mixed.to_parquet(buffer, index=False)
     store.write_bytes(key, buffer.getvalue())
-    where = str(store.path(key)) if isinstance(store, LocalStore) else f"{store.uri.rstrip('/')}/{key}"
     return Assembled(
-        path=where,
+        path=store.location(key),
         reference_rows=len(reference),
         traffic_rows=len(mixed) - len(reference),
         labeled_rows_available=len(traffic),
+        labeled_rows_without_inputs=without_inputs,
         window={"start": span.start.isoformat(), "end": span.end.isoformat()},
         skipped_files=skipped,
     )
@@ -131,6 +157,9 @@ def retraining_config(config: KubeloopConfig, data_path: str) -> KubeloopConfig:
         data["dataset"]["split"]["strategy"] = config.monitoring.retraining.split
     if config.monitoring.retraining.warm_start:
         data["training"]["init_from"] = {"model": config.name, "version": "production", "uri": None}
+        settings = config.monitoring.retraining
+        data["training"]["epochs"] = settings.warm_start_epochs or config.training.epochs
+        data["training"]["learning_rate"] = settings.warm_start_learning_rate or config.training.learning_rate
     data["deployment"]["auto_deploy"] = deploy != "none"
     if deploy != "none":
         data["deployment"]["strategy"] = deploy

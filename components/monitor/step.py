@@ -23,11 +23,17 @@ def run_assemble(ctx: StepContext, evidence_json: str, trigger: str) -> str:
         reference_rows=assembled.reference_rows,
         traffic_rows=assembled.traffic_rows,
         labeled_rows_available=assembled.labeled_rows_available,
+        labeled_rows_without_inputs=assembled.labeled_rows_without_inputs,
     )
     ctx.notes.append(
         f"{assembled.reference_rows} reference rows + {assembled.traffic_rows} labeled served rows "
         f"({assembled.labeled_rows_available} available in {ctx.config.monitoring.retraining.traffic_window})"
     )
+    if assembled.labeled_rows_without_inputs:
+        ctx.notes.append(
+            f"{assembled.labeled_rows_without_inputs} labeled served rows left out: serving did not keep "
+            "their inputs (deployment.serving.sample_share)"
+        )
     ctx.notes.extend(f"skipped {key}: {why}" for key, why in assembled.skipped_files.items())
     return retraining_config(ctx.config, assembled.path).to_json()
 

@@ -291,6 +291,9 @@ def test_the_codec_serves_files_and_pixels_as_training_prepared_them(manifest: P
     with pytest.raises(BadInput, match="limit is 2"):
         codec.decode({"images": [base64.b64encode(files[0]).decode()] * 3}, None, 2)
     assert codec.feed(codec.example())["image"].shape == (1, 1, 32, 32)
+    warm = codec.decode(codec.example_payload(4), None, 10)  # what a fresh server scores first
+    mid_grey = np.repeat(codec.feed(codec.example())["image"], 4, 0)  # 0.5; the PNG's 128/255
+    np.testing.assert_allclose(codec.feed(warm)["image"], mid_grey, atol=1 / 255)
 
 
 def test_served_properties_are_the_gates_and_the_bounds_are_the_trainings(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -13,6 +14,7 @@ import pytest
 
 from cli.loop import split_scenario
 from components.common.config_loader import load_config
+from components.common.modalities.tabular import TabularModality
 from components.common.store import LocalStore
 from loop.engine import loop_overrides
 from loop.progress import ProgressFilter
@@ -22,6 +24,7 @@ from loop.traffic import Replay, Replayed, generate_rows, write_labels
 from tests.conftest import REPO
 
 SCREENING = REPO / "examples" / "screening" / "config.yaml"
+SCREENING_IMAGES = REPO / "examples" / "screening_images" / "config.yaml"
 
 
 def test_scenario_is_taken_from_the_key_value_arguments() -> None:
@@ -41,25 +44,34 @@ def test_the_loop_compresses_time_and_deploys_through_the_pipeline() -> None:
     assert changed.deployment.analysis.interval_seconds == 3 and changed.deployment.serving.flush_seconds == 1
 
 
-def test_phase_rows_come_from_the_datasets_generator_with_the_phase_params() -> None:
+def test_phase_rows_come_from_the_datasets_generator_with_the_phase_params(tmp_path: Path) -> None:
     config = load_config(SCREENING)
-    shifted = generate_rows(config, {**config.loop.shifted.params, "rows": 400, "seed": 3})
+    shifted = generate_rows(config, {**config.loop.shifted.params, "rows": 400, "seed": 3}, tmp_path / "p2")
     assert len(shifted) == 400 and set(shifted["scanner"]) == {"A", "B"}
-    assert set(generate_rows(config, {"rows": 200, "seed": 4})["scanner"]) == {"A"}
+    assert set(generate_rows(config, {"rows": 200, "seed": 4}, tmp_path / "p1")["scanner"]) == {"A"}
     with pytest.raises(ValueError, match="dataset.generator"):
-        generate_rows(load_config(SCREENING, ["dataset.generator=null"]), {})
+        generate_rows(load_config(SCREENING, ["dataset.generator=null"]), {}, tmp_path / "p3")
+
+
+def test_generated_images_stay_for_the_replay_and_are_sent_as_files(tmp_path: Path) -> None:
+    config = load_config(SCREENING_IMAGES)
+    frame = generate_rows(config, {"rows": 20, "seed": 5, "scale": 0.5}, tmp_path / "p1")
+    assert len(frame) == 20 and all(Path(p).is_file() for p in frame["image"])  # resolved, kept
+    body = config.dataset.make_modality().request(frame.head(3), ["image"])
+    files = [base64.b64decode(b) for b in body["jsonData"]["images"]]
+    assert files == [Path(p).read_bytes() for p in frame["image"].head(3)]
 
 
 def test_labels_are_written_for_the_answered_requests_only(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
-    frame = pd.DataFrame({"label": [0, 1, 0, 1, 1]})
+    frame = pd.DataFrame({"label": [0, 1, 0, 1, 1], "scanner": ["A", "B", "A", "B", "A"]})
     sent = Replayed(request_ids=["r1-0", "r1-2"])  # r1-1 got no answer
-    key = write_labels(store, "screening", "r1", sent, frame, "label", 2)
+    key = write_labels(store, "screening", "r1", sent, frame, "label", 2, known=["scanner", "absent"])
     written = pd.read_csv(io.BytesIO(store.read_bytes(key)))
     assert written.to_dict("records") == [
-        {"request_id": "r1-0", "row": 0, "label": 0},
-        {"request_id": "r1-0", "row": 1, "label": 1},
-        {"request_id": "r1-2", "row": 0, "label": 1},
+        {"request_id": "r1-0", "row": 0, "label": 0, "scanner": "A"},
+        {"request_id": "r1-0", "row": 1, "label": 1, "scanner": "B"},
+        {"request_id": "r1-2", "row": 0, "label": 1, "scanner": "A"},
     ]
 
 
@@ -90,7 +102,8 @@ def test_a_replay_sends_every_row_once_with_its_request_id() -> None:
         url = f"http://127.0.0.1:{server.server_address[1]}/api/v1.0/predictions"
         frame = pd.DataFrame({"age": range(25), "scanner": ["A"] * 25})
         Echo.bodies = []
-        sent = Replay(url, ["age", "scanner"], concurrency=3).send(frame, "p1", rows_per_request=10)
+        replay = Replay(url, ["age", "scanner"], TabularModality(), concurrency=3)
+        sent = replay.send(frame, "p1", rows_per_request=10)
     finally:
         server.shutdown()
         server.server_close()

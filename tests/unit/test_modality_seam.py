@@ -112,6 +112,8 @@ def test_the_example_row_decodes_and_metadata_names_the_features(fitted) -> None
         len(modality.model_spec(inputs, BinaryTask("label", 1)).input_names),
     )
     assert codec.metadata() == [{"messagetype": "ndarray", "schema": {"names": FEATURES}}]
+    warm = codec.feed(codec.decode(codec.example_payload(3), None, 10))[modality.input_name]
+    np.testing.assert_array_equal(warm, np.repeat(feed[modality.input_name], 3, axis=0))
 
 
 def test_inputs_round_trip_through_their_saved_form(fitted) -> None:

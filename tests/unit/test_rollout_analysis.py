@@ -20,6 +20,8 @@ SETTINGS = AnalysisSettings(min_requests=300, label_share=0, on_no_labels="guard
 """Guardrails alone: these logs carry no labels."""
 STARTED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+TEN = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+"""When the test traffic was logged."""
 
 
 def rollout(strategy: str = "canary", step: int = 0) -> Rollout:
@@ -52,15 +54,17 @@ def traffic(
     latency_ms: float = 8.0,
     score_shift: float = 0.0,
     ids: str = "",
+    spread_seconds: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Logged rows of `n` single-row requests, as the model class writes them."""
+    """Logged rows of `n` single-row requests, as the model class writes them (all at 10:00, or
+    evenly over `spread_seconds` from then)."""
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
         common = {
             "request_id": f"{ids or predictor}-{i}",
             "row": 0,
-            "time": "2026-11-23T10:00:00.000+00:00",
+            "time": (TEN + timedelta(seconds=i * spread_seconds / n)).isoformat(timespec="milliseconds"),
             "predictor": predictor,
             "model_version": "1" if predictor == "main" else "2",
             "latency_ms": float(rng.gamma(4.0, latency_ms / 4.0)),
@@ -121,6 +125,23 @@ def test_a_slower_tail_alone_is_rolled_back() -> None:
     failed = {c["check"]: c for c in verdict.checks if c["status"] == "fail"}
     assert verdict.decision == "rollback" and list(failed) == ["tail latency"], verdict.reasons
     assert "slower than" in failed["tail latency"]["detail"]
+
+
+def test_a_cold_start_is_left_out_of_the_latency_checks_when_configured() -> None:
+    main, canary = traffic("main", 2000, 1, spread_seconds=60), traffic("canary", 600, 2, spread_seconds=60)
+    for row in canary[:30]:  # a fresh process's first 3 seconds stall
+        row["latency_ms"] = 60.0
+    every = AnalysisSettings(label_share=0, on_no_labels="guardrails")
+    checks = {c["check"]: c for c in verdict_of(main, canary, every).checks}
+    assert checks["tail latency"]["status"] == "fail"  # the default judges every request
+    warm = AnalysisSettings(label_share=0, on_no_labels="guardrails", warmup_seconds=5)
+    checks = {c["check"]: c for c in verdict_of(main, canary, warm).checks}
+    assert checks["tail latency"]["status"] == "pass" and checks["latency"]["status"] == "pass"
+    assert checks["tail latency"]["rows"] == 550  # past the warm-up only
+    for row in canary[:30]:  # errors in the warm-up still count
+        row["status"], row["error"] = 500, "RuntimeError: not ready"
+    checks = {c["check"]: c for c in verdict_of(main, canary, warm).checks}
+    assert checks["error rate"]["status"] == "fail"
 
 
 def test_a_slightly_slower_canary_with_two_stalls_is_not_a_latency_regression() -> None:

@@ -129,3 +129,15 @@ def test_s3_repr_never_shows_credentials(s3_env: dict[str, str]) -> None:
     store = open_store("s3://kubeloop-test/repr")
     assert s3_env["AWS_SECRET_ACCESS_KEY"] not in repr(store)
     assert s3_env["AWS_ACCESS_KEY_ID"] not in repr(store)
+
+
+def test_a_keys_location_opens_outside_the_store(store: Store) -> None:
+    """What a manifest names a kept file by: a path, or an s3:// URI the image reader opens."""
+    from components.common.modalities.image_prep import read_location
+
+    store.write_bytes("served/m/20260101/abc.png", b"\x89PNG...")
+    location = store.location("served/m/20260101/abc.png")
+    assert location.endswith("/served/m/20260101/abc.png") and location.startswith(store.uri)
+    assert read_location(location) == b"\x89PNG..."
+    with pytest.raises(ValueError):
+        store.location("../outside")

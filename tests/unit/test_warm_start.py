@@ -113,7 +113,16 @@ def test_a_warm_started_retraining_starts_from_the_production_version() -> None:
     warm = retraining_config(KubeloopConfig.model_validate(warm_config), "/data/new.parquet")
     assert warm.training.init_from is not None
     assert (warm.training.init_from.model, warm.training.init_from.version) == ("screening", "production")
-    assert warm.dataset.path == "/data/new.parquet"
+    assert warm.dataset.path == "/data/new.parquet" and warm.training.epochs == cold.training.epochs
+    gentler = {"warm_start": True, "warm_start_epochs": 3, "warm_start_learning_rate": 0.0002}
+    tuned = retraining_config(
+        KubeloopConfig.model_validate({**base, "monitoring": {"retraining": gentler}}), "/d.parquet"
+    )
+    assert (tuned.training.epochs, tuned.training.learning_rate) == (3, 0.0002)
+    cold_fewer = {**base, "monitoring": {"retraining": {"warm_start_epochs": 3}}}  # no warm start: as set
+    assert retraining_config(KubeloopConfig.model_validate(cold_fewer), "/d.parquet").training.epochs == (
+        cold.training.epochs
+    )
 
 
 def test_a_retrain_policy_asks_for_warm_starts_in_camel_case() -> None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from components.common.config import ColumnRule
     from components.common.modalities.batches import TrainingBatches
     from components.common.model_spec import ModelSpec
+    from components.common.store import Store
     from components.common.tasks import Task
     from components.common.training_config import TrainingConfig
 
@@ -102,6 +103,11 @@ class Codec(ABC):
         """One row of the training data's typical values (the readiness probe scores it)."""
 
     @abstractmethod
+    def example_payload(self, rows: int) -> Any:
+        """A request payload of `rows` typical rows, as a client sends them (`decode` reads it):
+        what a fresh server scores before its first client, to warm up its decode path."""
+
+    @abstractmethod
     def metadata(self) -> list[dict[str, Any]]:
         """The inputs as Seldon's /metadata describes them."""
 
@@ -131,6 +137,20 @@ class Modality(ABC):
             source: Where it came from (dataset.path: a path or s3:// URI), which relative
                 references inside it (image files) are resolved against. Default: `path`.
         """
+
+    def request(self, rows: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+        """The data of a Seldon request for `rows`, as a client sends them (tables: the named
+        features as an ndarray); the caller adds `meta`."""
+        return {"data": {"names": features, "ndarray": rows[features].astype(object).values.tolist()}}
+
+    def served_inputs(self, rows: pd.DataFrame, features: list[str], store: Store) -> pd.DataFrame:
+        """The dataset's input columns of served rows (the request log's flattened rows), for
+        retraining, on the rows' index; rows whose input the log does not hold are left out
+        (tables: the logged `features.<name>`, absent ones NaN)."""
+        return pd.DataFrame(
+            {n: rows[f"features.{n}"] if f"features.{n}" in rows else pd.NA for n in features},
+            index=rows.index,
+        )
 
     def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The table the data gate's column checks run on (images: the manifest and each

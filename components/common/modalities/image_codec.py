@@ -101,6 +101,19 @@ class ImageCodec(Codec):
             prepare(grey, self.inputs)[None], [{"image_height": grey.shape[0], "image_width": grey.shape[1]}]
         )
 
+    def example_payload(self, rows: int) -> Any:
+        """`rows` mid-grey 8-bit PNG files at the model's size, base64, as jsonData images."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        height, width = self.inputs.size
+        mode = "L" if self.inputs.channels == 1 else "RGB"
+        buffer = io.BytesIO()
+        Image.new(mode, (width, height), 128 if mode == "L" else (128, 128, 128)).save(buffer, format="PNG")
+        return {"images": [base64.b64encode(buffer.getvalue()).decode()] * rows}
+
     def metadata(self) -> list[dict[str, Any]]:
         """jsonData images (base64 PNG, JPEG or DICOM files), fitted to the model's size."""
         height, width = self.inputs.size

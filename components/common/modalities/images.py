@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from components.common.artifacts import DatasetSchema
     from components.common.config import ColumnRule
     from components.common.modalities.batches import TrainingBatches
+    from components.common.store import Store
     from components.common.tasks import Task
     from components.common.training_config import TrainingConfig
 
@@ -68,6 +69,24 @@ class ImagesModality(Modality):
             )
         manifest = source or str(path)
         return frame.assign(**{column: [locate(str(v), manifest) for v in frame[column]]})
+
+    def request(self, rows: pd.DataFrame, features: list[str]) -> dict[str, Any]:
+        """jsonData with each row's image file, base64, as a client uploads it."""
+        import base64
+
+        from components.common.modalities.image_prep import read_location
+
+        files = [base64.b64encode(read_location(str(v))).decode() for v in rows[self.image_column]]
+        return {"jsonData": {"images": files}}
+
+    def served_inputs(self, rows: pd.DataFrame, features: list[str], store: Store) -> pd.DataFrame:
+        """The image column: where each served file was kept (`stored`, under `served/` in the
+        store, for the rows `deployment.serving.sample_share` kept); other rows are left out."""
+        if "stored" not in rows.columns:
+            return pd.DataFrame({self.image_column: pd.Series(dtype=str)})
+        kept = rows["stored"].notna()
+        keys = rows.loc[kept, "stored"].astype(str)
+        return pd.DataFrame({self.image_column: [store.location(k) for k in keys]}, index=keys.index)
 
     def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The manifest with each image's properties (`image_gate.measure`, worker processes)."""

@@ -142,6 +142,12 @@ class TabularCodec(Codec):
         row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
         return parse([row], None, self.features, 1)
 
+    def example_payload(self, rows: int) -> Any:
+        """`rows` copies of the example row, as named-feature objects."""
+        row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
+        row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
+        return [dict(row) for _ in range(rows)]
+
     def metadata(self) -> list[dict[str, Any]]:
         """One ndarray input with the feature names."""
         return [{"messagetype": "ndarray", "schema": {"names": self.features.features}}]
