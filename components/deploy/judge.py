@@ -163,20 +163,20 @@ def _guardrails(main: pd.DataFrame, candidate: pd.DataFrame, label: str, s: Roll
     have = {"main": len(main_requests), label: len(candidate_requests)}
     if min(have.values()) < s.min_requests:
         return [waiting(have, s)]
-    # Latency from warmup_seconds after the candidate's first request of the step on, for both
-    # sides (the same stretch of time): a process that has just started answers slowly for a
-    # moment, which is not the version's latency. Errors count from the first request.
-    warm = candidate["time"].min() + pd.Timedelta(seconds=s.warmup_seconds)
-    main_warm = requests(main[main["time"] >= warm])
-    candidate_warm = requests(candidate[candidate["time"] >= warm])
-    have = {"main": len(main_warm), label: len(candidate_warm)}
-    if min(have.values()) < s.min_requests:
-        return [error_check(main_requests, candidate_requests, label, s), waiting(have, s, warmed=True)]
-    lat_main, lat_candidate = main_warm["latency_ms"].to_numpy(), candidate_warm["latency_ms"].to_numpy()
-    return [
-        error_check(main_requests, candidate_requests, label, s),
-        *latency_checks(lat_main, lat_candidate, label, s),
-    ]
+    errors = error_check(main_requests, candidate_requests, label, s)  # from the first request
+    main_timed, candidate_timed = main_requests, candidate_requests
+    if s.warmup_seconds:
+        # Latency from warmup_seconds after the candidate's first request of the step on, for
+        # both sides (the same stretch of time): a process that has just started answers slowly
+        # for a moment, which is not the version's latency.
+        warm = candidate["time"].min() + pd.Timedelta(seconds=s.warmup_seconds)
+        main_timed = requests(main[main["time"] >= warm])
+        candidate_timed = requests(candidate[candidate["time"] >= warm])
+        have = {"main": len(main_timed), label: len(candidate_timed)}
+        if min(have.values()) < s.min_requests:
+            return [errors, waiting(have, s, warmed=True)]
+    lat_main, lat_candidate = main_timed["latency_ms"].to_numpy(), candidate_timed["latency_ms"].to_numpy()
+    return [errors, *latency_checks(lat_main, lat_candidate, label, s)]
 
 
 def _own_shift(task: Task, answers: pd.DataFrame, reference: np.ndarray | None, s: RolloutAnalysis) -> Check:

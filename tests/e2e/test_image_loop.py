@@ -73,7 +73,7 @@ def test_scanner_b_drifts_one_retraining_on_served_images_and_v2_is_promoted(tmp
     assert_drift_found_once_on_properties_and_embeddings(store, record)
     assert_retrained_on_served_images(store, record)
     lineage = store.read_json(f"models/{MODEL}/2/lineage.json")
-    assert lineage["trigger"] == "drift" and lineage["training"]["init_from"]["version"] == "1"  # warm start
+    assert lineage["trigger"] == "drift" and lineage["model"]["init_from"]["version"] == "1"  # warm start
     rollout = stage(record, "rollout")["facts"]
     moves = [(h["action"], h["weight"]) for h in rollout["history"] if h["action"] != "hold"]
     assert moves == [("start", 0), ("step", 10), ("step", 50), ("promote", 100)], moves
