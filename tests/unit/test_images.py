@@ -96,7 +96,8 @@ def test_every_dockerfile_builds_a_named_image_and_the_versions_agree() -> None:
     for image, dockerfile in DOCKERFILES.items():
         patch = re.search(r"python:(\d+\.\d+\.\d+)", (REPO / dockerfile).read_text())
         assert patch is not None
-        assert f"version = {patch.group(1)}" in (serving if image == SERVING_IMAGE else main), dockerfile
+        config = serving if image == SERVING_IMAGE else main  # venv writes "version", uv "version_info"
+        assert re.search(rf"^version(_info)? = {re.escape(patch.group(1))}$", config, re.M), dockerfile
 
 
 def test_the_cuda_image_installs_the_locked_cuda_torch_and_the_step_image_the_cpu_one() -> None:
