@@ -162,6 +162,7 @@ class Loop:
         loop = self.config.loop
         window = duration_seconds(loop.window)
         features = self._features()
+        known = self._known_columns(features)
         replay = Replay(self.serving.url, features, self.config.dataset.make_modality(), loop.concurrency)
         first = self._next_boundary(window, margin=1.0)
         self._set_watermark(first)
@@ -186,7 +187,7 @@ class Loop:
                     frame,
                     self.config.dataset.label,
                     loop.rows_per_request,
-                    self._known_columns(),
+                    known,
                 )
                 self._check_sent(sent, phase.name)
                 stage.facts["thumbnails"] = self._thumbnails(frame, f"p{number + 1}")
@@ -287,9 +288,9 @@ class Loop:
 
         loop = self.config.loop
         with self.record.stage("rollout", f"v{version}: {self.config.monitoring.retraining.deploy}") as stage:
-            replay = Replay(
-                self.serving.url, self._features(), self.config.dataset.make_modality(), loop.concurrency
-            )
+            features = self._features()
+            known = self._known_columns(features)
+            replay = Replay(self.serving.url, features, self.config.dataset.make_modality(), loop.concurrency)
             sent = Replayed()
             done = threading.Event()
 
@@ -309,7 +310,7 @@ class Loop:
                         frame,
                         self.config.dataset.label,
                         loop.rollout_rows_per_request,
-                        self._known_columns(),
+                        known,
                     )
                     sent.statuses.update(got.statuses)
                     sent.served_by.update(got.served_by)
@@ -406,35 +407,33 @@ class Loop:
         """A few of a phase's inputs as thumbnails under loop/thumbnails/ (inputs that have them:
         images), each captioned with its device and label."""
         dataset = self.config.dataset
-        sample = (
-            frame.groupby(dataset.device_column, sort=True).head(THUMBNAILS // 2)
-            if (dataset.device_column in frame.columns)
-            else frame
-        )
-        sample = sample.head(THUMBNAILS)
+        device = dataset.device_column if dataset.device_column in frame.columns else None
+        sample = (frame.groupby(device).head(THUMBNAILS // 2) if device else frame).head(THUMBNAILS)
         shown = []
-        modality = dataset.make_modality()
-        pairs = zip(modality.thumbnails(sample), sample.iterrows(), strict=True)
+        pairs = zip(dataset.make_modality().thumbnails(sample), sample.iterrows(), strict=True)
         for number, (png, (_, row)) in enumerate(pairs):
             if png is None:
                 continue
             key = f"loop/thumbnails/{name}-{number}.png"
             self.store.write_bytes(key, png)
-            device = f"{row[dataset.device_column]}, " if dataset.device_column in sample.columns else ""
-            shown.append({"key": key, "caption": f"{device}{dataset.label} {row[dataset.label]}"})
+            caption = f"{row[device]}, " if device else ""
+            shown.append({"key": key, "caption": f"{caption}{dataset.label} {row[dataset.label]}"})
         return shown
 
     def _traffic_folder(self, name: str) -> Path:
         """Where a batch of replayed rows is generated (an image batch's files stay for the replay)."""
         return self.store.root / "loop" / "traffic" / name
 
-    def _known_columns(self) -> list[str]:
+    def _known_columns(self, features: list[str]) -> list[str]:
         """What a site records beside each label, which the retraining set keeps: the device,
-        the patient (the group its split keeps whole) and the columns evaluation slices by."""
+        the patient (the group its split keeps whole) and the columns evaluation slices by; not
+        the model's `features`, which come from the request log."""
         dataset = self.config.dataset
-        slices = [s.column for s in self.config.evaluation.slices]
-        features = set(self._features())  # the model's inputs come from the request log instead
-        named = [dataset.device_column, dataset.group_column, *slices]
+        named = [
+            dataset.device_column,
+            dataset.group_column,
+            *(s.column for s in self.config.evaluation.slices),
+        ]
         return list(dict.fromkeys(c for c in named if c and c not in features))
 
     def _features(self) -> list[str]:

@@ -107,25 +107,19 @@ def judged(
 def waiting(have: dict[str, int], s: RolloutAnalysis, warmed: bool = False) -> Check:
     """The guardrails (`warmed`: the latency checks, past the warm-up) without enough requests yet."""
     text = ", ".join(f"{k} {n}" for k, n in have.items())
-    if warmed:
-        return {
-            "check": "latency",
-            "status": "pending",
-            "passed": True,
-            "observed": None,
-            "limit": s.min_requests,
-            "rows": min(have.values()),
-            "detail": f"too few requests past the {s.warmup_seconds:g} s warm-up for the latency checks "
-            f"({text}; need {s.min_requests} each)",
-        }
+    what = (
+        f"past the {s.warmup_seconds:g} s warm-up for the latency checks"
+        if warmed
+        else "at this weight for the guardrails"
+    )
     return {
-        "check": "guardrails",
+        "check": "latency" if warmed else "guardrails",
         "status": "pending",
         "passed": True,
         "observed": None,
         "limit": s.min_requests,
         "rows": min(have.values()),
-        "detail": f"too few requests at this weight for the guardrails ({text}; need {s.min_requests} each)",
+        "detail": f"too few requests {what} ({text}; need {s.min_requests} each)",
     }
 
 

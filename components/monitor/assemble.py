@@ -99,9 +99,7 @@ def mix(reference: pd.DataFrame, traffic: pd.DataFrame, share: float) -> pd.Data
         try:
             if pd.api.types.is_datetime64_any_dtype(kept[column]):  # served times; a CSV's are text
                 reference[column] = pd.to_datetime(reference[column])
-                kept[column] = kept[column].astype(reference[column].dtype)
-            else:
-                kept[column] = kept[column].astype(reference[column].dtype)
+            kept[column] = kept[column].astype(reference[column].dtype)
         except (ValueError, TypeError):  # e.g. numeric exam ids next to traffic ids: both become text
             kept[column] = kept[column].astype(str)
             reference[column] = reference[column].astype(str)

@@ -147,10 +147,9 @@ class Modality(ABC):
         """The dataset's input columns of served rows (the request log's flattened rows), for
         retraining, on the rows' index; rows whose input the log does not hold are left out
         (tables: the logged `features.<name>`, absent ones NaN)."""
-        return pd.DataFrame(
-            {n: rows[f"features.{n}"] if f"features.{n}" in rows else pd.NA for n in features},
-            index=rows.index,
-        )
+        from components.monitor.traffic import features_of  # the main environment's, as the monitor reads
+
+        return features_of(rows, features)
 
     def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The table the data gate's column checks run on (images: the manifest and each

@@ -138,12 +138,11 @@ class TabularCodec(Codec):
 
     def example(self) -> ServedBatch:
         """The training means of the numbers and the first category of each categorical feature."""
-        row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
-        row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
-        return parse([row], None, self.features, 1)
+        return parse(self.example_payload(1), None, self.features, 1)
 
     def example_payload(self, rows: int) -> Any:
-        """`rows` copies of the example row, as named-feature objects."""
+        """`rows` copies of the example row (training means, first categories), as named-feature
+        objects."""
         row: dict[str, Any] = dict(zip(self.prep.numeric, self.prep.mean, strict=True))
         row |= {c: values[0] for c, values in self.prep.categorical.items() if values}
         return [dict(row) for _ in range(rows)]
