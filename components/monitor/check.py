@@ -19,6 +19,7 @@ from components.common.drift_reference import (
     SAMPLE_FILE,
     Reference,
 )
+from components.common.modalities.base import features_of
 from components.common.monitoring_config import duration_seconds
 from components.common.onnx_outputs import decode_embedding
 from components.common.registry import Registry
@@ -28,7 +29,7 @@ from components.monitor.embedding_drift import embedding_drift
 from components.monitor.embedding_report import embedding_report_html
 from components.monitor.performance import check_performance
 from components.monitor.report import drift_report_html
-from components.monitor.traffic import Window, features_of, read_window
+from components.monitor.traffic import Window, read_window
 
 logger = logging.getLogger(__name__)
 

@@ -161,10 +161,3 @@ def read_window(store: Store, model: str, predictors: list[str], window: Window)
     frame = frame.assign(time=times[frame.index])
     traffic.rows = frame.reset_index(drop=True)
     return traffic
-
-
-def features_of(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """The logged feature columns (`features.<name>`) under their own names; absent ones are NaN."""
-    return pd.DataFrame(
-        {n: rows[f"features.{n}"] if f"features.{n}" in rows else pd.NA for n in names}, index=rows.index
-    )

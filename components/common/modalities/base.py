@@ -33,6 +33,16 @@ INPUTS_FILE = "preprocessing.json"
 LOG_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 """The request log's one encoder (json.dumps with options builds a new one per call); codecs
 encode their log members with it so every line reads the same."""
+
+
+def features_of(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The logged feature columns (`features.<name>`) of flattened request-log rows under their
+    own names; absent ones are NaN. The monitor and retraining read served features through it."""
+    return pd.DataFrame(
+        {n: rows[f"features.{n}"] if f"features.{n}" in rows else pd.NA for n in names}, index=rows.index
+    )
+
+
 MAX_ROWS = 10_000
 """Rows (or images) per request; larger batches are refused (split them) so one caller cannot
 stall a worker."""
@@ -147,8 +157,6 @@ class Modality(ABC):
         """The dataset's input columns of served rows (the request log's flattened rows), for
         retraining, on the rows' index; rows whose input the log does not hold are left out
         (tables: the logged `features.<name>`, absent ones NaN)."""
-        from components.monitor.traffic import features_of  # the main environment's, as the monitor reads
-
         return features_of(rows, features)
 
     def gate_table(self, frame: pd.DataFrame) -> pd.DataFrame:
