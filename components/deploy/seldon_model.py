@@ -158,7 +158,10 @@ class KubeloopModel:
         """
         from seldon_core.utils import get_request_path
 
+        from components.deploy.seldon_metrics import skip_empty_updates
+
         self._request_path = get_request_path()  # {model name: image}, from Seldon's environment
+        skip_empty_updates()  # Seldon's metrics round trips, six per request, record nothing for us
         self._warm_up()  # before the request log starts: warm-up rows are not traffic
         if self.counts is None:
             labels = {

@@ -36,3 +36,14 @@ class PlainImageModel:
         )
         pixels = np.asarray(image, dtype=np.float32)[None, None] / 255.0
         return self.session.run(["probability"], {"image": pixels})[0]
+
+
+class PlainImageModelSkippingMetrics(PlainImageModel):
+    """The baseline with kubeloop's one change to Seldon itself (no metrics round trip when there
+    is nothing to record, components/deploy/seldon_metrics.py): what kubeloop's own checks and
+    logs cost, with the server equal on both sides."""
+
+    def load(self) -> None:
+        from components.deploy.seldon_metrics import skip_empty_updates
+
+        skip_empty_updates()

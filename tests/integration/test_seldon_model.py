@@ -290,3 +290,51 @@ print(json.dumps({"raw": raw, "grpc": grpc.data.tolist(), "named": named.data["p
     assert [[r["probability"], float(r["decision"])] for r in answer["named"]] == answer["raw"]
     threshold = version["record"]["operating_point"]["threshold"]
     assert [d for _, d in answer["raw"]] == [float(p >= threshold) for p, _ in answer["raw"]]
+
+
+def test_seldons_empty_metric_updates_are_skipped_and_real_ones_recorded() -> None:
+    """Seldon updates its custom metrics through a manager process after every prediction, also
+    with nothing to record; kubeloop's workers skip the empty call (components/deploy/seldon_metrics.py)."""
+    script = """
+import json
+from seldon_core.metrics import SeldonMetrics
+from components.deploy.seldon_metrics import skip_empty_updates
+plain, patched = SeldonMetrics(), SeldonMetrics()
+plain.update([], "predict")  # Seldon's own: a round trip that writes the worker's empty dict
+skip_empty_updates()
+skip_empty_updates()  # twice: still one wrapper
+patched.update([], "predict")
+empty = dict(patched.data)
+patched.update([{"type": "COUNTER", "key": "mine", "value": 3}], "predict")
+patched.update_reward(2.5)
+names = {sample.name: sample.value for family in patched.collect() for sample in family.samples}
+print(json.dumps({"plain": len(dict(plain.data)), "empty": len(empty), "names": names}))
+"""
+    out = subprocess.run(
+        [str(SERVING / "python"), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    answer = json.loads(out.stdout.splitlines()[-1])
+    assert answer["plain"] == 1 and answer["empty"] == 0
+    assert answer["names"]["mine_total"] == 3
+    assert answer["names"]["seldon_api_model_feedback_reward_total"] == 2.5
+
+
+def test_seldons_feedback_reward_still_reaches_its_metrics(server: dict[str, Any]) -> None:
+    """Through the real server: a feedback reward (a non-empty update) shows on Seldon's /metrics."""
+    rows = server["frame"].iloc[:1].values.tolist()
+    body = {"request": {"data": {"ndarray": rows}}, "reward": 1.5}
+    request = urllib.request.Request(
+        f"{server['base']}/api/v1.0/feedback", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+    with urllib.request.urlopen(f"{server['metrics']}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    rewards = [line for line in text.splitlines() if line.startswith("seldon_api_model_feedback_reward")]
+    assert rewards and float(rewards[0].split()[-1]) >= 1.5, text[-2000:]

@@ -22,7 +22,7 @@ from components.common.modalities.image_prep import (
     GREY_WEIGHTS,
     ImageInputs,
     decode_scaled,
-    prepare,
+    fit_input,
     read_location,
 )
 
@@ -86,7 +86,7 @@ def decode_batch(blobs: Sequence[torch.Tensor], inputs: ImageInputs, device: tor
     for index, done in enumerate(prepared):
         if done is None:
             data = blobs[index].numpy().tobytes()
-            cpu = prepare(decode_scaled(data, f"image {index}", inputs.max_pixels), inputs)
+            cpu = fit_input(decode_scaled(data, f"image {index}", inputs.max_pixels), inputs)
             prepared[index] = torch.from_numpy(cpu).to(device)
     return torch.stack([image for image in prepared if image is not None])
 

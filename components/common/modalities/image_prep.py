@@ -133,10 +133,10 @@ def read_location(location: str) -> bytes:
 
 def scaled(pixels: np.ndarray) -> np.ndarray:
     """Pixels as float32 in [0, 1]: by the bit depth of integer images, clipped otherwise."""
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / 255.0
-    if pixels.dtype == np.uint16:
-        return pixels.astype(np.float32) / 65535.0
+    if pixels.dtype in (np.uint8, np.uint16):  # one array, divided in place (the same values)
+        out = pixels.astype(np.float32)
+        out /= 255.0 if pixels.dtype == np.uint8 else 65535.0
+        return out
     if np.issubdtype(pixels.dtype, np.integer):
         info = np.iinfo(pixels.dtype)
         return (pixels.astype(np.float32) - info.min) / float(info.max - info.min)
@@ -211,7 +211,12 @@ def scale_stored(header: ImageHeader, stored: np.ndarray) -> np.ndarray:
 
 def prepare(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     """Decoded pixels -> the model's input (C, H, W) float32 in [0, 1], before normalisation."""
-    image = scaled(pixels)
+    return fit_input(scaled(pixels), inputs)
+
+
+def fit_input(image: np.ndarray, inputs: ImageInputs) -> np.ndarray:
+    """`prepare` of pixels already scaled to float32 in [0, 1] (`scale_stored`'s), without
+    scaling them again."""
     if inputs.channels == 3 and (image.ndim == 2 or image.shape[2] == 1):
         # Grey for an RGB model: fit the one plane, then repeat it (the same pixels as fitting
         # three copies, for a third of the resizing).
@@ -255,4 +260,4 @@ def thumbnail_of(data: bytes, name: str, side: int, max_pixels: int) -> bytes | 
 
 def load(location: str, inputs: ImageInputs) -> np.ndarray:
     """Read, decode (refusing a header that promises too many pixels) and prepare one image."""
-    return prepare(decode_scaled(read_location(location), location, inputs.max_pixels), inputs)
+    return fit_input(decode_scaled(read_location(location), location, inputs.max_pixels), inputs)

@@ -20,7 +20,7 @@ from components.common.modalities.image_io import (
     full_scale,
     grey_of,
 )
-from components.common.modalities.image_prep import ImageInputs, ServedBounds, prepare, scale_stored
+from components.common.modalities.image_prep import ImageInputs, ServedBounds, fit_input, scale_stored
 from components.common.modalities.image_properties import intensity_properties
 
 EXTENSION = {"png": "png", "jpeg": "jpg", "dicom": "dcm"}
@@ -63,7 +63,7 @@ def read_served(data: bytes, name: str, inputs: ImageInputs) -> ServedImage:
         )
     except ImageError as exc:
         raise BadInput(str(exc)) from None
-    pixels = prepare(scale_stored(header, stored), inputs)
+    pixels = fit_input(scale_stored(header, stored), inputs)
     return ServedImage(pixels, measure(header, stored, data), EXTENSION[header.format])
 
 
