@@ -8,6 +8,7 @@ bounds and descriptions, so a resource applied without a field behaves as the co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -237,11 +238,21 @@ def policy_fields() -> dict[str, dict[str, str]]:
 
 
 def policy_group(group: str) -> dict[str, dict[str, Any]]:
-    """The CRD properties of one spec group, each derived from its config field."""
+    """The CRD properties of one spec group, each derived from its config field.
+
+    None carries a `default`: the API server fills in declared defaults, and a filled-in value
+    would override the ConfigMap's own `monitoring` setting (a real server did exactly that to
+    drift_share and retraining.deploy). An unset field means "the ConfigMap's value", which
+    the description says, with the config's default.
+    """
     out = {}
     for key, path in policy_fields()[group].items():
         section, name = monitoring_field(path)
-        out[key] = {**field_property(section, name), **POLICY_REFINEMENTS.get(f"{group}.{key}", {})}
+        prop = {**field_property(section, name), **POLICY_REFINEMENTS.get(f"{group}.{key}", {})}
+        default = prop.pop("default", None)
+        fallback = "" if default in (None, {}) else f", else {json.dumps(default)}"
+        prop["description"] += f" Unset: the ConfigMap's monitoring.{path}{fallback}."
+        out[key] = prop
     return out
 
 
@@ -268,26 +279,23 @@ def retrain_policy_crd() -> dict[str, Any]:
             "kfpHost": _string("Kubeflow Pipelines API the retraining runs start on.", pattern=r"^https?://"),
             "logs": {
                 "type": "object",
-                "default": {},
                 "description": "Which request logs (logs/<model>/<predictor>/) are live traffic.",
                 "properties": policy_group("logs"),
             },
             "drift": {
                 "type": "object",
-                "default": {},
                 "description": "How each window of traffic is compared with the production profile.",
                 "properties": policy_group("drift"),
             },
             "check": {
                 "type": "object",
-                "default": {},
                 "properties": {
                     **policy_group("check"),
                     "image": _string("Monitor image (default: the operator's kubeloop image)."),
                 },
             },
-            "trigger": {"type": "object", "default": {}, "properties": policy_group("trigger")},
-            "retraining": {"type": "object", "default": {}, "properties": policy_group("retraining")},
+            "trigger": {"type": "object", "properties": policy_group("trigger")},
+            "retraining": {"type": "object", "properties": policy_group("retraining")},
             "suspend": {"type": "boolean", "default": False, "description": "Suspend the monitor CronJob."},
         },
     }

@@ -80,7 +80,22 @@ def compile_pipeline(config_json: str, name: str, out: Path, kind: str = "traini
                 include_pipeline_manifest=True,
             ),
         )
+    _drop_undeclared_fields(k8s_path)
     return [ir_path, k8s_path]
+
+
+def _drop_undeclared_fields(path: Path) -> None:
+    """Remove `spec.displayName` from the Pipeline object kfp writes: KFP's Pipeline CRD
+    (v2beta1) declares only `spec.description`, so `kubectl apply --server-side` refuses the
+    object ("field not declared in schema", seen on a real API server) and a client-side apply
+    drops it. It equals metadata.name, so nothing is lost; PipelineVersion declares it and keeps it.
+    Re-written as kfp writes it (yaml.dump_all, sorted keys)."""
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for document in documents:
+        if document.get("kind") == "Pipeline":
+            document["spec"].pop("displayName", None)
+    with path.open("w") as stream:
+        yaml.dump_all(documents, stream, sort_keys=True)
 
 
 def compile_all(

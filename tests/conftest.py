@@ -97,6 +97,27 @@ def tool(name: str) -> str:
     return found
 
 
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real etcd + kube-apiserver on 127.0.0.1 (tests/kubecluster.py), for the whole session;
+    stopped at the end, also after a failure."""
+    from scripts.kube_binaries import built
+    from tests.kubecluster import ControlPlane
+
+    binaries = built()
+    if binaries is None:
+        if os.environ.get("CI"):
+            pytest.fail(
+                "kube-apiserver and etcd missing: `make test` should have built them (make kube-binaries)"
+            )
+        pytest.skip("kube-apiserver and etcd not built; run `make kube-binaries`")
+    plane = ControlPlane.start(binaries, tmp_path_factory.mktemp("kube"))
+    try:
+        yield plane
+    finally:
+        plane.stop()
+
+
 def encoded_screening(rows: int, seed: int) -> tuple[Any, Any, Any]:
     """(preprocessing, X, y) for a screening sample from scanners A and B (model tests)."""
     import numpy as np
