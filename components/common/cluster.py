@@ -53,3 +53,30 @@ def store_env(endpoint: str | None = None, secret: str | None = None) -> list[di
 def shipped_store_env() -> list[dict[str, Any]]:
     """store_env for manifests written at compile time: the defaults, whatever this shell has set."""
     return store_env(S3_ENDPOINT, S3_SECRET)
+
+
+class NoCredentials(RuntimeError):
+    """Neither in a pod nor with a usable kubeconfig."""
+
+
+def custom_objects_api(context: str | None = None) -> Any:
+    """A CustomObjectsApi from the pod's service account, else the kubeconfig (KUBECONFIG,
+    ~/.kube/config), so a step or the operator also runs from a workstation against a cluster.
+
+    Raises:
+        NoCredentials: Neither works; the message says what to set.
+    """
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            # Read KUBECONFIG now: the client reads it once, when first imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
+        except (config.ConfigException, FileNotFoundError, TypeError) as exc:
+            raise NoCredentials(
+                f"no cluster credentials: not in a pod, and no usable kubeconfig ({exc}); "
+                "set KUBECONFIG or pass --context"
+            ) from None
+    return client.CustomObjectsApi()

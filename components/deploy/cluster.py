@@ -8,7 +8,6 @@ and decided again on a fresh read. Applying what is already there writes nothing
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,21 +24,14 @@ class ApplyError(RuntimeError):
 
 
 def custom_objects_api(context: str | None = None) -> Any:
-    """A CustomObjectsApi from the pod's service account, else the kubeconfig (KUBECONFIG, ~/.kube/config)."""
-    from kubernetes import client, config
+    """`components.common.cluster.custom_objects_api`, its failure as an ApplyError."""
+    from components.common.cluster import NoCredentials
+    from components.common.cluster import custom_objects_api as api_of
 
     try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            # Read KUBECONFIG now: the client reads it once, when first imported.
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context)
-        except (config.ConfigException, FileNotFoundError, TypeError) as exc:
-            raise ApplyError(
-                f"no cluster credentials: not in a pod, and no usable kubeconfig ({exc}); "
-                "set KUBECONFIG or pass --context"
-            ) from None
-    return client.CustomObjectsApi()
+        return api_of(context)
+    except NoCredentials as exc:
+        raise ApplyError(str(exc)) from None
 
 
 def _hint(status: int) -> str:

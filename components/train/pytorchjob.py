@@ -118,11 +118,13 @@ def run_pytorchjob(
     timeout_s: float = 7 * 24 * 3600,
     poll_s: float = 15.0,
 ) -> None:
-    """Create the job (in-cluster credentials), follow it to the end; raise if it failed."""
-    from kubernetes import client, config  # the cluster path only
+    """Create the job (in-cluster credentials, else the kubeconfig), follow it to the end;
+    raise if it failed."""
+    from kubernetes import client  # the cluster path only
 
-    config.load_incluster_config()
-    api = client.CustomObjectsApi()
+    from components.common.cluster import custom_objects_api
+
+    api = custom_objects_api()
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
     try:
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job)
