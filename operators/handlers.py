@@ -1,5 +1,9 @@
 """The kopf wiring: each handler is one call into a runner, with its errors sorted for kopf.
 
+Handlers return nothing: kopf would store a returned value in the resource's status under the
+handler's name, which the CRD's status schema does not declare (the API server prunes it, and
+kopf warns about the inconsistency on every tick). What they did goes to the log.
+
 Run it with `kopf run -m operators.handlers --namespace NS` (the operator image does). The
 logic lives in the runners and the pure reconcile modules, which the tests drive directly.
 """
@@ -8,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,10 +29,12 @@ from operators.rollout_runner import Retry, SpecProblem, finalize_rollout, run_r
 PEERING = "kubeloop"
 """The KopfPeering object (manifests/base) through which replicas keep one of them active."""
 FINALIZER = "kubeloop.dev/finalizer"
-ROLLOUT_TICK_S = 30.0
-"""How often a rollout is looked at; the spec's analysis.interval says when a verdict is due."""
-POLICY_TICK_S = 120.0
-"""How often a policy's status is refreshed from the monitor's state in the store."""
+ROLLOUT_TICK_S = float(os.environ.get("KUBELOOP_ROLLOUT_TICK_SECONDS", "30"))
+"""How often a rollout is looked at; the spec's analysis.interval says when a verdict is due.
+KUBELOOP_ROLLOUT_TICK_SECONDS sets it (the tests' real operator looks every second)."""
+POLICY_TICK_S = float(os.environ.get("KUBELOOP_POLICY_TICK_SECONDS", "120"))
+"""How often a policy's status is refreshed from the monitor's state in the store
+(KUBELOOP_POLICY_TICK_SECONDS)."""
 
 
 @kopf.on.startup()
@@ -34,6 +42,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """One active replica (mandatory peering); our own annotation prefix and finalizer."""
     settings.peering.name = PEERING
     settings.peering.mandatory = True
+    # kopf pauses *every* replica when two share a priority ("Pausing all operators, including
+    # self"): each replica draws its own, so the highest works and the others wait for it.
+    settings.peering.priority = int(os.environ.get("KUBELOOP_OPERATOR_PRIORITY") or random.randint(1, 2**30))
+    settings.peering.lifetime = int(os.environ.get("KUBELOOP_PEERING_LIFETIME_SECONDS", "60"))
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -63,9 +75,11 @@ def sorted_errors(call: Callable[[], Any]) -> Any:
 
 def rollout_owns_deployment(status: Mapping[str, Any], **_: Any) -> bool:
     """Timers run while a rollout progresses, and until its end reached the cluster; not for a
-    refused spec (Failed), which only a spec change (the update handler) can mend."""
+    refused spec (Failed), which only a spec change (the update handler) can mend, and not
+    before the create handler started it (a timer firing on the same fresh body started it a
+    second time: two Started Events, seen with a real operator)."""
     phase = status.get("phase")
-    return phase in (None, "Progressing") or (
+    return phase == "Progressing" or (
         phase in ("Promoted", "RolledBack") and not status.get("applied")
     )
 
@@ -73,21 +87,21 @@ def rollout_owns_deployment(status: Mapping[str, Any], **_: Any) -> bool:
 @kopf.on.resume(GROUP, VERSION, "modelrollouts")
 @kopf.on.create(GROUP, VERSION, "modelrollouts")
 @kopf.on.update(GROUP, VERSION, "modelrollouts", field="spec")
-def rollout_changed(body: kopf.Body, **_: Any) -> str:
+def rollout_changed(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
     """A new or changed ModelRollout: start it (or act on the change) now."""
-    return str(sorted_errors(lambda: run_rollout(body, cluster())).action)
+    logger.info("rollout: %s", sorted_errors(lambda: run_rollout(body, cluster())).action)
 
 
 @kopf.timer(GROUP, VERSION, "modelrollouts", interval=ROLLOUT_TICK_S, when=rollout_owns_deployment)
-def rollout_tick(body: kopf.Body, **_: Any) -> str:
+def rollout_tick(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
     """Analyse when the interval has passed; converge the deployment to the status."""
-    return str(sorted_errors(lambda: run_rollout(body, cluster())).action)
+    logger.debug("rollout: %s", sorted_errors(lambda: run_rollout(body, cluster())).action)
 
 
 @kopf.on.delete(GROUP, VERSION, "modelrollouts")
-def rollout_deleted(body: kopf.Body, **_: Any) -> str:
+def rollout_deleted(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
     """Give the deployment back to production when the rollout was still running."""
-    return str(sorted_errors(lambda: finalize_rollout(body, cluster())))
+    logger.info("rollout deleted: %s", sorted_errors(lambda: finalize_rollout(body, cluster())))
 
 
 @kopf.on.resume(GROUP, VERSION, "retrainpolicies")
@@ -100,6 +114,6 @@ def policy_changed(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, "retrainpolicies")
-def policy_deleted(body: kopf.Body, **_: Any) -> str:
+def policy_deleted(body: kopf.Body, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
     """Delete the recurring run; the owned CronJob and ConfigMap are garbage-collected."""
-    return str(sorted_errors(lambda: finalize_policy(body)))
+    logger.info("policy deleted: %s", sorted_errors(lambda: finalize_policy(body)))

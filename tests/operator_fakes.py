@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,9 @@ class FakeCluster:
 
     def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._maybe_fail("status")
+        # The API server takes strict JSON only: a NaN in a status is a 400 there (seen on a
+        # real one), so the fake refuses it too.
+        json.dumps(status, allow_nan=False)
         obj = self.objects[(kind, namespace, name)]
         obj["status"] = {**obj.get("status", {}), **copy.deepcopy(status)}
         self.writes.append(Write("status", kind, name, copy.deepcopy(status)))

@@ -186,7 +186,9 @@ def information(name: str, observed: float, detail: str, why: str) -> Check:
         "check": name,
         "status": "info",
         "passed": True,
-        "observed": round(observed, 6),
+        # None, not NaN, when there is nothing to report: statuses are strict JSON (the API
+        # server refuses a NaN with 400).
+        "observed": round(observed, 6) if math.isfinite(observed) else None,
         "limit": None,
         "detail": f"{detail} (information only: {why})",
     }
