@@ -79,9 +79,7 @@ def rollout_owns_deployment(status: Mapping[str, Any], **_: Any) -> bool:
     before the create handler started it (a timer firing on the same fresh body started it a
     second time: two Started Events, seen with a real operator)."""
     phase = status.get("phase")
-    return phase == "Progressing" or (
-        phase in ("Promoted", "RolledBack") and not status.get("applied")
-    )
+    return phase == "Progressing" or (phase in ("Promoted", "RolledBack") and not status.get("applied"))
 
 
 @kopf.on.resume(GROUP, VERSION, "modelrollouts")
