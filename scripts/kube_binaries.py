@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "tools" / "kubecluster"
-PROGRAMS = ("kube-apiserver", "etcd")
+PROGRAMS = ("kube-apiserver", "kube-controller-manager", "etcd")
 CACHE = Path(os.environ.get("KUBELOOP_CACHE", Path.home() / ".cache" / "kubeloop"))
 
 

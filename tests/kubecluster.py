@@ -4,9 +4,11 @@ Both are the real programs (built by `make kube-binaries` from tools/kubecluster
 with what a cluster's API server runs with: TLS everywhere (a CA, serving and client
 certificates made here), client-certificate authentication, RBAC, the default admission
 plugins with PodSecurity, and a service-account issuer with its signing key, so the
-TokenRequest API gives real tokens. What is missing is everything that runs pods: there is
-no kubelet, scheduler or controller manager, so Deployments get no ReplicaSets and pods never
-start; objects are created, validated, defaulted, admitted and authorised as on a cluster.
+TokenRequest API gives real tokens. When `make kube-binaries` built it, kube-controller-manager
+runs the controllers in CONTROLLERS (garbage collection, namespaces, service accounts,
+Deployments to ReplicaSets to Pods, Jobs, CronJobs). What is missing is everything that runs
+pods: there is no kubelet or scheduler, so pods stay Pending; objects are created, validated,
+defaulted, admitted, authorised and garbage-collected as on a cluster.
 
 `ControlPlane.start(folder)` returns once `/readyz` answers; `stop()` ends both process
 groups. Ports are free ones on 127.0.0.1, chosen at start.
@@ -41,6 +43,16 @@ from components.deploy.local_serving import free_port
 REPO = Path(__file__).resolve().parents[1]
 SCHEMAS = REPO.parent / "shared" / "schemas"
 """The upstream CRDs (KFP, Seldon, PyTorchJob, TrainJob) installed as they are."""
+CONTROLLERS = (
+    "garbagecollector",  # owned objects go with their owner (a RetrainPolicy's CronJob)
+    "namespace",  # a deleted namespace is emptied and goes
+    "serviceaccount",  # every namespace gets its `default` ServiceAccount
+    "deployment",  # Deployments -> ReplicaSets -> Pods, judged by Pod Security admission
+    "replicaset",
+    "job",
+    "cronjob",
+)
+"""kube-controller-manager's controllers the tests run (no node, cloud or certificate ones)."""
 START_TIMEOUT = 120.0
 """Seconds for etcd and then the API server to answer; the API server's first start here took ~10 s."""
 
@@ -153,6 +165,7 @@ class ControlPlane:
     admin: _Pair | None = None
     etcd: subprocess.Popen[bytes] | None = None
     apiserver: subprocess.Popen[bytes] | None = None
+    controllers: subprocess.Popen[bytes] | None = None
     prerequisites: bool = False
 
     @classmethod
@@ -236,6 +249,21 @@ class ControlPlane:
         self.kubeconfig = self.folder / "kubeconfig"
         self.kubeconfig.write_text(yaml.safe_dump(self.config_for("kubernetes-admin", cert=self.admin)))
         self._wait_ready()
+        if (binaries / "kube-controller-manager").exists():
+            self.controllers = self._launch(
+                "kube-controller-manager",
+                [
+                    str(binaries / "kube-controller-manager"),
+                    f"--kubeconfig={self.kubeconfig}",  # the admin: every controller's rights at once
+                    "--leader-elect=false",
+                    "--secure-port=0",  # no serving endpoint: nothing here scrapes it
+                    f"--controllers={','.join(CONTROLLERS)}",
+                    f"--service-account-private-key-file={pki / 'sa.key'}",
+                    f"--root-ca-file={self.ca}",
+                    "--use-service-account-credentials=false",
+                    "--v=1",
+                ],
+            )
 
     def _launch(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = (self.folder / f"{name}.log").open("wb")
@@ -351,7 +379,8 @@ class ControlPlane:
         return self.kubectl("apply", "--server-side", "-k", str(folder))
 
     def stop(self) -> None:
-        """Stop the API server, then etcd (also when only one started)."""
+        """Stop the controllers, the API server, then etcd (also when only some started)."""
+        _stop(self.controllers)
         _stop(self.apiserver)
         _stop(self.etcd)
         shutil.rmtree(self.folder / "etcd-data", ignore_errors=True)  # its WAL preallocates 64 MB

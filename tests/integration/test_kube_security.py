@@ -208,3 +208,28 @@ def test_the_operators_own_token_is_authorised_as_its_role(cluster: ControlPlane
     )
     refused = cluster.kubectl_run("-n", "kubeloop", "get", "secrets", kubeconfig=config)
     assert refused.returncode != 0 and "forbidden" in refused.stderr.lower(), refused.stderr
+
+
+def test_the_controllers_make_the_operators_pod_and_restricted_admits_it(cluster: ControlPlane) -> None:
+    """kube-controller-manager turns the operator's Deployment into a ReplicaSet and a Pod in the
+    restricted kubeloop namespace: Pod Security admission judged the real pod (it stays Pending:
+    no scheduler or kubelet runs here)."""
+    import time
+
+    deadline = time.monotonic() + 60
+    pods: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not pods:
+        out = cluster.kubectl(
+            "-n", "kubeloop", "get", "pods", "-l", "app.kubernetes.io/component=operator", "-o", "json"
+        )
+        pods = json.loads(out)["items"]
+        time.sleep(0.5)
+    sets = json.loads(cluster.kubectl("-n", "kubeloop", "get", "replicasets", "-o", "json"))["items"]
+    failures = [
+        c for rs in sets for c in rs.get("status", {}).get("conditions", []) if c["type"] == "ReplicaFailure"
+    ]
+    assert pods, f"no operator pod; ReplicaSet conditions: {failures}"
+    assert not failures
+    (pod,) = pods
+    assert pod["spec"]["serviceAccountName"] == "kubeloop-operator"
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
