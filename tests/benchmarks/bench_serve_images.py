@@ -72,24 +72,17 @@ def main() -> None:
     body = {"binData": base64.b64encode(data).decode()}
     servers = []
     try:
-        baseline = start(
-            "baseline",
-            "tests.benchmarks.plain_image_model.PlainImageModel",
-            {"model_dir": str(model_dir)},
-            folder,
-        )
-        servers.append(baseline.process)
-        same = start(
-            "same server",
-            "tests.benchmarks.plain_image_model.PlainImageModelSkippingMetrics",
-            {"model_dir": str(model_dir)},
-            folder,
-        )
-        servers.append(same.process)
+        plain = {"model_dir": str(model_dir)}
         parameters = {"model_dir": str(model_dir), "log_uri": str(folder / "store")}
-        ours = start("kubeloop", "components.deploy.seldon_model.KubeloopModel", parameters, folder)
-        servers.append(ours.process)
-        plan = [("baseline", baseline.base), ("same server", same.base), ("kubeloop", ours.base)]
+        plan = []
+        for name, model_class, options in (
+            ("baseline", "tests.benchmarks.plain_image_model.PlainImageModel", plain),
+            ("same server", "tests.benchmarks.plain_image_model.PlainImageModelSkippingMetrics", plain),
+            ("kubeloop", "components.deploy.seldon_model.KubeloopModel", parameters),
+        ):
+            upstream = start(name, model_class, options, folder)
+            servers.append(upstream.process)
+            plan.append((name, upstream.base))
         answers = {}
         for name, url in plan:  # each answers, and both give the same probability
             request = urllib.request.Request(

@@ -106,6 +106,20 @@ def test_kubectl_get_shows_the_printer_columns(installed: ControlPlane, resource
     assert [row.split()[0] for row in rows] == [name]
 
 
+def _created(cluster: ControlPlane, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Create `kind` named minimal with `spec` in kubeloop; its spec as the server stored it."""
+    body = {
+        "apiVersion": "kubeloop.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "minimal", "namespace": "kubeloop"},
+        "spec": spec,
+    }
+    cluster.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
+    return dict(
+        json.loads(cluster.kubectl("-n", "kubeloop", "get", kind.lower(), "minimal", "-o", "json"))["spec"]
+    )
+
+
 def test_a_minimal_model_rollout_reads_back_with_the_configs_defaults(installed: ControlPlane) -> None:
     """The CRD's defaults are the config's (`deployment.analysis`): what the server fills in is
     what the operator would have assumed."""
@@ -114,14 +128,7 @@ def test_a_minimal_model_rollout_reads_back_with_the_configs_defaults(installed:
     from operators.rollout import RolloutSpec, parse_spec
 
     minimal = {"model": "screening", "seldonDeployment": "screening", "candidate": "3"}
-    body = {
-        "apiVersion": "kubeloop.dev/v1alpha1",
-        "kind": "ModelRollout",
-        "metadata": {"name": "minimal", "namespace": "kubeloop"},
-        "spec": minimal,
-    }
-    installed.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
-    spec = json.loads(installed.kubectl("-n", "kubeloop", "get", "mro", "minimal", "-o", "json"))["spec"]
+    spec = _created(installed, "ModelRollout", minimal)
     # Filled in by the server: every setting with a default (the optional floors have none).
     defaulted = {
         k for k, name in ANALYSIS_FIELDS.items() if RolloutAnalysis.model_fields[name].default is not None
@@ -146,14 +153,7 @@ def test_a_minimal_retrain_policy_leaves_the_monitoring_settings_to_the_configma
         "kfpHost": "http://kfp:8888",
         "store": "s3://kubeloop",
     }
-    body = {
-        "apiVersion": "kubeloop.dev/v1alpha1",
-        "kind": "RetrainPolicy",
-        "metadata": {"name": "minimal", "namespace": "kubeloop"},
-        "spec": minimal,
-    }
-    installed.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(body))
-    spec = json.loads(installed.kubectl("-n", "kubeloop", "get", "rtp", "minimal", "-o", "json"))["spec"]
+    spec = _created(installed, "RetrainPolicy", minimal)
     assert spec["config"]["key"] == "config.yaml" and spec["suspend"] is False  # the server's defaults
     assert not [group for group in POLICY_GROUPS if group in spec]
     example = REPO / "examples" / "screening" / "config.yaml"

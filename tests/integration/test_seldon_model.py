@@ -275,16 +275,7 @@ grpc = model.predict(np.array(values, dtype=object), names)
 named = model.predict({"instances": rows}, None)
 print(json.dumps({"raw": raw, "grpc": grpc.data.tolist(), "named": named.data["predictions"]}))
 """
-    out = subprocess.run(
-        [str(SERVING / "python"), "-c", script, str(version["model_dir"]), rows.to_json(orient="records")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    answer = json.loads(out.stdout.splitlines()[-1])
+    answer = _in_serving_env(script, str(version["model_dir"]), rows.to_json(orient="records"))
     np.testing.assert_allclose(np.array(answer["grpc"])[:, 0], version["probability"][:20], atol=1e-5)
     assert answer["grpc"] == answer["raw"]
     assert [[r["probability"], float(r["decision"])] for r in answer["named"]] == answer["raw"]
@@ -310,16 +301,7 @@ patched.update_reward(2.5)
 names = {sample.name: sample.value for family in patched.collect() for sample in family.samples}
 print(json.dumps({"plain": len(dict(plain.data)), "empty": len(empty), "names": names}))
 """
-    out = subprocess.run(
-        [str(SERVING / "python"), "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    answer = json.loads(out.stdout.splitlines()[-1])
+    answer = _in_serving_env(script)
     assert answer["plain"] == 1 and answer["empty"] == 0
     assert answer["names"]["mine_total"] == 3
     assert answer["names"]["seldon_api_model_feedback_reward_total"] == 2.5
@@ -338,3 +320,17 @@ def test_seldons_feedback_reward_still_reaches_its_metrics(server: dict[str, Any
         text = reply.read().decode()
     rewards = [line for line in text.splitlines() if line.startswith("seldon_api_model_feedback_reward")]
     assert rewards and float(rewards[0].split()[-1]) >= 1.5, text[-2000:]
+
+
+def _in_serving_env(script: str, *args: str) -> Any:
+    """Run `script` with the serving environment's Python in the repository; the JSON of its last line."""
+    out = subprocess.run(
+        [str(SERVING / "python"), "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.splitlines()[-1])
