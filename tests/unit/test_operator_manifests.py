@@ -68,6 +68,21 @@ def test_rbac_is_namespaced_with_no_wildcards_and_no_secrets(built: list[dict[st
             assert "delete" not in rule["verbs"]  # the operator never deletes a serving deployment
 
 
+def test_each_replica_draws_its_own_peering_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf pauses every replica when two share a priority; the default would be 0 for all."""
+    monkeypatch.delenv("KUBELOOP_OPERATOR_PRIORITY", raising=False)
+    drawn = set()
+    for _ in range(20):
+        settings = kopf.OperatorSettings()
+        handlers.configure(settings)
+        drawn.add(settings.peering.priority)
+    assert len(drawn) >= 19 and min(drawn) > 0
+    monkeypatch.setenv("KUBELOOP_OPERATOR_PRIORITY", "7")
+    settings = kopf.OperatorSettings()
+    handlers.configure(settings)
+    assert settings.peering.priority == 7
+
+
 def test_the_operator_is_single_active_and_wired_to_both_resources() -> None:
     settings = kopf.OperatorSettings()
     handlers.configure(settings)

@@ -138,7 +138,11 @@ def test_a_retrain_policy_asks_for_warm_starts_in_camel_case() -> None:
     assert config.monitoring.retraining.warm_start is True
     schema = retrain_policy_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     warm = schema["properties"]["spec"]["properties"]["retraining"]["properties"]["warmStart"]
-    assert warm == {"type": "boolean", "default": False, "description": warm["description"]}
+    # No server-side default (it would override the ConfigMap's); the description says it.
+    assert warm == {"type": "boolean", "description": warm["description"]}
+    assert warm["description"].endswith(
+        "Unset: the ConfigMap's monitoring.retraining.warm_start, else false."
+    )
 
 
 def test_torchvision_weights_saved_from_the_bare_network_warm_start_a_grey_classifier(tmp_path: Path) -> None:
