@@ -206,9 +206,8 @@ def _until(world: dict[str, Any], check: Callable[[], Any], what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}; the operator's log:\n{world['operator'].tail()}")
 
 
-def _status(world: dict[str, Any], name: str) -> dict[str, Any]:
-    body = _get(world, "modelrollouts", name)
-    return (body or {}).get("status") or {}
+def _status(world: dict[str, Any], name: str, kind: str = "modelrollouts") -> dict[str, Any]:
+    return (_get(world, kind, name) or {}).get("status") or {}
 
 
 def _traffic(world: dict[str, Any], version_main: str, candidate: str, error_rate: float, seed: int) -> None:
@@ -247,14 +246,7 @@ def test_a_healthy_canary_walks_from_10_to_100_percent(world: dict[str, Any]) ->
     _apply(world["plane"], _rollout("canary-2", "2"))
     _until(world, lambda: _served(world) == [("main", "1", 90), ("canary", "2", 10)], "the 10% canary")
     assert _status(world, "canary-2")["phase"] == "Progressing"
-    for seed, weight in ((1, 50), (2, 100)):
-        _traffic(world, "1", "2", 0.0, seed)
-        _until(world, lambda w=weight: _status(world, "canary-2").get("weight") == w, f"{weight}%")  # type: ignore[misc]
-    status = _until(
-        world,
-        lambda: _status(world, "canary-2").get("phase") == "Promoted" and _status(world, "canary-2"),
-        "Promoted",
-    )
+    status = _walk(world, "canary-2", "1", "2", 1)
     assert [h["action"] for h in status["history"]] == ["start", "step", "promote"]
     _until(world, lambda: _served(world) == [("main", "2", 100)], "version 2 serving alone")
     assert _registry(world).champion("screening") == "2"
@@ -392,13 +384,9 @@ def test_a_retrain_policy_owns_its_monitor_which_goes_with_it(world: dict[str, A
     cron = next(o for o in owned if o["kind"] == "CronJob")
     assert cron["spec"]["schedule"] == "*/30 * * * *"
     status = _until(
-        world, lambda: _status_of(world, "retrainpolicies", "screening").get("cronJob"), "the status"
+        world, lambda: _status(world, "screening", "retrainpolicies").get("cronJob"), "the status"
     )
     assert status == cron["metadata"]["name"]
     plane.kubectl("-n", NS, "delete", "retrainpolicy", "screening", "--wait=false")
     _until(world, lambda: _get(world, "retrainpolicies", "screening") is None, "the policy's finalizer")
     _until(world, lambda: _owned(world, "screening") == [], "the garbage collector")
-
-
-def _status_of(world: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
-    return (_get(world, kind, name) or {}).get("status") or {}
