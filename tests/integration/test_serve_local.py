@@ -26,6 +26,7 @@ import pytest
 from cli.main import main
 from components.common.registry import Registry
 from components.common.store import LocalStore
+from components.deploy.rollout import Rollout
 from tests.conftest import REPO, free_port
 from tests.serving import SERVING, make_variant, registered_version
 
@@ -156,13 +157,11 @@ def drive(served: dict[str, Any], seconds: float = 150) -> Counter[tuple[str, in
             for status, predictor in pool.map(lambda row: request(served["gateway"], row), batch):
                 outcomes[(predictor, status)] += 1
             sent += len(batch)
-    expected = [(p["name"], p["labels"]["kubeloop.dev/version"]) for p in sdep(store)["spec"]["predictors"]]
-    wait_for(lambda: [(n, v) for n, v, _ in serving_versions(store)] == expected, 60, served)
+    # The record is written before its SeldonDeployment, so wait on what the record calls for.
+    decided = Rollout.from_dict(rollout(store)).predictors()
+    expected = [(p.name, p.version, 0 if p.shadow else p.traffic) for p in decided]
+    wait_for(lambda: serving_versions(store) == expected, 60, served)
     return outcomes
-
-
-def sdep(store: Path) -> dict[str, Any]:
-    return dict(json.loads((store / "deployments" / "screening" / "seldondeployment.json").read_text()))
 
 
 def canary_rolled_back(served: dict[str, Any], kind: str) -> str:
