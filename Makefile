@@ -21,7 +21,7 @@ UV := $(UV_HOME)/bin/uv
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run loop-images test lint kube-binaries bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
+.PHONY: help setup run loop-images test lint test-binaries bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
 	bench-train-images bench-serve-images bench-drift-images
 
 help:
@@ -100,12 +100,13 @@ lint: $(VENV)/.ready
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-# The tests' control plane: kube-apiserver and etcd built from tools/kubecluster (Go module
-# proxy), cached under ~/.cache/kubeloop/ by version, so a fresh clone reuses them.
-kube-binaries: $(VENV)/.ready
-	@$(VENV)/bin/python scripts/kube_binaries.py >/dev/null
+# The tests' servers built from the Go module proxy: kube-apiserver, kube-controller-manager and
+# etcd (tools/kubecluster), the S3 server versitygw (tools/s3server); cached under
+# ~/.cache/kubeloop/ by version, so a fresh clone reuses them.
+test-binaries: $(VENV)/.ready
+	@$(VENV)/bin/python scripts/test_binaries.py >/dev/null
 
-test: setup lint kube-binaries
+test: setup lint test-binaries
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(VENV)/bin/pytest
 
 bench: $(addprefix bench-,$(BENCHES))

@@ -1,12 +1,13 @@
-"""Shared fixtures: a real S3-protocol server on 127.0.0.1 and stores on both backends."""
+"""Shared fixtures: a real S3 server and a real Kubernetes control plane on 127.0.0.1, stores on
+both backends."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -24,39 +25,62 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[dict[str, str]]:
-    """moto's standalone S3 server on 127.0.0.1; yields the environment a client needs."""
-    binary = Path(sys.executable).with_name("moto_server")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real S3 server on 127.0.0.1 (versitygw over a temporary folder, built by `make
+    test-binaries`) for the whole session; yields the environment a client needs."""
+    from scripts.test_binaries import S3SERVER
+
+    folder = S3SERVER.built()
+    if folder is None:
+        if os.environ.get("CI"):
+            pytest.fail("versitygw missing: `make test` should have built it (make test-binaries)")
+        pytest.skip("the S3 server is not built; run `make test-binaries`")
+    root = tmp_path_factory.mktemp("s3")
+    (root / "data").mkdir()
+    credentials = {"AWS_ACCESS_KEY_ID": "kubeloop-test-key", "AWS_SECRET_ACCESS_KEY": "kubeloop-test-secret"}
     port = free_port()
+    log = (root / "versitygw.log").open("w")
     process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [
+            str(folder / "versitygw"),
+            *("--access", credentials["AWS_ACCESS_KEY_ID"], "--secret", credentials["AWS_SECRET_ACCESS_KEY"]),
+            *("--port", f"127.0.0.1:{port}", "--quiet", "posix", str(root / "data")),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError("moto_server exited during start-up") from None
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"moto_server did not answer on {endpoint} within 10 s")
-        yield {
-            "KUBELOOP_S3_ENDPOINT": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing-key",
-            "AWS_SECRET_ACCESS_KEY": "testing-secret",
-            "AWS_REGION": "us-east-1",
-        }
+        _wait_for_http(endpoint, process, (root / "versitygw.log"))
+        yield {"KUBELOOP_S3_ENDPOINT": endpoint, "AWS_REGION": "us-east-1", **credentials}
     finally:
         process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_for_http(endpoint: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 30) -> None:
+    """Return once `endpoint` answers HTTP (any status); fail with the server's log if it exits or
+    stays silent."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            return
+        except urllib.error.HTTPError:  # an answer, if only "access denied"
+            return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{endpoint}'s server exited during start-up:\n{log.read_text()}"
+                ) from None
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on {endpoint} within {seconds:.0f} s:\n{log.read_text()}")
 
 
 @pytest.fixture
@@ -101,16 +125,16 @@ def tool(name: str) -> str:
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real etcd + kube-apiserver on 127.0.0.1 (tests/kubecluster.py), for the whole session;
     stopped at the end, also after a failure."""
-    from scripts.kube_binaries import built
+    from scripts.test_binaries import KUBECLUSTER
     from tests.kubecluster import ControlPlane
 
-    binaries = built()
+    binaries = KUBECLUSTER.built()
     if binaries is None:
         if os.environ.get("CI"):
             pytest.fail(
-                "kube-apiserver and etcd missing: `make test` should have built them (make kube-binaries)"
+                "kube-apiserver and etcd missing: `make test` should have built them (make test-binaries)"
             )
-        pytest.skip("kube-apiserver and etcd not built; run `make kube-binaries`")
+        pytest.skip("kube-apiserver and etcd not built; run `make test-binaries`")
     plane = ControlPlane.start(binaries, tmp_path_factory.mktemp("kube"))
     try:
         yield plane

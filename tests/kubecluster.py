@@ -1,10 +1,10 @@
 """A real Kubernetes control plane for the tests: etcd and kube-apiserver on 127.0.0.1.
 
-Both are the real programs (built by `make kube-binaries` from tools/kubecluster), started
+Both are the real programs (built by `make test-binaries` from tools/kubecluster), started
 with what a cluster's API server runs with: TLS everywhere (a CA, serving and client
 certificates made here), client-certificate authentication, RBAC, the default admission
 plugins with PodSecurity, and a service-account issuer with its signing key, so the
-TokenRequest API gives real tokens. When `make kube-binaries` built it, kube-controller-manager
+TokenRequest API gives real tokens. When `make test-binaries` built it, kube-controller-manager
 runs the controllers in CONTROLLERS (garbage collection, namespaces, service accounts,
 Deployments to ReplicaSets to Pods, Jobs, CronJobs). What is missing is everything that runs
 pods: there is no kubelet or scheduler, so pods stay Pending; objects are created, validated,

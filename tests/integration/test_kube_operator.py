@@ -247,7 +247,7 @@ def test_a_healthy_canary_walks_from_10_to_100_percent(world: dict[str, Any]) ->
     _until(world, lambda: _served(world) == [("main", "1", 90), ("canary", "2", 10)], "the 10% canary")
     assert _status(world, "canary-2")["phase"] == "Progressing"
     status = _walk(world, "canary-2", "1", "2", 1)
-    assert [h["action"] for h in status["history"]] == ["start", "step", "promote"]
+    assert _moves(status) == ["start", "step", "promote"]
     _until(world, lambda: _served(world) == [("main", "2", 100)], "version 2 serving alone")
     assert _registry(world).champion("screening") == "2"
     _until(world, lambda: {"Started", "Stepped", "Promoted"} <= set(_events(world, "canary-2")), "the Events")
@@ -295,6 +295,12 @@ def test_a_bad_spec_gets_a_failed_phase_a_condition_and_an_event(world: dict[str
     _until(world, lambda: _events(world, "bad-steps"), "the Warning Event")
 
 
+def _moves(status: dict[str, Any]) -> list[str]:
+    """The rollout's weight changes; holds are left out: a tick may come while the step's
+    request logs are still being written, and then rightly holds."""
+    return [h["action"] for h in status["history"] if h["action"] != "hold"]
+
+
 def _walk(world: dict[str, Any], name: str, production: str, candidate: str, seed: int) -> dict[str, Any]:
     """Traffic for each step of a healthy canary until it is promoted; its final status."""
     for offset, weight in ((0, 50), (1, 100)):
@@ -321,7 +327,7 @@ def test_a_killed_operator_resumes_the_rollout_where_it_was(world: dict[str, Any
         lambda: _status(world, "canary-5").get("phase") == "Promoted" and _status(world, "canary-5"),
         "Promoted",
     )
-    assert [h["action"] for h in status["history"]] == ["start", "step", "promote"]
+    assert _moves(status) == ["start", "step", "promote"]
     _until(world, lambda: _served(world) == [("main", "5", 100)], "version 5 serving alone")
 
 
@@ -339,7 +345,7 @@ def test_two_replicas_keep_one_active_through_peering(world: dict[str, Any], tmp
         _apply(world["plane"], _rollout("canary-6", "6"))
         _until(world, lambda: _served(world) == [("main", "5", 90), ("canary", "6", 10)], "the 10% canary")
         status = _walk(world, "canary-6", "5", "6", 31)
-        assert [h["action"] for h in status["history"]] == ["start", "step", "promote"]
+        assert _moves(status) == ["start", "step", "promote"]
         assert _events(world, "canary-6").count("Started") == 1  # one replica acted...
         acted = "[kubeloop/canary-6] Handler"
         assert acted in first.tail(10**7) and acted not in second.tail(10**7)  # ...the higher-priority one

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
 
 from components.common.registry import Registry
-from components.common.store import LocalStore, Store
+from components.common.store import Store, open_store
 
 
 def _register(registry: Registry, name: str = "m", recall: float = 0.9) -> str:
@@ -114,19 +114,26 @@ def test_racing_stage_updates_lose_neither(store: Store) -> None:
     assert len(stages["history"]) == 20
 
 
-def _stage_in_process(root: str, version: str, stage: str) -> None:
-    registry = Registry(LocalStore(root))
+def _stage_in_process(uri: str, version: str, stage: str) -> None:
+    registry = Registry(open_store(uri))
     for _ in range(10):
         registry.set_stage("m", version, stage)  # type: ignore[arg-type]
 
 
-def test_stage_updates_from_separate_processes_lose_neither(tmp_path: Path) -> None:
-    registry = Registry(LocalStore(tmp_path))
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_stage_updates_from_separate_processes_lose_neither(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Three processes, each its own client: on S3 only the server's conditional writes keep order.
+    if backend == "s3":
+        request.getfixturevalue("s3_env")  # the children inherit the server's address and keys
+    uri = str(tmp_path) if backend == "local" else f"s3://kubeloop-test/{uuid.uuid4().hex}"
+    registry = Registry(open_store(uri))
     for _ in range(3):
         _register(registry)
     ctx = multiprocessing.get_context("spawn")
     workers = [
-        ctx.Process(target=_stage_in_process, args=(str(tmp_path), v, s))
+        ctx.Process(target=_stage_in_process, args=(uri, v, s))
         for v, s in (("1", "production"), ("2", "shadow"), ("3", "canary"))
     ]
     for w in workers:
@@ -134,6 +141,6 @@ def test_stage_updates_from_separate_processes_lose_neither(tmp_path: Path) -> N
     for w in workers:
         w.join(timeout=120)
         assert w.exitcode == 0
-    stages = json.loads((tmp_path / "models/m/stages.json").read_text())
+    stages = open_store(uri).read_json("models/m/stages.json")
     assert (stages["production"], stages["shadow"], stages["canary"]) == ("1", "2", "3")
     assert len(stages["history"]) == 30
