@@ -8,6 +8,7 @@ import sys
 from cli import compile, config, loop, monitor, registry, rollout, run, serve, submit
 from cli.common import EXIT_USAGE
 from components.common.config_loader import ConfigError
+from components.common.store import StoreAccessError
 
 GROUPS = (run, rollout, serve, compile, registry, config, monitor, submit, loop)
 """The command groups, in the order `kubeloop --help` lists their subcommands."""
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, StoreAccessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

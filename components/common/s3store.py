@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
-from components.common.store import ConflictError, NotFoundError, Store, check_key
+from components.common.store import ConflictError, NotFoundError, Store, StoreAccessError, check_key
 
 ENDPOINT_VARS = ("KUBELOOP_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -48,11 +49,11 @@ class S3Store(Store):
         """Build from `s3://bucket/prefix` and the environment; creates the bucket if missing."""
         parts = urlsplit(uri)
         if parts.scheme != "s3" or not parts.netloc:
-            raise ValueError(f"store URI {uri!r} must look like s3://bucket/prefix")
+            raise StoreAccessError(f"store URI {uri!r} must look like s3://bucket/prefix")
         access = os.environ.get("AWS_ACCESS_KEY_ID")
         secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
         if not access or not secret:
-            raise ValueError(
+            raise StoreAccessError(
                 f"store {uri} needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(and KUBELOOP_S3_ENDPOINT for MinIO)"
             )
@@ -64,8 +65,23 @@ class S3Store(Store):
             secure=secure,
             region=os.environ.get("AWS_REGION", "us-east-1"),
         )
-        if not client.bucket_exists(parts.netloc):
-            client.make_bucket(parts.netloc)
+        where = f"{'https' if secure else 'http'}://{endpoint}"
+        try:
+            if not client.bucket_exists(parts.netloc):
+                client.make_bucket(parts.netloc)
+        except S3Error as exc:
+            # The first request is where wrong keys or a missing right show: say so, not a traceback.
+            raise StoreAccessError(
+                f"store {uri}: the S3 server at {where} refused the request ({exc.code}: {exc.message}); "
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and that these keys may use "
+                f"the bucket {parts.netloc!r}"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise StoreAccessError(
+                f"store {uri}: cannot reach the S3 server at {where} ({reason}); "
+                f"set KUBELOOP_S3_ENDPOINT to where it listens"
+            ) from None
         return cls(parts.netloc, parts.path, client)
 
     def _name(self, key: str) -> str:

@@ -20,6 +20,10 @@ class NotFoundError(KeyError):
     """The key does not exist in the store."""
 
 
+class StoreAccessError(ValueError):
+    """The store cannot be used as configured (credentials, endpoint, URI); the message says what to set."""
+
+
 class ConflictError(RuntimeError):
     """A conditional write lost a race: the object changed since it was read."""
 
@@ -227,5 +231,5 @@ def open_store(uri: str) -> Store:
 
         return S3Store.from_uri(uri)
     if "://" in uri:
-        raise ValueError(f"unsupported store URI {uri!r}: use a folder path or s3://bucket/prefix")
+        raise StoreAccessError(f"unsupported store URI {uri!r}: use a folder path or s3://bucket/prefix")
     return LocalStore(uri)

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from components.common.store import ConflictError, LocalStore, NotFoundError, Store, open_store
+from cli.main import main
+from components.common.store import (
+    ConflictError,
+    LocalStore,
+    NotFoundError,
+    Store,
+    StoreAccessError,
+    open_store,
+)
+from components.deploy.local_serving import free_port
 
 
 def test_round_trip_bytes_json_text(store: Store) -> None:
@@ -123,6 +132,23 @@ def test_s3_without_credentials_says_what_to_set(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY", raising=False)
     with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID"):
         open_store("s3://bucket/prefix")
+
+
+def test_wrong_s3_keys_or_endpoint_say_what_to_check(
+    s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real server checks each request's signature: a wrong secret is refused on the first one.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(StoreAccessError, match=r"refused the request \(\w+.*AWS_SECRET_ACCESS_KEY"):
+        open_store("s3://kubeloop-test/keys")
+    assert main(["models", "--store", "s3://kubeloop-test/keys"]) == 2  # a usage error, no traceback
+    said = capsys.readouterr().err
+    assert said.startswith("error: store s3://kubeloop-test/keys: the S3 server at")
+    assert "Traceback" not in said and "not-the-secret" not in said
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_env["AWS_SECRET_ACCESS_KEY"])
+    monkeypatch.setenv("KUBELOOP_S3_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with pytest.raises(StoreAccessError, match="cannot reach the S3 server.*KUBELOOP_S3_ENDPOINT"):
+        open_store("s3://kubeloop-test/keys")
 
 
 def test_s3_repr_never_shows_credentials(s3_env: dict[str, str]) -> None:
