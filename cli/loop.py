@@ -13,6 +13,9 @@ from cli.common import new_console
 from components.common.config_loader import load_config
 from loop.engine import EXPECTED, SCENARIOS, Loop, run_loop
 
+WORK = Path(".kubeloop") / "loops"
+"""Where a loop on an object store keeps this machine's side (logs, generated traffic)."""
+
 
 def split_scenario(overrides: list[str], given: str | None) -> tuple[str, list[str]]:
     """`scenario=NAME` among the key=value arguments names the scenario; the rest are config overrides."""
@@ -29,24 +32,29 @@ def split_scenario(overrides: list[str], given: str | None) -> tuple[str, list[s
 
 def cmd_loop(args: argparse.Namespace) -> int:
     """Run the scenario; exit 0 when its rollout ended as the scenario expects."""
-    from loop.report import summary_table, write_index
+    from loop.report import mirror_index, summary_table, write_index
 
     scenario, overrides = split_scenario(args.overrides, args.scenario)
     if scenario not in SCENARIOS:
         print(f"error: unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
     config = load_config(args.config, overrides)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    store_dir = Path(args.store or Path(config.store) / "loops" / f"{stamp}-{scenario}")
+    name = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{scenario}"
+    store = args.store or f"{config.store.rstrip('/')}/loops/{name}"
+    # Logs of the processes this machine runs and the generated traffic stay on this machine.
+    work = Path(store) if "://" not in store else WORK / name
     console = new_console()
     console.print(
-        f"[bold]kubeloop loop[/bold] {config.name}, scenario {scenario}: store {store_dir} "
+        f"[bold]kubeloop loop[/bold] {config.name}, scenario {scenario}: store {store} "
         f"(time compressed: monitor windows of {config.loop.window})"
     )
+    if work != Path(store):
+        console.print(f"logs and generated traffic: {work}")
     loop = Loop(
         args.config,
         overrides,
-        store_dir,
+        store,
+        work,
         scenario,
         lambda line: console.print(line, markup=False),
         args.verbose,
@@ -58,6 +66,8 @@ def cmd_loop(args: argparse.Namespace) -> int:
     console.print(summary_table(loop.record))
     console.print(f"registry: {_stages(loop.record.stages)}")
     console.print(f"index of the loop: {index}")
+    if work != Path(store):
+        console.print(f"a copy here, with what it links to: {mirror_index(loop.record, loop.store, work)}")
     if phase is None:
         console.print(f"[red]the loop stopped[/red]: {loop.record.error}")
         return 1
@@ -81,7 +91,10 @@ def add_parsers(sub: Any) -> None:
         help="the closed loop on 127.0.0.1: train, serve, drift, retrain, shadow and canary rollout",
     )
     loop.add_argument("--config", required=True, help="project YAML (its loop section sets the scenario)")
-    loop.add_argument("--store", help="folder for this loop (default: <store>/loops/<time>-<scenario>)")
+    loop.add_argument(
+        "--store",
+        help="folder or s3://bucket/prefix for this loop (default: <store>/loops/<time>-<scenario>)",
+    )
     loop.add_argument("--scenario", choices=SCENARIOS, help="drift (default) or bad_candidate")
     loop.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
     loop.add_argument("overrides", nargs="*", metavar="key=value", help="scenario=bad_candidate, config keys")

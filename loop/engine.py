@@ -24,7 +24,7 @@ from components.common.config import KubeloopConfig
 from components.common.config_loader import load_config
 from components.common.monitoring_config import duration_seconds
 from components.common.registry import Registry
-from components.common.store import LocalStore, NotFoundError
+from components.common.store import NotFoundError, open_store
 from components.evaluate.gallery import GALLERY_FILE as ERROR_GALLERY
 from components.validate_data.gallery import GALLERY_FILE as GATE_GALLERY
 from loop.record import LoopRecord, Stage
@@ -66,22 +66,24 @@ class Loop:
         self,
         config_path: str,
         overrides: list[str],
-        store_dir: Path,
+        store_uri: str,
+        work: Path,
         scenario: str = "drift",
         say: Callable[[str], None] = print,
         verbose: bool = False,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
-        base = load_config(config_path, [*overrides, f"store={store_dir}"])
-        self.overrides = [*overrides, *loop_overrides(base), f"store={store_dir}"]
+        base = load_config(config_path, [*overrides, f"store={store_uri}"])
+        self.overrides = [*overrides, *loop_overrides(base), f"store={store_uri}"]
         self.config_path = str(Path(config_path).resolve())
         self.config = load_config(config_path, self.overrides)
-        self.store = LocalStore(store_dir)
+        self.store = open_store(store_uri)
+        self.work = work  # this machine's side: the predictors' and runs' logs, generated traffic
         self.scenario, self.verbose = scenario, verbose
         self.started = time.monotonic()
         self._say = say
-        self.record = LoopRecord(self.config.name, scenario, str(store_dir), self.overrides)
+        self.record = LoopRecord(self.config.name, scenario, store_uri, self.overrides)
         self.serving: Any = None
         self.stop = threading.Event()
         self.follower: threading.Thread | None = None
@@ -120,7 +122,7 @@ class Loop:
         with self.record.stage("serve", "predictors and the gateway on 127.0.0.1") as stage:
             port = free_port()
             self.serving = LocalServing(
-                self.store.root / "serving", port=port, say=lambda line: self.say("serve", line.strip())
+                self.work / "serving", port=port, say=lambda line: self.say("serve", line.strip())
             )
             self.follower = threading.Thread(
                 target=follow,
@@ -210,7 +212,7 @@ class Loop:
                 self.config.name,
                 self.config_path,
                 self._retrain_overrides(),
-                self.store.root / "monitor-runs",
+                self.work / "monitor-runs",
             )
             result = monitor_pass(
                 self.store,
@@ -253,7 +255,7 @@ class Loop:
 
         title = "assemble, validate, train, calibrate, evaluate, register, deploy"
         with self.record.stage("retrain", title) as stage:
-            log = self.store.root / "monitor-runs" / f"{run_id}.log"
+            log = self.work / "monitor-runs" / f"{run_id}.log"
             self.say("retrain", f"run {run_id} (log: {log})")
             seen: set[str] = set()
             read = 0
@@ -276,7 +278,7 @@ class Loop:
                 time.sleep(0.5)
             outcome = self.store.read_json(f"runs/{run_id}/{OUTCOME_FILE}") if state == "succeeded" else {}
             if state != "succeeded" or not outcome.get("version"):
-                raise LoopError(f"retraining run {run_id} {state}: see its log under monitor-runs/")
+                raise LoopError(f"retraining run {run_id} {state}: see {log}")
             version = str(outcome["version"])
             stage.decision = f"v{version} registered ({self._lineage(version)})"
             self._link_run(stage, run_id, version)
@@ -384,7 +386,7 @@ class Loop:
 
         if self.verbose:
             return quiet_executor_dumps()
-        return progress_only(self.store.root / "loop" / name, lambda line: self.say(stage, line))
+        return progress_only(self.work / "loop" / name, lambda line: self.say(stage, line))
 
     def _progress_of(self, log: Path, offset: int) -> int:
         """Say the progress lines the run's log gained since `offset`; the new offset."""
@@ -422,7 +424,7 @@ class Loop:
 
     def _traffic_folder(self, name: str) -> Path:
         """Where a batch of replayed rows is generated (an image batch's files stay for the replay)."""
-        return self.store.root / "loop" / "traffic" / name
+        return self.work / "loop" / "traffic" / name
 
     def _known_columns(self, features: list[str]) -> list[str]:
         """What a site records beside each label, which the retraining set keeps: the device,

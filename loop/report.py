@@ -8,11 +8,12 @@ import io
 import os
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from components.common.artifacts import version_prefix
 from components.common.store import LocalStore, NotFoundError, Store
-from loop.record import INDEX_KEY, LoopRecord, Stage
+from loop.record import INDEX_KEY, RECORD_KEY, LoopRecord, Stage
 
 PREDICTOR_COLOURS = {"main": "#4c72b0", "canary": "#dd8452", "shadow": "#55a868"}
 STATUS_COLOURS = {"succeeded": "#1a7f37", "failed": "#cf222e", "running": "#9a6700"}
@@ -215,6 +216,19 @@ def write_index(record: LoopRecord, store: Store) -> str:
     if isinstance(store, LocalStore):
         return os.path.relpath(store.path(INDEX_KEY))
     return f"{store.uri.rstrip('/')}/{INDEX_KEY}"
+
+
+def mirror_index(record: LoopRecord, store: Store, folder: Path) -> str:
+    """Copy the index, the loop record and every file the index links to from an object store
+    into `folder` at the same keys, so a browser opens the index from this machine; its path."""
+    local = LocalStore(folder)
+    keys = [INDEX_KEY, RECORD_KEY, *(key for stage in record.stages_run for key in stage.links.values())]
+    for key in dict.fromkeys(keys):
+        try:
+            local.write_bytes(key, store.read_bytes(key))
+        except NotFoundError:
+            pass  # the index shows the link; the copy cannot have it either
+    return os.path.relpath(local.path(INDEX_KEY))
 
 
 def summary_table(record: LoopRecord) -> Any:

@@ -1,23 +1,32 @@
-"""`kubeloop loop`, smaller: both scenarios end to end, each decision asserted, each linked artifact there."""
+"""`kubeloop loop`, smaller: both scenarios end to end, each decision asserted, each linked artifact there.
+
+The drift scenario runs on the S3 server (tests/conftest.py: versitygw on 127.0.0.1), the
+bad candidate on a folder: every step, predictor and retraining run goes through the store.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.common.registry import Registry
-from components.common.store import LocalStore
+from components.common.store import LocalStore, Store, open_store
 from tests.e2e.test_training_pipeline import SCREENING, kubeloop, small_screening
 
 pytestmark = pytest.mark.e2e
 
 
-def run_loop(tmp_path: Path, scenario: str) -> tuple[LocalStore, dict[str, Any], str]:
-    """The loop on a small dataset with short windows; its store, loop.json and output."""
-    store = tmp_path / "loop"
+def run_loop(
+    tmp_path: Path, scenario: str, s3: dict[str, str] | None = None
+) -> tuple[Store, dict[str, Any], str]:
+    """The loop on a small dataset with short windows (on the S3 server when given its
+    environment, else in a folder); its store, loop.json and output."""
+    store = f"s3://kubeloop-loop/{uuid.uuid4().hex}" if s3 else str(tmp_path / "loop")
     overrides = small_screening(
         tmp_path,
         "dataset.generator.params.rows=6000",
@@ -28,20 +37,21 @@ def run_loop(tmp_path: Path, scenario: str) -> tuple[LocalStore, dict[str, Any],
         "loop.shifted.rows=2000",
     )
     done = kubeloop(
-        ["loop", "--config", str(SCREENING), "--store", str(store), f"scenario={scenario}", *overrides],
-        Path.cwd(),
+        ["loop", "--config", str(SCREENING), "--store", store, f"scenario={scenario}", *overrides],
+        tmp_path if s3 else Path.cwd(),
+        env={**os.environ, **s3} if s3 else None,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
-    local = LocalStore(store)
-    return local, local.read_json("loop/loop.json"), output
+    opened = open_store(store)
+    return opened, opened.read_json("loop/loop.json"), output
 
 
 def stage(record: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in record["stages_run"] if s["name"] == name)
 
 
-def assert_index_links_exist(store: LocalStore) -> None:
+def assert_index_links_exist(store: Store) -> None:
     page = store.read_text("loop/index.html")
     links = re.findall(r'href="\.\./([^"]+)"', page)
     assert links, "the index links to nothing"
@@ -52,7 +62,7 @@ def assert_index_links_exist(store: LocalStore) -> None:
     assert page.count("data:image/png;base64,") >= 3  # ROC and calibration of each version, the rollout
 
 
-def assert_monitor_found_drift_once(store: LocalStore, record: dict[str, Any]) -> None:
+def assert_monitor_found_drift_once(store: Store, record: dict[str, Any]) -> None:
     windows = stage(record, "monitor")["facts"]["windows"]
     assert len(windows) == 2
     live, shifted = windows
@@ -65,9 +75,9 @@ def assert_monitor_found_drift_once(store: LocalStore, record: dict[str, Any]) -
 
 
 def test_the_loop_retrains_on_drift_and_promotes_the_candidate_through_shadow_and_canary(
-    tmp_path: Path,
+    tmp_path: Path, s3_env: dict[str, str]
 ) -> None:
-    store, record, output = run_loop(tmp_path, "drift")
+    store, record, output = run_loop(tmp_path, "drift", s3_env)
     assert [s["status"] for s in record["stages_run"]] == ["succeeded"] * 7, record
     assert_monitor_found_drift_once(store, record)
     rollout = stage(record, "rollout")["facts"]
@@ -83,6 +93,10 @@ def test_the_loop_retrains_on_drift_and_promotes_the_candidate_through_shadow_an
     assert stages["production"] == "2" and "1" in stages["archived"]
     assert_index_links_exist(store)
     assert "scenario drift: the candidate was promoted" in output and "index of the loop:" in output
+    # This machine's copy of the index opens in a browser: it and every file it links to are there.
+    copy = tmp_path / re.findall(r"a copy here, with what it links to: (\S+)", output)[-1]
+    assert_index_links_exist(LocalStore(copy.parent.parent))
+    assert s3_env["AWS_SECRET_ACCESS_KEY"] not in output
 
 
 def test_a_worse_candidate_forced_past_its_gate_is_rolled_back_by_the_shadow_analysis(tmp_path: Path) -> None:
