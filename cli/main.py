@@ -1,16 +1,16 @@
-"""The `kubeloop` command line: loop, run, compile, deploy, serve, monitor, retrain, submit, config."""
+"""The `kubeloop` command line: init, loop, run, compile, deploy, serve, monitor, retrain, submit, config."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from cli import compile, config, loop, monitor, registry, rollout, run, serve, submit
+from cli import compile, config, init, loop, monitor, registry, rollout, run, serve, submit
 from cli.common import EXIT_USAGE
 from components.common.config_loader import ConfigError
 from components.common.store import StoreAccessError
 
-GROUPS = (run, rollout, serve, compile, registry, config, monitor, submit, loop)
+GROUPS = (init, run, rollout, serve, compile, registry, config, monitor, submit, loop)
 """The command groups, in the order `kubeloop --help` lists their subcommands."""
 
 

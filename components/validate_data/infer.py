@@ -26,22 +26,22 @@ class Inferred:
     decisions: list[str] = field(default_factory=list)
 
 
-def _is_text(values: pd.Series) -> bool:
+def is_text(values: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
 
 
-def _looks_like_dates(values: pd.Series) -> bool:
+def looks_like_dates(values: pd.Series) -> bool:
     if pd.api.types.is_datetime64_any_dtype(values):
         return True
-    if not _is_text(values):
+    if not is_text(values):
         return False
     sample = values.dropna().astype(str).head(200)
     return len(sample) > 0 and bool(sample.map(lambda v: bool(ISO_DATE.match(v))).mean() >= 0.9)
 
 
-def _looks_like_id(values: pd.Series) -> bool:
+def looks_like_id(values: pd.Series) -> bool:
     integer = pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    return (_is_text(values) or integer) and len(values) > 1 and values.nunique(dropna=False) == len(values)
+    return (is_text(values) or integer) and len(values) > 1 and values.nunique(dropna=False) == len(values)
 
 
 def infer_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> Inferred:
@@ -53,14 +53,14 @@ def infer_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> Inferred:
         features = []
         for name in (c for c in frame.columns if c not in reserved and not str(c).startswith("__kubeloop_")):
             column = frame[name]
-            if _looks_like_dates(column):
+            if looks_like_dates(column):
                 hint = (
                     "set dataset.time_column to split by it"
                     if not dataset.time_column
                     else "list it to use it"
                 )
                 decisions.append(f"{name}: dates, left out of the features ({hint})")
-            elif _looks_like_id(column):
+            elif looks_like_id(column):
                 decisions.append(
                     f"{name}: a different value in every row, left out as a likely id "
                     "(set dataset.id_column, or list it in dataset.features to keep it)"
@@ -71,7 +71,7 @@ def infer_columns(frame: pd.DataFrame, dataset: DatasetConfig) -> Inferred:
     if dataset.categorical is None:
         for name in features:
             column = frame[name] if name in frame.columns else pd.Series(dtype=float)
-            if _is_text(column) or pd.api.types.is_bool_dtype(column):
+            if is_text(column) or pd.api.types.is_bool_dtype(column):
                 categorical.append(name)
                 decisions.append(f"{name}: text, a category (declare dataset.categorical to decide yourself)")
             elif pd.api.types.is_integer_dtype(column) and column.nunique() <= MAX_CODES:
