@@ -41,9 +41,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     draft.replace(out)
     dataset = config.dataset
-    kind = "images" if dataset.modality == "images" else f"{len(dataset.features or [])} features"
     print(
-        f"wrote {out}: {dataset.task} label '{dataset.label}', {kind}, split {dataset.split.strategy}, "
+        f"wrote {out}: {dataset.modality} data, {dataset.task} label '{dataset.label}', "
+        f"split {dataset.split.strategy}, "
         f"{len(config.validation.columns)} column rules; read its comments, then:\n"
         f"  kubeloop run --config {out}"
     )

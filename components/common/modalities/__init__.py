@@ -26,7 +26,9 @@ __all__ = [
     "Modality",
     "ServedBatch",
     "TabularModality",
+    "modality_class",
     "modality_for",
+    "modality_of_table",
 ]
 
 MODALITIES: dict[str, str] = {
@@ -37,16 +39,36 @@ MODALITIES: dict[str, str] = {
 of a tabular model never loads the image libraries."""
 
 
-def modality_for(name: str, settings: Mapping[str, Any] | None = None) -> Modality:
-    """The modality named `name`, told its settings (`DatasetConfig.modality_settings`).
+STARTER_ORDER = ("images", "tabular")
+"""The order `kubeloop init` asks the modalities whether a table is of their kind: the most
+particular first (a manifest is a table too)."""
 
-    Raises:
-        ValueError: `name` is not a known modality.
-    """
+
+def modality_class(name: str) -> type[Modality]:
+    """The class of the modality named `name` (imported now)."""
     try:
         module, _, attribute = MODALITIES[name].partition(":")
     except KeyError:
         known = ", ".join(MODALITIES)
         raise ValueError(f"unknown modality {name!r}; dataset.modality is one of {known}") from None
     kind: type[Modality] = getattr(importlib.import_module(module), attribute)
-    return kind.from_settings(settings or {})
+    return kind
+
+
+def modality_of_table(frame: Any) -> tuple[type[Modality], list[str]]:
+    """The first modality in STARTER_ORDER that claims `frame`, with the columns it reads."""
+    for name in STARTER_ORDER:
+        kind = modality_class(name)
+        columns = kind.input_columns(frame)
+        if columns is not None:
+            return kind, columns
+    raise ValueError("no modality claims the table")
+
+
+def modality_for(name: str, settings: Mapping[str, Any] | None = None) -> Modality:
+    """The modality named `name`, told its settings (`DatasetConfig.modality_settings`).
+
+    Raises:
+        ValueError: `name` is not a known modality.
+    """
+    return modality_class(name).from_settings(settings or {})

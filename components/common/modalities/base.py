@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from components.common.artifacts import DatasetSchema
+    from components.common.commented_yaml import Entry
     from components.common.config import ColumnRule
     from components.common.modalities.batches import TrainingBatches
     from components.common.model_spec import ModelSpec
@@ -122,8 +123,32 @@ class Codec(ABC):
         """The inputs as Seldon's /metadata describes them."""
 
 
+@dataclass
+class Starter:
+    """What `kubeloop init` writes for a table of this modality's kind (`Modality.starter`)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    """dataset keys: the modality and its settings, each with why."""
+    infers_features: bool = False
+    """Whether the table's other columns are the model's features (typed, categorised, ruled)."""
+    problems: list[str] = field(default_factory=list)
+    """What could not be read while profiling (said in the starter's header)."""
+
+
 class Modality(ABC):
     """One kind of data: tables today, images next (see DESIGN.md, the two seams)."""
+
+    @classmethod
+    def input_columns(cls, frame: pd.DataFrame) -> list[str] | None:
+        """The columns of `frame` this modality reads its inputs from when the table is of its
+        kind (an image manifest's path column), else None. Tables claim any table, with none."""
+        return None
+
+    @classmethod
+    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+        """The dataset settings `kubeloop init` writes for `frame` (`columns`: `input_columns`'s;
+        `folder`: where relative paths in the table start; `device`: the guessed device column)."""
+        return Starter()
 
     monitors_embeddings: ClassVar[bool] = False
     """Whether a version keeps its held-out rows' embeddings (embedding_reference.npy) for the

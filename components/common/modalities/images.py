@@ -12,7 +12,7 @@ import pandas as pd
 
 from components.common.data import DataReadError, read_table
 from components.common.image_config import ImageBounds, ImageNormalisation, ImageSettings
-from components.common.modalities.base import Codec, Inputs, Modality
+from components.common.modalities.base import Codec, Inputs, Modality, Starter
 from components.common.modalities.image_prep import ImageInputs, ServedBounds, load, locate
 from components.common.model_spec import ModelSpec
 
@@ -42,6 +42,21 @@ class ImagesModality(Modality):
         """The image settings of the config (`dataset.image`) and the manifest's image column."""
         self.settings = settings
         self.image_column = image_column
+
+    @classmethod
+    def input_columns(cls, frame: pd.DataFrame) -> list[str] | None:
+        """A manifest's column of image file names (None when the table has none)."""
+        from components.common.modalities.image_starter import image_column
+
+        column = image_column(frame)
+        return None if column is None else [column]
+
+    @classmethod
+    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+        """The input size, channels and gate bounds from headers across every device."""
+        from components.common.modalities.image_starter import image_starter
+
+        return image_starter(frame, columns[0], folder, device)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ImagesModality:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from components.common.data import read_table
-from components.common.modalities.base import LOG_ENCODER, Codec, Inputs, Modality, ServedBatch
+from components.common.modalities.base import LOG_ENCODER, Codec, Inputs, Modality, ServedBatch, Starter
 from components.common.modalities.tabular_requests import FeatureSchema, Rows, parse
 from components.common.model_spec import ModelSpec
 from components.common.preprocessing import Preprocessing
@@ -26,6 +26,16 @@ class TabularModality(Modality):
     """A CSV or Parquet table; numbers pass raw (standardised in the model), categories encoded."""
 
     name = "tabular"
+
+    @classmethod
+    def input_columns(cls, frame: pd.DataFrame) -> list[str] | None:
+        """Any table: its inputs are the feature columns, which the starter infers."""
+        return []
+
+    @classmethod
+    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+        """Nothing to set beyond the default modality; the other columns are the features."""
+        return Starter(infers_features=True)
 
     def read(self, path: Path, source: str | None = None) -> pd.DataFrame:
         """The table (`data.read_table`: CSV or Parquet by suffix, readable errors)."""
