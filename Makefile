@@ -21,7 +21,7 @@ UV := $(UV_HOME)/bin/uv
 
 BENCHES := $(patsubst tests/benchmarks/bench_%.py,%,$(wildcard tests/benchmarks/bench_*.py))
 
-.PHONY: help setup run loop-images test lint test-binaries bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
+.PHONY: help setup run loop-images test lint test-binaries docs bench compile clean tools lock chromium wrk card-png images $(addprefix bench-,$(BENCHES)) bench-validate-images \
 	bench-train-images bench-serve-images bench-drift-images
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make loop-images  the same loop for images (examples/image_loop): scanner B joins, retrain on served images"
 	@echo "make test     set up, then lint and run every test (unit, integration, e2e)"
 	@echo "make lint     ruff + mypy"
+	@echo "make docs     build the documentation site into site/ (mkdocs, --strict)"
 	@echo "make bench    run every benchmark (make bench-NAME for one)"
 	@echo "make compile  refresh the compiled pipelines, the monitor CronJob and the operator base in manifests/,"
 	@echo "              and the chart's generated crds/ and files/pipelines/"
@@ -106,6 +107,11 @@ lint: $(VENV)/.ready
 test-binaries: $(VENV)/.ready
 	@$(VENV)/bin/python scripts/test_binaries.py >/dev/null
 
+# The documentation site (mkdocs.yml): reference pages are generated from the code as it builds.
+docs: $(VENV)/.ready
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "site/index.html"
+
 test: setup lint test-binaries
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(VENV)/bin/pytest
 
@@ -148,6 +154,6 @@ lock:
 	rm -rf /tmp/kubeloop-lock
 
 clean:
-	rm -rf $(VENV) $(SERVING_VENV) .tools .kubeloop local_outputs build *.egg-info \
+	rm -rf $(VENV) $(SERVING_VENV) .tools .kubeloop local_outputs build site *.egg-info \
 		.pytest_cache .mypy_cache .ruff_cache examples/*/data
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -44,7 +44,7 @@ def duration_text(seconds: float) -> str:
 
 
 def description(field: FieldInfo) -> str:
-    """The field's docstring on one line (as the README's config reference shows it)."""
+    """The field's docstring on one line (as the docs' config reference shows it)."""
     return " ".join((field.description or "").split())
 
 

@@ -1,4 +1,4 @@
-"""Markdown reference of every config field, generated from the typed models (README embeds it)."""
+"""Markdown reference of every config field, generated from the typed models (the docs site's config page)."""
 
 from __future__ import annotations
 

@@ -358,7 +358,7 @@ class ControlPlane:
         )
 
     def install_prerequisites(self) -> None:
-        """What the README asks a cluster to have (once per control plane): Kubeflow's namespace
+        """What the cluster guide asks a cluster to have (once per control plane): Kubeflow's namespace
         and the shared upstream CRDs as they are (KFP Pipeline/PipelineVersion, SeldonDeployment,
         PyTorchJob, TrainJob), established."""
         if self.prerequisites:
@@ -370,7 +370,7 @@ class ControlPlane:
         self.prerequisites = True
 
     def apply_kustomization(self, folder: Path) -> str:
-        """The README's install: kubeloop's CRDs first and established (the base also creates a
+        """The documented install: kubeloop's CRDs first and established (the base also creates a
         KopfPeering, which one apply cannot do in the same breath as its CRD), then the
         kustomization, server-side. Returns what the last apply printed."""
         crds = REPO / "manifests" / "base" / "crds.yaml"

@@ -56,7 +56,7 @@ DEFAULT_SEEDS = {"old": 100, "new": 3}
 a few intervals: 3.9 s a seed on one core, 3.5 s on 2 shared with other work (100 seeds: about
 3 to 6 minutes). The new one holds until the evidence arrives, so many runs go on to
 --max-intervals with every record since the start judged at each look: one seed of all 126
-cells took 170 s on 2 workers (2026-12-07). The figures in README come from longer runs (more
+cells took 170 s on 2 workers (2026-12-07). The figures in the rollouts page come from longer runs (more
 seeds, `--only ' whole '` for the whole rollouts)."""
 DEFAULT_MAX_INTERVALS = 120
 """Two hours of simulated traffic a run: an equal candidate's whole rollout is decided in about

@@ -1,6 +1,6 @@
 """Installing kubeloop on a real API server (tests/kubecluster.py): kustomize and Helm.
 
-What a team does first on a cluster, in the README's order, against the real kube-apiserver
+What a team does first on a cluster, in the cluster guide's order, against the real kube-apiserver
 with RBAC and Pod Security admission: the shared upstream CRDs (KFP, Seldon, PyTorchJob,
 TrainJob) as they are, then `kubectl apply --server-side -k` of the base and each overlay,
 `helm install` of the chart with its default values and each `ci/*-values.yaml`, and the
@@ -59,7 +59,7 @@ def test_the_shared_crds_install_as_they_are(cluster: ControlPlane) -> None:
 
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_kustomize_applies_server_side(cluster: ControlPlane, target: str) -> None:
-    """The README's install (CRDs first, then the kustomization), twice: the second changes nothing."""
+    """The cluster guide's install (CRDs first, then the kustomization), twice: the second changes nothing."""
     folder = REPO / "manifests" / target
     out = cluster.apply_kustomization(folder)
     assert "serverside-applied" in out
@@ -171,7 +171,7 @@ def _differences(got: Any, expected: Any, path: str = "") -> list[str]:
 
 @pytest.mark.parametrize("values", [None, *VALUES])
 def test_helm_installs_the_chart_and_uninstalls_it(cluster: ControlPlane, values: str | None) -> None:
-    """`helm install` as the README says (a restricted namespace first), with the default values
+    """`helm install` as the cluster guide says (a restricted namespace first), with the default values
     and each ci/*-values.yaml. Each release gets its own namespace and puts its pipelines there
     (pipelines.namespace): the kustomize install already owns kubeloop's pipelines in kubeflow."""
     name = "kl-" + (values or "default-values").removesuffix("-values.yaml").removesuffix("-values")
