@@ -141,7 +141,8 @@ def _column_rule(column: pd.Series, categorical: bool) -> Entry:
     if family in ("integer", "number") and len(present) and not categorical:
         low, high = float(present.min()), float(present.max())
         whole = family == "integer" or bool((present % 1 == 0).all())  # integers read as floats by a gap
-        rule["min"], rule["max"] = _margin(low, high, whole)
+        lo, hi = _margin(low, high, whole)
+        rule["min"], rule["max"] = (int(lo), int(hi)) if whole else (lo, hi)
         notes.append(f"seen {_plain(present.min())} to {_plain(present.max())}")
     values = present.unique()
     if categorical and len(values) <= MAX_ALLOWED:

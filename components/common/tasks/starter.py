@@ -49,7 +49,7 @@ def task_entries(values: pd.Series) -> list[Entry]:
         return [
             Entry("task", "binary", f"2 label values: {shares}"),
             Entry(
-                "positive_value", _plain(positive), "the case to detect; the rarer or the 1/yes/true value"
+                "positive_value", _plain(positive), "the case to detect: the 1/yes/true value, or the rarer"
             ),
         ]
     classes = [str(v) for v in sorted(counts.index, key=str)]
