@@ -83,3 +83,12 @@ def test_the_readme_is_short_and_its_pictures_exist() -> None:
     assert len(readme.splitlines()) <= 250
     for picture in re.findall(r"\]\(([^)]+\.png)\)", readme):
         assert (REPO / picture).is_file(), picture
+
+
+def test_the_benchmarks_page_lists_every_benchmark(site: Path) -> None:
+    page = text_of(site, "operations/benchmarks")
+    scripts = sorted((REPO / "tests" / "benchmarks").glob("bench_*.py"))
+    assert len(scripts) >= 10
+    for script in scripts:
+        name = script.stem.removeprefix("bench_").replace("_", "-")
+        assert f"make bench-{name}" in page, name
