@@ -11,6 +11,25 @@ from components.common.config import KubeloopConfig
 from components.common.config_loader import load_config
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_CODES = "exit codes: 0 done, 1 the work failed (a gate, a step, an API), 2 a usage or config error"
+
+
+def command(sub: Any, name: str, purpose: str, example: str, **options: Any) -> argparse.ArgumentParser:
+    """A subcommand whose help reads like every other's: one line of purpose, the arguments,
+    an example, the exit codes."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=purpose,
+        description=purpose[0].upper() + purpose[1:] + ".",
+        epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **options,
+    )
+    return parser
+
+
+OVERRIDES_HELP = "config overrides: dotted keys, YAML values (training.epochs=5)"
+CONFIG_HELP = "the project's YAML config"
 
 
 def new_console() -> Any:

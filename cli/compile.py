@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cli.common import command
 from components.common.config_loader import load_config
 
 
@@ -30,7 +31,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The compile subcommand."""
-    comp = sub.add_parser("compile", help="compile pipelines to IR YAML and Kubernetes manifests")
+    comp = command(
+        sub,
+        "compile",
+        "compile pipelines to IR YAML and Kubernetes manifests",
+        "kubeloop compile --out manifests/pipelines --monitor-out manifests/monitor",
+    )
     comp.add_argument("--out", required=True, help="output folder")
     comp.add_argument("--config", help="compile this config (default: the shipped CPU and GPU variants)")
     comp.add_argument("--monitor-out", help="also write the drift monitor's CronJob manifests to this folder")

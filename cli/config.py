@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from cli.common import config_from_args
+from cli.common import OVERRIDES_HELP, command, config_from_args
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -20,7 +20,12 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The config subcommand."""
-    show = sub.add_parser("config", help="validate a config and print it fully resolved")
-    show.add_argument("--config", required=True)
-    show.add_argument("overrides", nargs="*", metavar="key=value")
+    show = command(
+        sub,
+        "config",
+        "validate a config and print it fully resolved",
+        "kubeloop config --config examples/screening/config.yaml training.epochs=5",
+    )
+    show.add_argument("--config", required=True, help="the project's YAML config")
+    show.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     show.set_defaults(func=cmd_config)

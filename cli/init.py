@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_USAGE
+from cli.common import EXIT_FAILED, EXIT_USAGE, command
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -52,12 +52,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The init subcommand."""
-    init = sub.add_parser(
+    init = command(
+        sub,
         "init",
-        help="profile a table or image manifest and write a starter config for it",
-        description="Profile a CSV or Parquet table (or an image manifest: a table with a column of "
-        "image paths) and write a config with the inferred task, classes, column roles, column "
-        "rules and split, each commented with why. Example: kubeloop init --data exams.csv --label y",
+        "profile a table or image manifest and write a starter config for it, each value commented",
+        "kubeloop init --data exams.csv --label y",
     )
     init.add_argument("--data", required=True, help="CSV or Parquet file: a path or s3://bucket/key")
     init.add_argument("--label", help="the label column (default: a column named label, target, y, ...)")

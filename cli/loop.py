@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.common import new_console
+from cli.common import command, new_console
 from components.common.config_loader import load_config
 from loop.engine import EXPECTED, SCENARIOS, Loop, run_loop
 
@@ -86,9 +86,11 @@ def _stages(stages: dict[str, Any]) -> str:
 
 def add_parsers(sub: Any) -> None:
     """The loop subcommand."""
-    loop = sub.add_parser(
+    loop = command(
+        sub,
         "loop",
-        help="the closed loop on 127.0.0.1: train, serve, drift, retrain, shadow and canary rollout",
+        "the closed loop on 127.0.0.1: train, serve, drift, retrain, shadow and canary rollout",
+        "kubeloop loop --config examples/screening/config.yaml scenario=bad_candidate",
     )
     loop.add_argument("--config", required=True, help="project YAML (its loop section sets the scenario)")
     loop.add_argument(

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from cli import compile, config, init, loop, monitor, registry, rollout, run, serve, submit
-from cli.common import EXIT_USAGE
+from cli.common import EXIT_CODES, EXIT_USAGE
 from components.common.config_loader import ConfigError
 from components.common.store import StoreAccessError
 
@@ -16,7 +16,14 @@ GROUPS = (init, run, rollout, serve, compile, registry, config, monitor, submit,
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="kubeloop", description="Kubernetes-native ML loop.")
+    parser = argparse.ArgumentParser(
+        prog="kubeloop",
+        description="Validate, train, calibrate, evaluate, register, serve, watch and retrain "
+        "classification models, on this machine or on Kubernetes.",
+        epilog="example:\n  kubeloop init --data exams.csv --label y && kubeloop run --config config.yaml\n\n"
+        f"{EXIT_CODES}\n`kubeloop COMMAND --help` for each command; docs/reference/cli.md for all of them",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_parsers(sub)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cli.common import EXIT_FAILED, config_from_args, new_console, print_report
+from cli.common import EXIT_FAILED, OVERRIDES_HELP, command, config_from_args, new_console, print_report
 from components.common.config import KubeloopConfig
 from components.common.kfp_client import api_error, create_recurring_run, kfp_client, recurring_run
 from components.common.monitoring_config import duration_seconds
@@ -159,7 +159,12 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The monitor, retrain and schedule subcommands."""
-    mon = sub.add_parser("monitor", help="check logged traffic for drift and trigger retraining")
+    mon = command(
+        sub,
+        "monitor",
+        "check logged traffic for drift and trigger retraining",
+        "kubeloop monitor --config examples/screening/config.yaml --once",
+    )
     mon.add_argument("--config", required=True, help="project YAML")
     mon.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     when = mon.add_mutually_exclusive_group()
@@ -170,11 +175,14 @@ def add_parsers(sub: Any) -> None:
     mon.add_argument("--dry-run", action="store_true", help="record what would start; start nothing")
     mon.add_argument("--wait", action="store_true", help="wait for the retraining runs a pass starts (local)")
     mon.add_argument("--host", help="Kubeflow Pipelines API: start retraining there instead of locally")
-    mon.add_argument("overrides", nargs="*", metavar="key=value")
+    mon.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     mon.set_defaults(func=cmd_monitor)
 
-    ret = sub.add_parser(
-        "retrain", help="run the retraining pipeline locally (reference data + labeled traffic)"
+    ret = command(
+        sub,
+        "retrain",
+        "run the retraining pipeline locally (reference data + labeled traffic)",
+        "kubeloop retrain --config examples/screening/config.yaml --trigger drift",
     )
     ret.add_argument("--config", required=True, help="project YAML")
     ret.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
@@ -184,15 +192,25 @@ def add_parsers(sub: Any) -> None:
         "--evidence", default="", help="JSON evidence recorded in lineage (the monitor passes it)"
     )
     ret.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")
-    ret.add_argument("overrides", nargs="*", metavar="key=value")
+    ret.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     ret.set_defaults(func=cmd_retrain)
 
-    sch = sub.add_parser("schedule", help="create the KFP recurring run of retraining or monitoring")
+    sch = command(
+        sub,
+        "schedule",
+        "create the KFP recurring run of retraining or monitoring",
+        "kubeloop schedule --config examples/screening/config.yaml --cron '0 3 * * 1' --host http://localhost:8888",
+    )
     sch.add_argument("--config", required=True, help="project YAML")
-    sch.add_argument("--pipeline", choices=("retraining", "monitoring"), default="retraining")
+    sch.add_argument(
+        "--pipeline",
+        choices=("retraining", "monitoring"),
+        default="retraining",
+        help="what the recurring run runs (default: retraining)",
+    )
     sch.add_argument(
         "--cron", help="5-field cron (default: monitoring.retraining.schedule or monitoring.schedule)"
     )
     sch.add_argument("--host", help="Kubeflow Pipelines API URL (without it: print the request)")
-    sch.add_argument("overrides", nargs="*", metavar="key=value")
+    sch.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     sch.set_defaults(func=cmd_schedule)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import EXIT_FAILED, EXIT_USAGE, new_console
+from cli.common import EXIT_FAILED, EXIT_USAGE, command, new_console
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -75,15 +75,24 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The models and stage subcommands."""
-    models = sub.add_parser("models", help="list registered model versions")
+    models = command(
+        sub, "models", "list registered model versions", "kubeloop models screening --store .kubeloop"
+    )
     models.add_argument("name", nargs="?", help="one model (default: all)")
     models.add_argument("--store", default=".kubeloop", help="folder or s3://bucket/prefix")
     models.set_defaults(func=cmd_models)
 
-    stage = sub.add_parser("stage", help="move a model version to a stage")
-    stage.add_argument("name")
-    stage.add_argument("version")
-    stage.add_argument("stage", choices=["production", "canary", "shadow", "archived"])
+    stage = command(
+        sub,
+        "stage",
+        "move a model version to a stage",
+        "kubeloop stage screening 2 production --reason 'approved by the screening board'",
+    )
+    stage.add_argument("name", help="the registered model")
+    stage.add_argument("version", help="its version number")
+    stage.add_argument(
+        "stage", choices=["production", "canary", "shadow", "archived"], help="the stage it moves to"
+    )
     stage.add_argument("--reason", default="", help="recorded in the stage history")
     stage.add_argument("--store", default=".kubeloop", help="folder or s3://bucket/prefix")
     stage.set_defaults(func=cmd_stage)

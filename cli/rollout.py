@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import EXIT_FAILED, config_from_args
+from cli.common import EXIT_FAILED, OVERRIDES_HELP, command, config_from_args
 from components.common.config import KubeloopConfig
 
 
@@ -100,8 +100,11 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """The deploy and rollout subcommands."""
-    dep = sub.add_parser(
-        "deploy", help="start rolling out a registered version (shadow, canary, replace or shadow-canary)"
+    dep = command(
+        sub,
+        "deploy",
+        "start rolling out a registered version (shadow, canary, replace or shadow-canary)",
+        "kubeloop deploy --config examples/screening/config.yaml --model 2 --strategy shadow-canary",
     )
     dep.add_argument("--config", required=True, help="project YAML (deployment section)")
     dep.add_argument("--model", required=True, metavar="VERSION", help="registered version to roll out")
@@ -112,16 +115,23 @@ def add_parsers(sub: Any) -> None:
     )
     dep.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     _cluster_options(dep)
-    dep.add_argument("overrides", nargs="*", metavar="key=value")
+    dep.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     dep.set_defaults(func=cmd_deploy)
 
-    roll = sub.add_parser(
-        "rollout", help="status | step (apply the analysis) | promote | rollback | apply (to the cluster)"
+    roll = command(
+        sub,
+        "rollout",
+        "status | step (apply the analysis) | promote | rollback | apply (to the cluster)",
+        "kubeloop rollout status --config examples/screening/config.yaml",
     )
-    roll.add_argument("action", choices=["status", "step", "promote", "rollback", "apply"])
+    roll.add_argument(
+        "action",
+        choices=["status", "step", "promote", "rollback", "apply"],
+        help="status: show it; step: apply the analysis; promote, rollback: by hand; apply: to the cluster",
+    )
     _cluster_options(roll)
     roll.add_argument("--config", required=True, help="project YAML (deployment.analysis thresholds)")
     roll.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     roll.add_argument("--reason", help="why, for a promote or rollback by hand (kept in the history)")
-    roll.add_argument("overrides", nargs="*", metavar="key=value")
+    roll.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     roll.set_defaults(func=cmd_rollout)

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from cli.common import EXIT_FAILED, config_from_args, new_console, print_report
+from cli.common import EXIT_FAILED, OVERRIDES_HELP, command, config_from_args, new_console, print_report
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,7 +101,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The run, validate and recalibrate subcommands."""
-    run = sub.add_parser("run", help="run the training pipeline locally (kfp.local)")
+    run = command(
+        sub,
+        "run",
+        "run the training pipeline locally (kfp.local)",
+        "kubeloop run --config examples/screening/config.yaml training.epochs=5",
+    )
     run.add_argument("--config", required=True, help="project YAML")
     run.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
     run.add_argument("--run-id", default="", help="default: a new time-stamped id")
@@ -121,19 +126,26 @@ def add_parsers(sub: Any) -> None:
     run.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. training.epochs=3")
     run.set_defaults(func=cmd_run)
 
-    check = sub.add_parser("validate", help="run the data gate on a file (exit 1 on failure)")
+    check = command(
+        sub,
+        "validate",
+        "run the data gate on a file (exit 1 on failure)",
+        "kubeloop validate --config examples/screening/config.yaml --data new_exams.csv --report gate/",
+    )
     check.add_argument("--config", required=True, help="project YAML (its validation section)")
     check.add_argument("--data", help="CSV/Parquet path or s3:// URI (default: dataset.path)")
     check.add_argument(
         "--report", help="folder for report.md, Great Expectations' data docs and the gate's gallery"
     )
     check.add_argument("--store", help="store whose production model's profile is the reference")
-    check.add_argument("overrides", nargs="*", metavar="key=value")
+    check.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     check.set_defaults(func=cmd_validate)
 
-    recal = sub.add_parser(
+    recal = command(
+        sub,
         "recalibrate",
-        help="move a registered model's operating point; registers a version with the same weights",
+        "move a registered model's operating point; registers a version with the same weights",
+        "kubeloop recalibrate --config examples/screening/config.yaml --model 2 target_recall=0.97",
     )
     recal.add_argument("--config", required=True, help="project YAML (name, store, evaluation gate)")
     recal.add_argument("--model", required=True, metavar="VERSION", help="registered version to start from")

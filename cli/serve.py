@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import EXIT_FAILED, config_from_args
+from cli.common import EXIT_FAILED, OVERRIDES_HELP, command, config_from_args
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -54,8 +54,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The serve subcommand."""
-    srv = sub.add_parser(
-        "serve", help="serve locally: one microservice per predictor and the gateway, following the rollout"
+    srv = command(
+        sub,
+        "serve",
+        "serve locally: one microservice per predictor and the gateway, following the rollout",
+        "kubeloop serve --config examples/screening/config.yaml --auto --port 8080",
     )
     srv.add_argument("--config", required=True, help="project YAML (deployment section)")
     srv.add_argument("--store", help="folder or s3://bucket/prefix (default: the config's store)")
@@ -69,5 +72,5 @@ def add_parsers(sub: Any) -> None:
     srv.add_argument(
         "--drain-seconds", type=float, default=2.0, help="how long a replaced predictor keeps running"
     )
-    srv.add_argument("overrides", nargs="*", metavar="key=value")
+    srv.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     srv.set_defaults(func=cmd_serve)

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from cli.common import EXIT_FAILED, EXIT_USAGE, config_from_args
+from cli.common import EXIT_FAILED, EXIT_USAGE, OVERRIDES_HELP, command, config_from_args
 from components.common.config import KubeloopConfig
 from components.common.kfp_client import api_error, experiment_id, kfp_client, pipeline_version
 
@@ -191,7 +191,12 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any) -> None:
     """The submit and register subcommands."""
-    sbm = sub.add_parser("submit", help="create a training run on a Kubeflow Pipelines API")
+    sbm = command(
+        sub,
+        "submit",
+        "create a training run on a Kubeflow Pipelines API",
+        "kubeloop submit --host http://localhost:8888 --config examples/screening/config.yaml store=s3://kubeloop",
+    )
     sbm.add_argument("--host", required=True, help="Kubeflow Pipelines API URL")
     sbm.add_argument("--config", required=True, help="project YAML")
     sbm.add_argument("--run-id", default="", help="default: a new time-stamped id (the run's name)")
@@ -200,10 +205,15 @@ def add_parsers(sub: Any) -> None:
         "--pipeline", help="run this registered pipeline with the config as config_json instead of compiling"
     )
     sbm.add_argument("--version", help="pipeline version id (with --pipeline; default: the newest)")
-    sbm.add_argument("overrides", nargs="*", metavar="key=value")
+    sbm.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     sbm.set_defaults(func=cmd_submit)
 
-    reg = sub.add_parser("register", help="upload compiled pipelines as KFP pipeline versions")
+    reg = command(
+        sub,
+        "register",
+        "upload compiled pipelines as KFP pipeline versions",
+        "kubeloop register --host http://localhost:8888",
+    )
     reg.add_argument("--host", required=True, help="Kubeflow Pipelines API URL")
     reg.add_argument("--dir", default="manifests/pipelines", help="folder of `kubeloop compile` output")
     reg.set_defaults(func=cmd_register)
