@@ -125,3 +125,17 @@ def test_an_image_manifest_gets_the_image_settings_of_its_devices(tmp_path: Path
     assert dataset.image.bounds.bit_depths == [8, 12, 16] and dataset.image.channels == 1
     assert max(dataset.image.size) <= 128
     assert main(["validate", "--config", str(out)]) == 0  # the gate passes the data it came from
+
+
+def test_a_table_on_the_s3_server_is_profiled_in_place(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    from components.common.s3store import S3Store
+
+    S3Store.from_uri("s3://kubeloop-init").upload_file(
+        "exports/my.csv", write_messy_table(tmp_path / "my.csv")
+    )
+    out = tmp_path / "config.yaml"
+    assert (
+        main(["init", "--data", "s3://kubeloop-init/exports/my.csv", "--label", "y", "--out", str(out)]) == 0
+    )
+    dataset = load_config(out).dataset
+    assert dataset.path == "s3://kubeloop-init/exports/my.csv" and dataset.id_column == "customer_ref"
