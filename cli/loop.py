@@ -42,13 +42,14 @@ def cmd_loop(args: argparse.Namespace) -> int:
     name = f"{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{scenario}"
     store = args.store or f"{config.store.rstrip('/')}/loops/{name}"
     # Logs of the processes this machine runs and the generated traffic stay on this machine.
-    work = Path(store) if "://" not in store else WORK / name
+    remote = "://" in store
+    work = WORK / name if remote else Path(store)
     console = new_console()
     console.print(
         f"[bold]kubeloop loop[/bold] {config.name}, scenario {scenario}: store {store} "
         f"(time compressed: monitor windows of {config.loop.window})"
     )
-    if work != Path(store):
+    if remote:
         console.print(f"logs and generated traffic: {work}")
     loop = Loop(
         args.config,
@@ -66,7 +67,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     console.print(summary_table(loop.record))
     console.print(f"registry: {_stages(loop.record.stages)}")
     console.print(f"index of the loop: {index}")
-    if work != Path(store):
+    if remote:
         console.print(f"a copy here, with what it links to: {mirror_index(loop.record, loop.store, work)}")
     if phase is None:
         console.print(f"[red]the loop stopped[/red]: {loop.record.error}")

@@ -30,7 +30,8 @@ def _columns(width: str) -> Iterator[None]:
             os.environ["COLUMNS"] = saved
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser by name, in the order `--help` lists them."""
     for action in parser._actions:  # argparse keeps its subparsers only here
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
@@ -44,7 +45,7 @@ def cli_reference() -> str:
     parser = build_parser()
     with _columns(HELP_WIDTH):
         parts = ["### kubeloop\n", "```text\n" + parser.format_help().rstrip() + "\n```\n"]
-        for name, sub in _subcommands(parser).items():
+        for name, sub in subcommands(parser).items():
             parts += [f"### kubeloop {name}\n", "```text\n" + sub.format_help().rstrip() + "\n```\n"]
     return "\n".join(parts)
 

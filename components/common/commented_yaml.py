@@ -21,6 +21,11 @@ class Entry:
     children: list[Entry] = field(default_factory=list)
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value YAML writes plainly."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def flow(value: Any) -> str:
     """A value as one line of YAML ("yes" stays a string, lists and mappings stay on the line)."""
     text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True, sort_keys=False)

@@ -22,7 +22,8 @@ TAILS = (0.01, 0.99)
 """Quantiles that bound the range check: robust where min/max of a long tail wobbles."""
 
 
-def _family(series: pd.Series) -> str:
+def dtype_family(series: pd.Series) -> str:
+    """boolean, integer, number or string: the type a column rule and the profile name."""
     if pd.api.types.is_bool_dtype(series):
         return "boolean"
     if pd.api.types.is_integer_dtype(series):
@@ -44,7 +45,7 @@ def build_profile(
     columns: dict[str, dict[str, Any]] = {}
     for name in [*features, dataset.label]:
         series = frame[name]
-        family = _family(series)
+        family = dtype_family(series)
         entry: dict[str, Any] = {"family": family, "null_fraction": float(series.isna().mean())}
         if family in ("number", "integer") and series.notna().any():
             low, high = series.quantile(list(TAILS)).tolist()

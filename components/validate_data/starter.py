@@ -9,17 +9,19 @@ stopped at the gate with the rule named.
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from components.common.commented_yaml import Entry, render
+from components.common.commented_yaml import Entry, plain, render
 from components.common.config import DatasetConfig
 from components.common.modalities import modality_of_table
 from components.common.tasks.starter import task_entries
 from components.validate_data.infer import infer_columns, looks_like_dates, looks_like_id
+from components.validate_data.profile import dtype_family
 
 LABEL_NAMES = ("label", "target", "y", "class", "outcome", "diagnosis", "churned", "churn")
 """Column names taken as the label when `--label` is not given (case-insensitive)."""
@@ -54,11 +56,6 @@ def _label_entries(frame: pd.DataFrame, label: str) -> list[Entry]:
         return [Entry("label", label), *task_entries(frame[label])]
     except ValueError as exc:
         raise InitError(f"label '{label}' {exc}") from None
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value YAML writes plainly."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def _roles(frame: pd.DataFrame, label: str, inputs: list[str]) -> dict[str, tuple[str, str]]:
@@ -106,13 +103,13 @@ def _all_iso(values: pd.Series) -> bool:
     return True
 
 
-def _margin(low: float, high: float, integer: bool) -> tuple[float, float]:
+def _margin(low: float, high: float, integer: bool) -> tuple[float, float] | tuple[int, int]:
     width = (high - low) or abs(high) or 1.0
     lo, hi = low - RANGE_MARGIN * width, high + RANGE_MARGIN * width
     if low >= 0:
         lo = max(lo, 0.0)  # counts, ages and amounts stay non-negative
     if integer:
-        return float(math.floor(lo)), float(math.ceil(hi))
+        return math.floor(lo), math.ceil(hi)
     digits = max(0, 3 - int(math.floor(math.log10(width))))
     return round(math.floor(lo * 10**digits) / 10**digits, digits), round(
         math.ceil(hi * 10**digits) / 10**digits, digits
@@ -126,27 +123,18 @@ def _null_limit(share: float) -> float:
 
 def _column_rule(column: pd.Series, categorical: bool) -> Entry:
     name = str(column.name)
-    family = (
-        "boolean"
-        if pd.api.types.is_bool_dtype(column)
-        else (
-            "integer"
-            if pd.api.types.is_integer_dtype(column)
-            else ("number" if pd.api.types.is_numeric_dtype(column) else "string")
-        )
-    )
+    family = dtype_family(column)
     rule: dict[str, Any] = {"type": family}
     notes = [family]
     present = column.dropna()
     if family in ("integer", "number") and len(present) and not categorical:
         low, high = float(present.min()), float(present.max())
         whole = family == "integer" or bool((present % 1 == 0).all())  # integers read as floats by a gap
-        lo, hi = _margin(low, high, whole)
-        rule["min"], rule["max"] = (int(lo), int(hi)) if whole else (lo, hi)
-        notes.append(f"seen {_plain(present.min())} to {_plain(present.max())}")
+        rule["min"], rule["max"] = _margin(low, high, whole)
+        notes.append(f"seen {plain(present.min())} to {plain(present.max())}")
     values = present.unique()
     if categorical and len(values) <= MAX_ALLOWED:
-        rule["allowed"] = sorted((_plain(v) for v in values), key=str)
+        rule["allowed"] = sorted((plain(v) for v in values), key=str)
         rule["severity"] = "warning"  # a new category is reported; the run goes on
         notes.append(f"{len(values)} values; a new one warns")
     share = float(column.isna().mean())
@@ -167,8 +155,12 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
         )
     modality, inputs = modality_of_table(frame)
     roles = _roles(frame, label, inputs)
+
+    def column_for(role: str) -> str | None:
+        return roles[role][0] if role in roles else None
+
     name = re.sub(r"[^a-z0-9-]+", "-", Path(data.rstrip("/")).stem.lower()).strip("-")[:63] or "model"
-    location = data if "://" in data else _relative(Path(data), out.parent)
+    location = data if "://" in data else os.path.relpath(Path(data).resolve(), out.parent.resolve())
     dataset = [Entry("path", location, "relative to this file" if "://" not in data else "")]
     label_entries = _label_entries(frame, label)
     label_entries[0].why = "given (--label)" if given else "named like a label"
@@ -185,7 +177,7 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
     decisions: list[str] = []
     folder = Path(data).parent if "://" not in data else Path(".")
     try:
-        starter = modality.starter(frame, inputs, folder, roles.get("device", (None,))[0])
+        starter = modality.starter(frame, inputs, folder, column_for("device"))
     except ValueError as exc:
         raise InitError(f"{data}: {exc}") from None
     dataset += starter.entries
@@ -196,9 +188,9 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
             DatasetConfig(
                 path=location,
                 label=label,
-                id_column=roles.get("id", ("",))[0] or None,
-                time_column=roles.get("time", ("",))[0] or None,
-                group_column=roles.get("group", ("",))[0] or None,
+                id_column=column_for("id"),
+                time_column=column_for("time"),
+                group_column=column_for("group"),
             ),
         )
         features = inferred.dataset.features or []
@@ -213,7 +205,7 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
         rules = [_column_rule(frame[f], f in categorical) for f in features]
     if "id" in roles:
         rules.append(Entry(roles["id"][0], {"unique": True}, "an id: a repeat is a duplicate row"))
-    labels = sorted((_plain(v) for v in frame[label].unique()), key=str)
+    labels = sorted((plain(v) for v in frame[label].unique()), key=str)
     rules.append(
         Entry(label, {"allowed": labels, "max_null_fraction": 0.0}, "the label values seen; never missing")
     )
@@ -238,12 +230,3 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
         Entry("validation", None, children=validation),
     ]
     return render(body, header) + "\n"
-
-
-def _relative(path: Path, folder: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(folder.resolve()))
-    except ValueError:
-        import os
-
-        return os.path.relpath(path.resolve(), folder.resolve())

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 
 from cli.main import build_parser
-from scripts.docs_reference import _subcommands
+from scripts.docs_reference import subcommands
 
 
 def test_every_command_has_a_purpose_an_example_and_the_exit_codes() -> None:
-    commands = _subcommands(build_parser())
+    commands = subcommands(build_parser())
     assert len(commands) >= 17
     for name, parser in commands.items():
         assert parser.description and "\n" not in parser.description.strip(), name
@@ -22,7 +22,7 @@ def test_every_command_has_a_purpose_an_example_and_the_exit_codes() -> None:
 def test_every_argument_says_what_it_is() -> None:
     unexplained = [
         f"{name} {action.dest}"
-        for name, parser in _subcommands(build_parser()).items()
+        for name, parser in subcommands(build_parser()).items()
         for action in parser._actions
         if not isinstance(action, argparse._HelpAction) and not action.help
     ]

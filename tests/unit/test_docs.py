@@ -17,7 +17,7 @@ from cli.main import build_parser
 from components.common.tasks import binary, metric_definitions, multiclass_metrics
 from operators.crds import all_crds
 from scripts.config_reference import render
-from scripts.docs_reference import _subcommands
+from scripts.docs_reference import subcommands
 from tests.conftest import REPO
 
 
@@ -43,11 +43,10 @@ def text_of(site: Path, page: str) -> str:
 
 def test_the_cli_page_has_every_command_and_the_exit_codes(site: Path) -> None:
     page = text_of(site, "reference/cli")
-    commands = _subcommands(build_parser())
+    commands = subcommands(build_parser())
     assert len(commands) >= 15
-    for name, parser in commands.items():
-        assert f"kubeloop {name}" in page and f"usage: kubeloop {name}" in page, name
-        assert parser.format_usage().split()[2] == name
+    for name in commands:
+        assert f"usage: kubeloop {name}" in page, name
     assert "Exit codes" in page
 
 

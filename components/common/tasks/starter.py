@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
-from components.common.commented_yaml import Entry
+from components.common.commented_yaml import Entry, plain
 
 MAX_CLASSES = 50
 """More label values than this read as a number to predict, which kubeloop does not do."""
 MAX_FLOAT_CLASSES = 10
 """A float label with more values than this reads as a quantity too."""
 POSITIVE_WORDS = ("1", "true", "yes")
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value YAML writes plainly."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def task_entries(values: pd.Series) -> list[Entry]:
@@ -49,7 +42,7 @@ def task_entries(values: pd.Series) -> list[Entry]:
         return [
             Entry("task", "binary", f"2 label values: {shares}"),
             Entry(
-                "positive_value", _plain(positive), "the case to detect: the 1/yes/true value, or the rarer"
+                "positive_value", plain(positive), "the case to detect: the 1/yes/true value, or the rarer"
             ),
         ]
     classes = [str(v) for v in sorted(counts.index, key=str)]
