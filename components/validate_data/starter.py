@@ -175,9 +175,8 @@ def starter_config(frame: pd.DataFrame, data: str, label: str | None, out: Path)
             dataset.append(Entry(key, roles[role][0], roles[role][1]))
     rules: list[Entry] = []
     decisions: list[str] = []
-    folder = Path(data).parent if "://" not in data else Path(".")
     try:
-        starter = modality.starter(frame, inputs, folder, column_for("device"))
+        starter = modality.starter(frame, inputs, data, column_for("device"))
     except ValueError as exc:
         raise InitError(f"{data}: {exc}") from None
     dataset += starter.entries

@@ -139,3 +139,22 @@ def test_a_table_on_the_s3_server_is_profiled_in_place(tmp_path: Path, s3_env: d
     )
     dataset = load_config(out).dataset
     assert dataset.path == "s3://kubeloop-init/exports/my.csv" and dataset.id_column == "customer_ref"
+
+
+def test_an_image_manifest_on_the_s3_server_finds_its_images_beside_it(
+    tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    from components.common.s3store import S3Store
+    from examples.screening_images.generate import write
+
+    manifest = write(
+        tmp_path / "exams.csv", rows=60, prevalence=0.1, scanners={"A": 0.5, "B": 0.3, "C": 0.2}, seed=2
+    )
+    bucket = S3Store.from_uri("s3://kubeloop-init")
+    for path in [manifest, *(tmp_path / "exams_images").iterdir()]:
+        bucket.upload_file(f"site-a/{path.relative_to(tmp_path)}", path)
+    out = tmp_path / "config.yaml"
+    # Relative image paths name files beside the manifest in the bucket, not in this folder.
+    assert main(["init", "--data", "s3://kubeloop-init/site-a/exams.csv", "--out", str(out)]) == 0
+    dataset = load_config(out).dataset
+    assert dataset.modality == "images" and dataset.image.bounds.bit_depths == [8, 12, 16]

@@ -145,9 +145,10 @@ class Modality(ABC):
         return None
 
     @classmethod
-    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+    def starter(cls, frame: pd.DataFrame, columns: list[str], manifest: str, device: str | None) -> Starter:
         """The dataset settings `kubeloop init` writes for `frame` (`columns`: `input_columns`'s;
-        `folder`: where relative paths in the table start; `device`: the guessed device column)."""
+        `manifest`: the table's path or s3:// URI, where relative paths in it start; `device`:
+        the guessed device column)."""
         return Starter()
 
     monitors_embeddings: ClassVar[bool] = False

@@ -3,14 +3,12 @@ gate bounds chosen from image headers read across every device."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from components.common.commented_yaml import Entry
 from components.common.modalities.base import Starter
 from components.common.modalities.image_io import ImageError, read_header
-from components.common.modalities.image_prep import read_location
+from components.common.modalities.image_prep import locate, read_location
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 PROBED = 50
@@ -41,13 +39,13 @@ def probed(frame: pd.DataFrame, column: str, device: str | None) -> list[str]:
     return [str(v) for v in rows[column].iloc[::step].head(PROBED)]
 
 
-def image_starter(frame: pd.DataFrame, column: str, folder: Path, device: str | None) -> Starter:
-    """The image settings of a manifest, from its headers (no pixel is decoded)."""
+def image_starter(frame: pd.DataFrame, column: str, manifest: str, device: str | None) -> Starter:
+    """The image settings of a manifest (a path or s3:// URI), from its headers (no pixel is
+    decoded); relative image paths are found beside it, as training finds them."""
     headers, problems = [], []
     for location in probed(frame, column, device):
-        path = location if "://" in location or Path(location).is_absolute() else str(folder / location)
         try:
-            headers.append(read_header(read_location(path), location))
+            headers.append(read_header(read_location(locate(location, manifest)), location))
         except (OSError, ImageError) as exc:
             problems.append(f"{location}: {exc}")
     if not headers:

@@ -52,11 +52,11 @@ class ImagesModality(Modality):
         return None if column is None else [column]
 
     @classmethod
-    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+    def starter(cls, frame: pd.DataFrame, columns: list[str], manifest: str, device: str | None) -> Starter:
         """The input size, channels and gate bounds from headers across every device."""
         from components.common.modalities.image_starter import image_starter
 
-        return image_starter(frame, columns[0], folder, device)
+        return image_starter(frame, columns[0], manifest, device)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> ImagesModality:

@@ -33,7 +33,7 @@ class TabularModality(Modality):
         return []
 
     @classmethod
-    def starter(cls, frame: pd.DataFrame, columns: list[str], folder: Path, device: str | None) -> Starter:
+    def starter(cls, frame: pd.DataFrame, columns: list[str], manifest: str, device: str | None) -> Starter:
         """Nothing to set beyond the default modality; the other columns are the features."""
         return Starter(infers_features=True)
 
