@@ -96,7 +96,8 @@ def add_parsers(sub: Any) -> None:
     loop.add_argument("--config", required=True, help="project YAML (its loop section sets the scenario)")
     loop.add_argument(
         "--store",
-        help="folder or s3://bucket/prefix for this loop (default: <store>/loops/<time>-<scenario>)",
+        help="folder or s3://bucket/prefix for this loop (default: <store>/loops/<time>-<scenario>); "
+        "one where `kubeloop run` trained the model makes that version the first (no training)",
     )
     loop.add_argument("--scenario", choices=SCENARIOS, help="drift (default) or bad_candidate")
     loop.add_argument("--verbose", action="store_true", help="also show kfp's executor input dumps")

@@ -56,6 +56,7 @@ def loop_overrides(config: KubeloopConfig) -> list[str]:
         "deployment.serving.flush_seconds=1",
         f"deployment.analysis.interval_seconds={loop.analysis_interval_seconds}",
         f"deployment.analysis.warmup_seconds={loop.warmup_seconds}",
+        f"deployment.analysis.min_latency_increase_ms={loop.min_latency_increase_ms}",
     ]
 
 
@@ -95,9 +96,15 @@ class Loop:
     # -- stages ---------------------------------------------------------------------------
 
     def train_first(self) -> None:
-        """Train, gate, register and deploy v1 (the training DAG; its deploy step makes it production)."""
+        """Train, gate, register and deploy v1 (the training DAG; its deploy step makes it
+        production); or start from the production model the store already holds."""
         from pipelines.local import materialize_dataset, new_run_id, run_training
 
+        registry = Registry(self.store)
+        versions = list(registry.versions(self.config.name))
+        if versions:  # a `kubeloop run` trained it: production, else the newest version
+            self._start_from(registry.champion(self.config.name) or versions[-1])
+            return
         with self.record.stage("train v1", "train, gate and register the first model, deploy it") as stage:
             if materialize_dataset(self.config):
                 self.say("train", f"generated the dataset {self.config.dataset.path}")
@@ -112,6 +119,39 @@ class Loop:
                 )
             version = str(next(s for s in result.steps if s["step"] == "register")["metrics"]["version"])
             stage.decision = f"v{version} registered and deployed as production"
+            self._link_run(stage, run_id, version)
+
+    def _start_from(self, version: str) -> None:
+        """A store where `kubeloop run` trained the model: `version` (production, else the newest)
+        is the loop's first model, put in production and served with the loop's settings. The
+        loop's windows, trigger and rollout read everything served under the model's name, so a
+        store that served it is refused."""
+        from components.deploy.rollout_store import serve_production
+
+        name = self.config.name
+        with self.record.stage("train v1", f"start from v{version} in the store") as stage:
+            served = [p for p in (f"logs/{name}", f"labels/{name}", f"monitor/{name}") if self.store.list(p)]
+            if served:
+                raise LoopError(
+                    f"the store already holds {', '.join(served)}: its traffic would join the loop's "
+                    "windows and its monitor state the trigger's; give the loop a fresh store, or "
+                    f"one where `kubeloop run` trained the model to start from"
+                )
+            schema = DatasetSchema.read(self.store, version_prefix(name, version))
+            wanted = (self.config.dataset.label, self.config.dataset.modality)
+            if (schema.label, schema.modality) != wanted:
+                raise LoopError(
+                    f"v{version} in the store learnt {schema.label!r} from {schema.modality} data; "
+                    f"this config's traffic has {wanted[0]!r} from {wanted[1]} data: use the store "
+                    "the config's own `kubeloop run` trained into"
+                )
+            try:
+                serve_production(self.store, self.config, version)
+            except ValueError as exc:
+                raise LoopError(str(exc)) from exc
+            run_id = str(Registry(self.store).versions(name)[version].get("run_id"))
+            self.say("train", f"v{version} of the store (run {run_id}) is the first model: no training")
+            stage.decision = f"v{version} from the store, deployed as production"
             self._link_run(stage, run_id, version)
 
     def serve(self) -> None:

@@ -63,9 +63,10 @@ def render(store: Store, config: KubeloopConfig, rollout: Rollout) -> dict[str, 
     return render_seldondeployment(config.name, namespace, config.name, predictors, settings)
 
 
-def _publish(store: Store, config: KubeloopConfig) -> None:
-    """Write the SeldonDeployment of the current state; again if the state moved meanwhile, so
-    a slower writer never leaves an older step's deployment behind a newer record."""
+def publish(store: Store, config: KubeloopConfig) -> None:
+    """Write the SeldonDeployment of the current state with `config`'s serving settings; again
+    if the state moved meanwhile, so a slower writer never leaves an older step's deployment
+    behind a newer record."""
     for _ in range(ATTEMPTS):
         rollout, tag = _read(store, config.name)
         if rollout is None:
@@ -96,10 +97,38 @@ def commit(
         except ConflictError:
             time.sleep(min(0.01 * 2**attempt, 0.5))
             continue
-        _publish(store, config)
+        publish(store, config)
         apply_stages(Registry(store), new)
         return new
     raise ConflictError(f"{state_key(config.name)}: gave up after {ATTEMPTS} conflicting updates")
+
+
+def serve_production(store: Store, config: KubeloopConfig, version: str) -> Rollout:
+    """Serve `version`, already in production, with `config`'s serving settings: a record that
+    makes it main when there is none (a run with auto_deploy off), and its SeldonDeployment
+    written again (the store may have been copied, and the model's URI names the store)."""
+
+    def main_only(current: Rollout | None) -> Rollout | None:
+        if current is None:
+            deployment = config.deployment
+            return start(config.name, deployment.strategy, None, version, deployment.canary_steps)
+        if current.phase == "progressing":
+            raise ValueError(
+                f"v{current.candidate} is still rolling out ({current.strategy}, {current.weight}%): "
+                "`kubeloop rollout promote` or `rollback` it first"
+            )
+        serving = current.candidate if current.phase == "promoted" else current.production
+        if serving != version:
+            raise ValueError(
+                f"the rollout record serves v{serving}, the registry has v{version} in "
+                "production: `kubeloop deploy --model VERSION` to serve the one you mean"
+            )
+        return None
+
+    rollout = commit(store, config, main_only)
+    assert rollout is not None  # main_only always leaves a state
+    publish(store, config)
+    return rollout
 
 
 def load(store: Store, model: str) -> Rollout:

@@ -1,9 +1,15 @@
 """`kubeloop loop` for images (examples/image_loop): scanner A's model, scanner B joins, the
 properties and embeddings drift, one retraining run on the served images labels came back for,
-then the rollout; both scenarios, each decision asserted, each linked artifact there."""
+then the rollout; both scenarios, each decision asserted, each linked artifact there.
+
+v1 is trained once, by `kubeloop run` into a store each scenario's loop starts from (a copy):
+the loop takes the production model a store holds instead of training its own (the tabular
+loop's tests cover the loop training v1)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +28,25 @@ IMAGE_LOOP = REPO / "examples" / "image_loop" / "config.yaml"
 MODEL = "image-loop"
 
 
-def run_image_loop(tmp_path: Path, scenario: str) -> tuple[LocalStore, dict[str, Any], str]:
-    """The example's loop, its dataset generated under tmp_path; its store, loop.json and output."""
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The example's v1, trained by `kubeloop run` on its generated dataset: (store, dataset)."""
+    root = tmp_path_factory.mktemp("image-loop-v1")
+    store, dataset = root / "store", root / "data" / "scanner_a.csv"
+    done = kubeloop(
+        ["run", "--config", str(IMAGE_LOOP), "--store", str(store), f"dataset.path={dataset}"], Path.cwd()
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    assert list(Registry(LocalStore(store)).versions(MODEL)) == ["1"]  # registered, not deployed
+    return store, dataset
+
+
+def run_image_loop(
+    trained: tuple[Path, Path], tmp_path: Path, scenario: str
+) -> tuple[LocalStore, dict[str, Any], str]:
+    """The example's loop on a copy of the trained store; its store, loop.json and output."""
     store = tmp_path / "loop"
+    shutil.copytree(trained[0], store)
     done = kubeloop(
         [
             "loop",
@@ -33,13 +55,16 @@ def run_image_loop(tmp_path: Path, scenario: str) -> tuple[LocalStore, dict[str,
             "--store",
             str(store),
             f"scenario={scenario}",
-            f"dataset.path={tmp_path / 'data' / 'scanner_a.csv'}",
+            f"dataset.path={trained[1]}",
         ],
         Path.cwd(),
     )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
+    assert "v1 of the store (run " in output and "no training" in output  # started from it
     local = LocalStore(store)
+    sdep = local.read_json(f"deployments/{MODEL}/seldondeployment.json")
+    assert str(store) in json.dumps(sdep) and str(trained[0]) not in json.dumps(sdep)  # served from the copy
     return local, local.read_json("loop/loop.json"), output
 
 
@@ -67,8 +92,10 @@ def assert_retrained_on_served_images(store: LocalStore, record: dict[str, Any])
     return rows
 
 
-def test_scanner_b_drifts_one_retraining_on_served_images_and_v2_is_promoted(tmp_path: Path) -> None:
-    store, record, output = run_image_loop(tmp_path, "drift")
+def test_scanner_b_drifts_one_retraining_on_served_images_and_v2_is_promoted(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, record, output = run_image_loop(trained, tmp_path, "drift")
     assert [s["status"] for s in record["stages_run"]] == ["succeeded"] * 7, record
     assert_drift_found_once_on_properties_and_embeddings(store, record)
     assert_retrained_on_served_images(store, record)
@@ -90,8 +117,10 @@ def test_scanner_b_drifts_one_retraining_on_served_images_and_v2_is_promoted(tmp
     assert "scenario drift: the candidate was promoted" in output
 
 
-def test_a_rushed_image_candidate_forced_past_its_gate_is_rolled_back_by_the_shadow(tmp_path: Path) -> None:
-    store, record, output = run_image_loop(tmp_path, "bad_candidate")
+def test_a_rushed_image_candidate_forced_past_its_gate_is_rolled_back_by_the_shadow(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    store, record, output = run_image_loop(trained, tmp_path, "bad_candidate")
     assert_drift_found_once_on_properties_and_embeddings(store, record)
     decision = store.read_json(f"runs/{stage(record, 'retrain')['facts']['run_id']}/evaluate/decision.json")
     assert decision["passed"] is False and decision["forced"] is True

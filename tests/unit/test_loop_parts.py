@@ -13,10 +13,14 @@ import pandas as pd
 import pytest
 
 from cli.loop import split_scenario
+from components.common.artifacts import DatasetSchema
 from components.common.config_loader import load_config
 from components.common.modalities.tabular import TabularModality
+from components.common.registry import Registry
 from components.common.store import LocalStore
-from loop.engine import loop_overrides
+from components.deploy.rollout_store import deploy, load, serve_production
+from components.deploy.seldondeployment import Predictor
+from loop.engine import Loop, LoopError, loop_overrides
 from loop.progress import ProgressFilter
 from loop.record import LoopRecord
 from loop.report import render_index, summary_table
@@ -42,6 +46,7 @@ def test_the_loop_compresses_time_and_deploys_through_the_pipeline() -> None:
     changed = load_config(SCREENING, ["loop.window=20s", *overrides])
     assert changed.monitoring.window == "20s" and changed.deployment.auto_deploy
     assert changed.deployment.analysis.interval_seconds == 3 and changed.deployment.serving.flush_seconds == 1
+    assert changed.deployment.analysis.min_latency_increase_ms == 20  # scheduling noise on shared cores
 
 
 def test_phase_rows_come_from_the_datasets_generator_with_the_phase_params(tmp_path: Path) -> None:
@@ -136,3 +141,65 @@ def test_a_failed_stage_is_recorded_and_shown(tmp_path: Path) -> None:
     page = render_index(record, LocalStore(tmp_path))
     assert "train v1" in page and "RuntimeError: no seldon-core-microservice" in page
     assert summary_table(record).row_count == 2
+
+
+def _trained_store(tmp_path: Path, label: str = "label", production: bool = False) -> LocalStore:
+    """A store as `kubeloop run` leaves it with auto_deploy off: v1 registered, in no stage
+    (`production=True`: as `kubeloop deploy` leaves it)."""
+    store = LocalStore(tmp_path / "store")
+    schema = DatasetSchema(features=["age"], categorical=[], label=label, positive_value=1)
+    registry = Registry(store)
+    version = registry.register(
+        "screening", {"schema.json": json.dumps(schema.to_dict()).encode()}, {"run_id": "r1"}
+    )
+    if production:
+        registry.set_stage("screening", version, "production")
+    return store
+
+
+def _loop_on(store: LocalStore, tmp_path: Path) -> Loop:
+    return Loop(str(SCREENING), [], str(store.root), tmp_path / "work", say=lambda line: None)
+
+
+def test_the_loop_starts_from_the_production_model_a_store_holds_and_serves_it_from_that_store(
+    tmp_path: Path,
+) -> None:
+    store = _trained_store(tmp_path)
+    loop = _loop_on(store, tmp_path)
+    loop.train_first()  # no training: v1 is there
+    assert loop.record.stages_run[-1].decision == "v1 from the store, deployed as production"
+    assert loop.record.stages_run[-1].facts["run_id"] == "r1"
+    assert load(store, "screening").predictors() == [Predictor("main", "1")]
+    sdep = json.dumps(store.read_json("deployments/screening/seldondeployment.json"))
+    assert f'"value": "{store.root}/models/screening/1"' in sdep  # this store's model
+    assert '"name": "flush_seconds", "type": "FLOAT", "value": "1.0"' in sdep  # the loop's serving settings
+    assert Registry(store).champion("screening") == "1"  # made production by the record
+
+
+def test_of_several_versions_the_loop_starts_from_production(tmp_path: Path) -> None:
+    store = _trained_store(tmp_path, production=True)
+    Registry(store).register("screening", {"schema.json": b"{}"}, {"run_id": "r2"})  # newer, not deployed
+    loop = _loop_on(store, tmp_path)
+    loop.train_first()
+    assert loop.record.stages_run[-1].facts["version"] == "1"
+    assert load(store, "screening").predictors() == [Predictor("main", "1")]
+
+
+def test_a_store_that_served_the_model_or_holds_another_label_is_refused(tmp_path: Path) -> None:
+    store = _trained_store(tmp_path)
+    store.write_bytes("logs/screening/main/x.jsonl", b"{}\n")
+    with pytest.raises(LoopError, match="logs/screening"):
+        _loop_on(store, tmp_path).train_first()
+    other = _trained_store(tmp_path / "other", label="outcome")
+    with pytest.raises(LoopError, match="'outcome'"):
+        _loop_on(other, tmp_path / "other").train_first()
+
+
+def test_serving_the_production_version_leaves_a_rollout_in_progress_alone(tmp_path: Path) -> None:
+    store = _trained_store(tmp_path, production=True)
+    config = load_config(SCREENING)
+    Registry(store).register("screening", {"schema.json": b"{}"}, {"run_id": "r2"})
+    deploy(store, config, "2")  # v2 now rolls out beside v1
+    with pytest.raises(ValueError, match="v2 is still rolling out"):
+        serve_production(store, config, "1")
+    assert load(store, "screening").phase == "progressing"
