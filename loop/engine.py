@@ -101,9 +101,10 @@ class Loop:
         from pipelines.local import materialize_dataset, new_run_id, run_training
 
         registry = Registry(self.store)
-        versions = list(registry.versions(self.config.name))
+        versions = registry.versions(self.config.name)
         if versions:  # a `kubeloop run` trained it: production, else the newest version
-            self._start_from(registry.champion(self.config.name) or versions[-1])
+            version = registry.champion(self.config.name) or list(versions)[-1]
+            self._start_from(version, str(versions[version].get("run_id")))
             return
         with self.record.stage("train v1", "train, gate and register the first model, deploy it") as stage:
             if materialize_dataset(self.config):
@@ -121,7 +122,7 @@ class Loop:
             stage.decision = f"v{version} registered and deployed as production"
             self._link_run(stage, run_id, version)
 
-    def _start_from(self, version: str) -> None:
+    def _start_from(self, version: str, run_id: str) -> None:
         """A store where `kubeloop run` trained the model: `version` (production, else the newest)
         is the loop's first model, put in production and served with the loop's settings. The
         loop's windows, trigger and rollout read everything served under the model's name, so a
@@ -149,7 +150,6 @@ class Loop:
                 serve_production(self.store, self.config, version)
             except ValueError as exc:
                 raise LoopError(str(exc)) from exc
-            run_id = str(Registry(self.store).versions(name)[version].get("run_id"))
             self.say("train", f"v{version} of the store (run {run_id}) is the first model: no training")
             stage.decision = f"v{version} from the store, deployed as production"
             self._link_run(stage, run_id, version)

@@ -125,9 +125,11 @@ def serve_production(store: Store, config: KubeloopConfig, version: str) -> Roll
             )
         return None
 
-    rollout = commit(store, config, main_only)
+    existing, _ = _read(store, config.name)
+    rollout = commit(store, config, main_only)  # publishes a record it writes
     assert rollout is not None  # main_only always leaves a state
-    publish(store, config)
+    if existing is not None:  # left alone: its deployment again, with these settings
+        publish(store, config)
     return rollout
 
 

@@ -203,3 +203,13 @@ def test_serving_the_production_version_leaves_a_rollout_in_progress_alone(tmp_p
     with pytest.raises(ValueError, match="v2 is still rolling out"):
         serve_production(store, config, "1")
     assert load(store, "screening").phase == "progressing"
+
+
+def test_a_deployed_version_is_served_again_with_the_loops_settings(tmp_path: Path) -> None:
+    store = _trained_store(tmp_path)
+    deploy(store, load_config(SCREENING), "1")  # as a run with auto_deploy leaves it
+    key = "deployments/screening/seldondeployment.json"
+    assert '"name": "flush_seconds", "type": "FLOAT", "value": "5.0"' in json.dumps(store.read_json(key))
+    _loop_on(store, tmp_path).train_first()
+    assert '"name": "flush_seconds", "type": "FLOAT", "value": "1.0"' in json.dumps(store.read_json(key))
+    assert load(store, "screening").predictors() == [Predictor("main", "1")]
